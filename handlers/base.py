@@ -1,0 +1,212 @@
+"""What every webhook handler shares: the delivery, the results, the errors.
+
+A handler is pure: bytes and headers in, a :class:`Parsed`, :class:`Ignored` or :class:`Ping`
+out, or a :class:`WebhookError` saying why the delivery is refused. No I/O happens here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from service.events import Event
+
+
+class WebhookError(Exception):
+    """A delivery that cannot be accepted; ``status`` is the HTTP answer."""
+
+    status = 400
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Unauthorized(WebhookError):
+    status = 401
+
+
+class BadPayload(WebhookError):
+    status = 400
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One HTTP delivery as received: header names are matched case-insensitively."""
+
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        lowered = {k.lower(): v for k, v in self.headers.items()}
+        object.__setattr__(self, "headers", lowered)
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.headers.get(name.lower(), default)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A delivery forgeflow acts on."""
+
+    event: Event
+    event_type: str  # the forge's own name for it, e.g. "pull_request" or "Merge Request Hook"
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A valid delivery nobody acts on, and why."""
+
+    reason: str
+    event_type: str = ""
+
+
+@dataclass(frozen=True)
+class Ping:
+    """A forge checking that the hook works."""
+
+    message: str = "pong"
+
+
+ParseResult = Parsed | Ignored | Ping
+
+
+@dataclass(frozen=True)
+class WebhookHandler:
+    """The three things a forge's handler module provides, gathered for the dispatch table."""
+
+    name: str
+    verify: Callable[[Delivery, str], bool]
+    delivery_id: Callable[[Delivery], str]
+    parse: Callable[[Delivery], ParseResult]
+
+
+def hmac_sha256_hex(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_matches(expected_hex: str, received: str) -> bool:
+    """Constant-time comparison of a hex digest with a received signature (any case)."""
+    return hmac.compare_digest(expected_hex.encode(), received.strip().lower().encode())
+
+
+def load_json_object(delivery: Delivery) -> dict[str, Any]:
+    """The delivery's JSON object, accepting GitHub-style ``payload=`` form bodies too."""
+    body = delivery.body
+    content_type = delivery.header("content-type").split(";")[0].strip().lower()
+    if content_type == "application/x-www-form-urlencoded":
+        try:
+            form = parse_qs(body.decode("utf-8"), strict_parsing=True)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise BadPayload(f"form body could not be decoded: {exc}") from exc
+        values = form.get("payload")
+        if not values:
+            raise BadPayload("form body has no 'payload' field")
+        text = values[0]
+    else:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadPayload(f"body is not UTF-8: {exc}") from exc
+    if not text.strip():
+        raise BadPayload("body is empty; expected a JSON object")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadPayload(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    if not isinstance(data, dict):
+        raise BadPayload(f"body is JSON but not an object (got {type(data).__name__})")
+    return data
+
+
+class Payload:
+    """Lenient read access to a JSON payload: missing or mistyped fields read as empty.
+
+    Forges send old and new payload shapes; a handler requires only what it uses and reports
+    a missing required field as a :class:`BadPayload` through :meth:`require_str`.
+    """
+
+    def __init__(self, data: Any, path: str = "") -> None:
+        self.data = data
+        self.path = path
+
+    def get(self, *keys: str | int) -> Payload:
+        value = self.data
+        path = self.path
+        for key in keys:
+            path = f"{path}.{key}" if path else str(key)
+            if isinstance(key, int) and isinstance(value, list) and -len(value) <= key < len(value):
+                value = value[key]
+            elif isinstance(key, str) and isinstance(value, dict):
+                value = value.get(key)
+            else:
+                value = None
+        return Payload(value, path)
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    @property
+    def present(self) -> bool:
+        return self.data is not None
+
+    def str(self, default: str = "") -> str:
+        if isinstance(self.data, str):
+            return self.data
+        if isinstance(self.data, bool):
+            return default
+        if isinstance(self.data, int | float):
+            return str(self.data)
+        return default
+
+    def int(self, default: int = 0) -> int:
+        if isinstance(self.data, bool):
+            return default
+        if isinstance(self.data, int):
+            return self.data
+        if isinstance(self.data, str) and self.data.strip().isdigit():
+            return int(self.data)
+        return default
+
+    def bool(self, default: bool = False) -> bool:
+        return self.data if isinstance(self.data, bool) else default
+
+    def list(self) -> list[Payload]:
+        if not isinstance(self.data, list):
+            return []
+        return [Payload(v, f"{self.path}[{i}]") for i, v in enumerate(self.data)]
+
+    def require_str(self) -> str:
+        value = self.str()
+        if not value:
+            raise BadPayload(f"payload field '{self.path}' is missing or empty")
+        return value
+
+    def require_int(self) -> int:
+        if not self.present:
+            raise BadPayload(f"payload field '{self.path}' is missing")
+        value = self.int(-1)
+        if value < 0:
+            raise BadPayload(f"payload field '{self.path}' is not a number")
+        return value
+
+
+def ref_kind(ref: str) -> tuple[str, str]:
+    """Split a git ref into ("branch" | "tag" | "other", short name)."""
+    if ref.startswith("refs/heads/"):
+        return "branch", ref[len("refs/heads/") :]
+    if ref.startswith("refs/tags/"):
+        return "tag", ref[len("refs/tags/") :]
+    return "other", ref
+
+
+ZERO_SHA = "0" * 40
+
+
+def is_zero_sha(sha: str) -> bool:
+    return bool(sha) and set(sha) == {"0"}

@@ -1,0 +1,165 @@
+"""Forge-neutral events: what a webhook means, independent of the forge that sent it.
+
+Every handler in ``handlers/`` turns a verified delivery into one of these frozen values (or
+ignores it with a reason). They are plain data: they serialise to JSON for the queue and the
+database, and come back equal (``Event.from_json(e.to_json()) == e``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class EventKind(StrEnum):
+    """What happened, in the words a job file's ``on:`` uses."""
+
+    PUSH = "push"  # commits pushed to a branch
+    TAG = "tag"  # a tag was pushed / created
+    PULL_REQUEST = "pull_request"  # a pull/merge request was opened, updated, closed...
+    COMMENT = "comment"  # a comment on a pull/merge request
+    RELEASE = "release"  # a release was published
+    MANUAL = "manual"  # a run started from the API or CLI
+    RERUN = "rerun"  # a forge asked to re-run checks (GitHub check_run/check_suite)
+
+
+class PullRequestAction(StrEnum):
+    OPENED = "opened"
+    SYNCHRONIZE = "synchronize"  # new commits
+    REOPENED = "reopened"
+    CLOSED = "closed"  # closed without merging
+    MERGED = "merged"  # closed by merging
+    LABELED = "labeled"
+    READY = "ready_for_review"
+    EDITED = "edited"
+
+
+@dataclass(frozen=True)
+class Repository:
+    """A repository on a forge. ``full_name`` is ``namespace/name`` (GitLab groups may nest)."""
+
+    namespace: str
+    name: str
+    clone_url: str
+    html_url: str = ""
+    default_branch: str = ""
+    private: bool = False
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    title: str = ""
+    author: str = ""
+    source_branch: str = ""
+    target_branch: str = ""
+    source_repo: Repository | None = None  # where the head commit lives (a fork, or the target)
+    base_sha: str = ""
+    head_sha: str = ""
+    fork: bool = False
+    draft: bool = False
+    labels: tuple[str, ...] = ()
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Comment:
+    id: str
+    body: str
+    author: str
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One forge event forgeflow may act on.
+
+    ``sha`` is the commit jobs run on (the head of a pull request, the pushed commit); ``ref``
+    the full git ref when there is one (``refs/heads/main``, ``refs/tags/v1``,
+    ``refs/pull/7/head``). ``instance`` is the forge's web root (``https://github.com``), so
+    several instances of one forge kind can be told apart.
+    """
+
+    forge: str
+    kind: EventKind
+    repository: Repository
+    sha: str
+    instance: str = ""
+    action: str = ""
+    ref: str = ""
+    branch: str = ""
+    tag: str = ""
+    before: str = ""
+    sender: str = ""
+    pull_request: PullRequest | None = None
+    comment: Comment | None = None
+    created: bool = False  # a push that created the branch
+    changed_files: tuple[str, ...] | None = None  # when the payload lists them completely
+    delivery_id: str = ""
+    extra: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
+
+    @property
+    def short_sha(self) -> str:
+        return self.sha[:7]
+
+    @property
+    def target_branch(self) -> str:
+        """The branch a job's ``branches:`` filter is matched against."""
+        if self.pull_request is not None:
+            return self.pull_request.target_branch
+        return self.branch
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        def repo(value: dict[str, Any] | None) -> Repository | None:
+            return Repository(**value) if value is not None else None
+
+        pr_data = data.get("pull_request")
+        pull_request = None
+        if pr_data is not None:
+            pr_fields = dict(pr_data)
+            pr_fields["source_repo"] = repo(pr_fields.get("source_repo"))
+            pr_fields["labels"] = tuple(pr_fields.get("labels") or ())
+            pull_request = PullRequest(**pr_fields)
+        comment = Comment(**data["comment"]) if data.get("comment") is not None else None
+        changed = data.get("changed_files")
+        fields = dict(data)
+        fields.update(
+            kind=EventKind(data["kind"]),
+            repository=Repository(**data["repository"]),
+            pull_request=pull_request,
+            comment=comment,
+            changed_files=tuple(changed) if changed is not None else None,
+            extra=dict(data.get("extra") or {}),
+        )
+        return cls(**fields)
+
+    @classmethod
+    def from_json(cls, text: str) -> Event:
+        return cls.from_dict(json.loads(text))
+
+    def describe(self) -> str:
+        """A short human description, for logs and run pages."""
+        where = self.repository.full_name
+        if self.kind is EventKind.PULL_REQUEST and self.pull_request is not None:
+            return f"{where}: pull request #{self.pull_request.number} {self.action} at {self.short_sha}"
+        if self.kind is EventKind.COMMENT and self.pull_request is not None:
+            return f"{where}: comment on #{self.pull_request.number} by {self.sender}"
+        if self.kind is EventKind.TAG:
+            return f"{where}: tag {self.tag} at {self.short_sha}"
+        if self.kind is EventKind.PUSH:
+            return f"{where}: push to {self.branch} at {self.short_sha}"
+        return f"{where}: {self.kind.value} at {self.short_sha}"
