@@ -6,12 +6,15 @@ Handlers are pure: they verify a delivery and parse it into a forge-neutral
 
 from __future__ import annotations
 
-from handlers import github, local
+from handlers import forgejo, github, gitlab, local, pagure
 from handlers.base import WebhookHandler
 
 HANDLERS: dict[str, WebhookHandler] = {
     github.FORGE: github.HANDLER,
     local.FORGE: local.HANDLER,
+    gitlab.FORGE: gitlab.HANDLER,
+    forgejo.FORGE: forgejo.HANDLER,  # Gitea too: same headers, same payloads
+    pagure.FORGE: pagure.HANDLER,
 }
 
 

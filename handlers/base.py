@@ -6,13 +6,14 @@ out, or a :class:`WebhookError` saying why the delivery is refused. No I/O happe
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from service.events import Event
 
@@ -118,7 +119,8 @@ def load_json_object(delivery: Delivery) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BadPayload(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise BadPayload(f"body is not valid JSON: {exc.msg} at {where}") from exc
     if not isinstance(data, dict):
         raise BadPayload(f"body is JSON but not an object (got {type(data).__name__})")
     return data
@@ -164,7 +166,7 @@ class Payload:
             return str(self.data)
         return default
 
-    def int(self, default: int = 0) -> int:
+    def int(self, default: builtins.int = 0) -> builtins.int:
         if isinstance(self.data, bool):
             return default
         if isinstance(self.data, int):
@@ -173,21 +175,21 @@ class Payload:
             return int(self.data)
         return default
 
-    def bool(self, default: bool = False) -> bool:
+    def bool(self, default: builtins.bool = False) -> builtins.bool:
         return self.data if isinstance(self.data, bool) else default
 
-    def list(self) -> list[Payload]:
+    def list(self) -> builtins.list[Payload]:
         if not isinstance(self.data, list):
             return []
         return [Payload(v, f"{self.path}[{i}]") for i, v in enumerate(self.data)]
 
-    def require_str(self) -> str:
+    def require_str(self) -> builtins.str:
         value = self.str()
         if not value:
             raise BadPayload(f"payload field '{self.path}' is missing or empty")
         return value
 
-    def require_int(self) -> int:
+    def require_int(self) -> builtins.int:
         if not self.present:
             raise BadPayload(f"payload field '{self.path}' is missing")
         value = self.int(-1)
@@ -210,3 +212,45 @@ ZERO_SHA = "0" * 40
 
 def is_zero_sha(sha: str) -> bool:
     return bool(sha) and set(sha) == {"0"}
+
+
+def body_digest_id(body: bytes) -> str:
+    """A delivery id for a delivery that names none: the body's SHA-256 (a repeat dedupes)."""
+    return "sha256-" + hashlib.sha256(body).hexdigest()
+
+
+def first_header(delivery: Delivery, *names: str) -> str:
+    """The first of ``names`` the delivery carries with a non-blank value, stripped."""
+    for name in names:
+        value = delivery.header(name).strip()
+        if value:
+            return value
+    return ""
+
+
+def web_root(url: str, project_path: str = "") -> str:
+    """The forge's web root for a project URL: ``scheme://host`` plus any path prefix.
+
+    A self-managed forge may live under a prefix: ``web_root("https://example.com/git/a/b",
+    "a/b")`` is ``"https://example.com/git"``. Empty when ``url`` is not absolute.
+    """
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return ""
+    path = parts.path.rstrip("/").removesuffix(".git")
+    suffix = "/" + project_path.strip("/") if project_path.strip("/") else ""
+    prefix = path[: -len(suffix)] if suffix and path.lower().endswith(suffix.lower()) else ""
+    return f"{parts.scheme}://{parts.netloc}{prefix}"
+
+
+DRAFT_TITLE_PREFIXES = ("wip:", "[wip]", "draft:", "[draft]", "(draft)")
+
+
+def draft_title(title: str) -> bool:
+    """A title marking work in progress, the way Gitea, Forgejo and Pagure mark drafts."""
+    return title.strip().lower().startswith(DRAFT_TITLE_PREFIXES)
+
+
+def is_commit_sha(value: str) -> bool:
+    """A full hex object name (SHA-1 or SHA-256), not a branch name."""
+    return len(value) in (40, 64) and all(c in "0123456789abcdef" for c in value)

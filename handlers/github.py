@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 from handlers.base import (
     Delivery,
     Ignored,
-    ParseResult,
     Parsed,
+    ParseResult,
     Payload,
     Ping,
     WebhookHandler,
@@ -63,6 +63,16 @@ def instance_of(html_url: str) -> str:
     return "https://github.com"
 
 
+def web_url_from_api(url: str, full_name: str) -> str:
+    """A repository's web URL when a trimmed payload has only its API ``url``."""
+    parts = urlsplit(url)
+    if parts.scheme and parts.path.startswith("/api/v3/repos/"):  # GitHub Enterprise Server
+        return f"{parts.scheme}://{parts.netloc}/{full_name}"
+    if parts.netloc and parts.netloc != "api.github.com" and not parts.path.startswith("/api/"):
+        return url  # old push payloads: "url" is the web URL
+    return f"https://github.com/{full_name}"
+
+
 def repository(p: Payload) -> Repository:
     """A Repository from a ``repository`` (or ``head.repo``) object, old or new shape."""
     full_name = p.get("full_name").str()
@@ -72,11 +82,11 @@ def repository(p: Payload) -> Repository:
         owner, name = full_name.split("/", 1)
     if not owner or not name:
         p.get("full_name").require_str()
-    html_url = p.get("html_url").str()
+    html_url = p.get("html_url").str() or web_url_from_api(p.get("url").str(), f"{owner}/{name}")
     return Repository(
         namespace=owner,
         name=name,
-        clone_url=p.get("clone_url").str() or (html_url + ".git" if html_url else ""),
+        clone_url=p.get("clone_url").str() or html_url + ".git",
         html_url=html_url,
         default_branch=p.get("default_branch").str() or p.get("master_branch").str(),
         private=p.get("private").bool(),
@@ -245,9 +255,9 @@ def parse_rerun(p: Payload, event_type: str) -> ParseResult:
     if action != "rerequested":
         return Ignored(f"{event_type} action '{action}' starts nothing", event_type)
     suite = p.get("check_suite") if event_type == "check_suite" else p.get("check_run", "check_suite")
-    sha = (
-        p.get("check_run", "head_sha").str() if event_type == "check_run" else ""
-    ) or suite.get("head_sha").require_str()
+    sha = (p.get("check_run", "head_sha").str() if event_type == "check_run" else "") or suite.get(
+        "head_sha"
+    ).require_str()
     repo = repository(p.get("repository"))
     prs = suite.get("pull_requests").list() or p.get("check_run", "pull_requests").list()
     pr = None

@@ -15,8 +15,8 @@ import hashlib
 from handlers.base import (
     Delivery,
     Ignored,
-    ParseResult,
     Parsed,
+    ParseResult,
     Payload,
     Ping,
     WebhookHandler,

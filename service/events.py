@@ -50,7 +50,8 @@ class Repository:
 
     @property
     def full_name(self) -> str:
-        return f"{self.namespace}/{self.name}"
+        # top-level projects (e.g. on pagure.io) have no namespace
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
 
 
 @dataclass(frozen=True)
