@@ -1,0 +1,360 @@
+"""Read a Workflow manifest into what the local runner executes, or say what it can't run.
+
+:func:`build_plan` accepts the subset of Argo that forgeflow's compiler produces (a flat DAG of
+container/script templates, or a single container/script entrypoint; git and raw input
+artifacts; retries; deadlines) and raises :class:`UnsupportedManifest` with a message naming
+anything else, which the runner reports as the workflow's ``Error`` message. Fields that only
+matter on a cluster (service accounts, resources, pod GC, TTLs...) are accepted and ignored.
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from service.executors.local_values import (
+    WORKSPACE,
+    UnsupportedManifest,
+    check_keys,
+    parse_duration,
+    parse_int,
+    substitute,
+)
+
+__all__ = ["Dependency", "Plan", "PodTemplate", "Retry", "Task", "UnsupportedManifest", "build_plan"]
+
+SPEC_KEYS = {"entrypoint", "templates", "activeDeadlineSeconds", "shutdown", "arguments"}
+SPEC_KEYS |= {"parallelism"}
+SPEC_IGNORED = {
+    "serviceAccountName", "ttlStrategy", "podGC", "podMetadata", "imagePullSecrets",
+    "securityContext", "nodeSelector", "tolerations", "affinity", "priority",
+    "podPriorityClassName", "podPriority", "schedulerName", "archiveLogs",
+    "artifactRepositoryRef", "workflowMetadata", "podDisruptionBudget", "metrics",
+    "automountServiceAccountToken", "executor", "dnsPolicy", "dnsConfig", "hostAliases",
+    "volumes", "volumeClaimTemplates", "volumeClaimGC", "podSpecPatch", "artifactGC",
+}  # fmt: skip
+TEMPLATE_KEYS = {"name", "dag", "container", "script", "inputs", "outputs", "metadata"}
+TEMPLATE_KEYS |= {"activeDeadlineSeconds", "retryStrategy", "parallelism"}
+TEMPLATE_IGNORED = {
+    "nodeSelector", "tolerations", "affinity", "securityContext", "serviceAccountName",
+    "automountServiceAccountToken", "priorityClassName", "priority", "schedulerName",
+    "podSpecPatch", "archiveLocation", "volumes", "metrics", "hostAliases", "timeout",
+    "executor", "artifactGC",
+}  # fmt: skip
+TEMPLATE_TYPES = ("steps", "resource", "suspend", "http", "plugin", "data", "containerSet")
+CONTAINER_KEYS = {"image", "command", "args", "workingDir", "env", "envFrom", "source"}
+CONTAINER_IGNORED = {
+    "name", "resources", "imagePullPolicy", "securityContext", "ports", "livenessProbe",
+    "readinessProbe", "startupProbe", "terminationMessagePath", "terminationMessagePolicy",
+    "lifecycle", "stdin", "stdinOnce", "tty", "volumeMounts",
+}  # fmt: skip
+TASK_KEYS = {"name", "template", "dependencies", "depends", "arguments"}
+ARTIFACT_KEYS = {"name", "path", "git", "raw", "mode", "optional"}
+GIT_KEYS = {"repo", "revision", "depth", "singleBranch", "branch", "fetch"}
+GIT_KEYS |= {"insecureIgnoreHostKey", "disableSubmodules"}
+RETRY_POLICIES = ("Always", "OnFailure", "OnError", "OnTransientError")
+_DEPENDS_TERM = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_]*)(\.Succeeded)?$")
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A template's ``retryStrategy``.
+
+    ``limit`` counts the attempts after the first (None: no limit, as in Argo); ``policy``
+    says which endings are retried; the backoff fields say how long to wait in between.
+    """
+
+    limit: int | None
+    policy: str
+    backoff: float
+    factor: float
+    max_backoff: float | None
+    max_duration: float | None
+
+    def retries(self, phase: str) -> bool:
+        """Whether a ``phase`` (Failed/Error) attempt is retried under this policy."""
+        if self.policy == "Always":
+            return True
+        if self.policy == "OnFailure":
+            return phase == "Failed"
+        return phase == "Error"
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt number ``attempt`` (1 = the first retry)."""
+        wait = self.backoff * self.factor ** max(attempt - 1, 0)
+        return min(wait, self.max_backoff) if self.max_backoff is not None else wait
+
+
+@dataclass(frozen=True)
+class PodTemplate:
+    """A container or script template, variables already substituted."""
+
+    name: str
+    image: str
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    working_dir: str | None
+    env: tuple[dict[str, Any], ...]
+    env_from: tuple[dict[str, Any], ...]
+    artifacts: tuple[dict[str, Any], ...]
+    script: str | None
+    deadline: float | None
+    retry: Retry | None
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One ``depends`` term: a task, and whether only ``Succeeded`` satisfies it."""
+
+    task: str
+    succeeded_only: bool = False
+
+    def satisfied_by(self, phase: str) -> bool:
+        """Argo: plain ``A`` means ``A.Succeeded || A.Skipped || A.Daemoned``."""
+        return phase == "Succeeded" or (phase == "Skipped" and not self.succeeded_only)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One DAG task (or the single entrypoint pod, named after its template)."""
+
+    name: str
+    template: PodTemplate
+    deps: tuple[Dependency, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the runner executes for one workflow."""
+
+    entrypoint: str
+    dag: bool
+    tasks: tuple[Task, ...]
+    fail_fast: bool
+    parallelism: int | None
+    deadline: float | None
+
+
+def build_plan(manifest: dict[str, Any]) -> Plan:
+    """The plan for ``manifest``; :class:`UnsupportedManifest` names what can't run locally."""
+    spec = manifest.get("spec") or {}
+    check_keys(spec, SPEC_KEYS | SPEC_IGNORED, "spec")
+    variables = _global_variables(manifest)
+    templates = _templates_by_name(spec)
+    entry_name = spec.get("entrypoint")
+    if not entry_name or entry_name not in templates:
+        raise UnsupportedManifest(f"spec.entrypoint {entry_name!r} names no template")
+    entry = templates[entry_name]
+    _check_template_type(entry)
+    deadline = parse_duration(spec.get("activeDeadlineSeconds"), "spec.activeDeadlineSeconds")
+    parallelism = parse_int(spec.get("parallelism"), "spec.parallelism")
+    if "dag" not in entry:
+        pod = _pod_template(entry, variables)
+        task = Task(entry_name, pod)
+        return Plan(entry_name, False, (task,), True, parallelism, deadline)
+    dag = entry["dag"] or {}
+    check_keys(dag, {"tasks", "failFast"}, f"templates.{entry_name}.dag")
+    template_parallelism = parse_int(entry.get("parallelism"), f"templates.{entry_name}")
+    tasks = _dag_tasks(dag.get("tasks") or [], templates, variables)
+    fail_fast = dag.get("failFast") is not False
+    limits = [n for n in (parallelism, template_parallelism) if n]
+    return Plan(entry_name, True, tasks, fail_fast, min(limits, default=None), deadline)
+
+
+def _global_variables(manifest: dict[str, Any]) -> dict[str, str]:
+    meta = manifest.get("metadata") or {}
+    spec = manifest.get("spec") or {}
+    variables = {
+        "workflow.name": str(meta.get("name", "")),
+        "workflow.namespace": str(meta.get("namespace", "")),
+        "workflow.uid": str(meta.get("uid", "")),
+        "workflow.creationTimestamp": str(meta.get("creationTimestamp", "")),
+        "workflow.serviceAccountName": str(spec.get("serviceAccountName", "")),
+    }
+    arguments = spec.get("arguments") or {}
+    check_keys(arguments, {"parameters"}, "spec.arguments")
+    for param in arguments.get("parameters") or []:
+        if "value" not in param:
+            raise UnsupportedManifest(f"workflow parameter {param.get('name')!r} has no value")
+        variables[f"workflow.parameters.{param['name']}"] = str(param["value"])
+    return variables
+
+
+def _templates_by_name(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    templates: dict[str, dict[str, Any]] = {}
+    for template in spec.get("templates") or []:
+        name = template.get("name")
+        if not name or name in templates:
+            raise UnsupportedManifest(f"template name {name!r} is missing or repeated")
+        templates[name] = template
+    return templates
+
+
+def _check_template_type(template: dict[str, Any]) -> None:
+    name = template.get("name")
+    for kind in TEMPLATE_TYPES:
+        if kind in template:
+            raise UnsupportedManifest(f"template {name!r}: {kind} templates")
+    kinds = [k for k in ("dag", "container", "script") if k in template]
+    if len(kinds) != 1:
+        raise UnsupportedManifest(f"template {name!r}: needs exactly one of dag/container/script")
+    check_keys(template, TEMPLATE_KEYS | TEMPLATE_IGNORED, f"template {name!r}")
+
+
+def _dag_tasks(
+    raw_tasks: list[dict[str, Any]],
+    templates: dict[str, dict[str, Any]],
+    variables: dict[str, str],
+) -> tuple[Task, ...]:
+    if not raw_tasks:
+        raise UnsupportedManifest("the entrypoint DAG has no tasks")
+    names = [str(t.get("name") or "") for t in raw_tasks]
+    if len(set(names)) != len(names) or not all(names):
+        raise UnsupportedManifest("DAG task names are missing or repeated")
+    tasks = []
+    for raw in raw_tasks:
+        name = raw["name"]
+        check_keys(raw, TASK_KEYS, f"DAG task {name!r}")
+        if raw.get("arguments"):
+            raise UnsupportedManifest(f"DAG task {name!r}: arguments")
+        template = templates.get(raw.get("template") or "")
+        if template is None:
+            raise UnsupportedManifest(f"DAG task {name!r}: template {raw.get('template')!r}")
+        _check_template_type(template)
+        if "dag" in template:
+            raise UnsupportedManifest(f"DAG task {name!r}: nested DAG templates")
+        deps = _dependencies(raw, set(names))
+        tasks.append(Task(name, _pod_template(template, variables), deps))
+    _check_acyclic(tasks)
+    return tuple(tasks)
+
+
+def _dependencies(raw: dict[str, Any], names: set[str]) -> tuple[Dependency, ...]:
+    name = raw["name"]
+    if raw.get("dependencies") and raw.get("depends"):
+        raise UnsupportedManifest(f"DAG task {name!r}: both 'depends' and 'dependencies'")
+    if raw.get("depends"):
+        deps = [_depends_term(name, term) for term in str(raw["depends"]).split("&&")]
+    else:
+        deps = [Dependency(str(dep)) for dep in raw.get("dependencies") or []]
+    for dep in deps:
+        if dep.task not in names or dep.task == name:
+            raise UnsupportedManifest(f"DAG task {name!r}: depends on unknown task {dep.task!r}")
+    return tuple(deps)
+
+
+def _depends_term(task: str, term: str) -> Dependency:
+    match = _DEPENDS_TERM.match(term.strip())
+    if not match:
+        raise UnsupportedManifest(
+            f"DAG task {task!r}: depends term {term.strip()!r} "
+            "(only '&&'-joined task names, optionally '.Succeeded')"
+        )
+    return Dependency(match.group(1), bool(match.group(2)))
+
+
+def _check_acyclic(tasks: list[Task]) -> None:
+    deps = {t.name: {d.task for d in t.deps} for t in tasks}
+    done: set[str] = set()
+    while len(done) < len(deps):
+        ready = {n for n, d in deps.items() if n not in done and d <= done}
+        if not ready:
+            raise UnsupportedManifest("the DAG has a dependency cycle")
+        done |= ready
+
+
+def _pod_template(template: dict[str, Any], variables: dict[str, str]) -> PodTemplate:
+    name = template["name"]
+    where = f"template {name!r}"
+    template = substitute(template, variables, where)
+    body = template.get("container") or template.get("script") or {}
+    check_keys(body, CONTAINER_KEYS | CONTAINER_IGNORED, where)
+    if body.get("volumeMounts"):
+        raise UnsupportedManifest(f"{where}: volumeMounts")
+    if template.get("outputs"):
+        raise UnsupportedManifest(f"{where}: outputs")
+    if not body.get("image"):
+        raise UnsupportedManifest(f"{where}: no image")
+    working_dir = body.get("workingDir")
+    if working_dir is not None:
+        _check_workspace_path(str(working_dir), f"{where}: workingDir")
+    script = str(body.get("source", "")) if "script" in template else None
+    return PodTemplate(
+        name=name,
+        image=str(body["image"]),
+        command=_strings(body.get("command"), f"{where}: command"),
+        args=_strings(body.get("args"), f"{where}: args"),
+        working_dir=working_dir,
+        env=tuple(_env_entry(e, where) for e in body.get("env") or ()),
+        env_from=tuple(_env_from_entry(e, where) for e in body.get("envFrom") or ()),
+        artifacts=_input_artifacts(template.get("inputs") or {}, where),
+        script=script,
+        deadline=parse_duration(template.get("activeDeadlineSeconds"), where),
+        retry=_retry(template.get("retryStrategy"), where),
+    )
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise UnsupportedManifest(f"{where} is not a list")
+    return tuple(str(item) for item in value)
+
+
+def _check_workspace_path(path: str, where: str) -> None:
+    inside = path == WORKSPACE or path.startswith(WORKSPACE + "/")
+    if not inside or "/../" in path + "/":
+        raise UnsupportedManifest(f"{where}: path {path!r} outside {WORKSPACE}")
+
+
+def _env_entry(entry: dict[str, Any], where: str) -> dict[str, Any]:
+    source = entry.get("valueFrom")
+    if source and not set(source) <= {"secretKeyRef", "configMapKeyRef"}:
+        raise UnsupportedManifest(f"{where}: env {entry.get('name')!r} valueFrom {sorted(source)}")
+    return dict(entry)
+
+
+def _env_from_entry(entry: dict[str, Any], where: str) -> dict[str, Any]:
+    if not ({"secretRef", "configMapRef"} & set(entry)):
+        raise UnsupportedManifest(f"{where}: envFrom {sorted(entry)}")
+    return dict(entry)
+
+
+def _input_artifacts(inputs: dict[str, Any], where: str) -> tuple[dict[str, Any], ...]:
+    check_keys(inputs, {"artifacts"}, f"{where} inputs")
+    artifacts = []
+    for artifact in inputs.get("artifacts") or []:
+        label = f"{where} input artifact {artifact.get('name')!r}"
+        check_keys(artifact, ARTIFACT_KEYS, label)
+        if "git" in artifact:
+            check_keys(artifact["git"] or {}, GIT_KEYS, f"{label} git")
+            if not (artifact["git"] or {}).get("repo"):
+                raise UnsupportedManifest(f"{label}: git without repo")
+        elif "raw" not in artifact:
+            raise UnsupportedManifest(f"{label}: only git and raw artifacts")
+        _check_workspace_path(str(artifact.get("path", "")), label)
+        artifacts.append(dict(artifact))
+    return tuple(artifacts)
+
+
+def _retry(raw: dict[str, Any] | None, where: str) -> Retry | None:
+    if raw is None:
+        return None
+    check_keys(raw, {"limit", "retryPolicy", "backoff"}, f"{where} retryStrategy")
+    policy = raw.get("retryPolicy") or "OnFailure"
+    if policy not in RETRY_POLICIES:
+        raise UnsupportedManifest(f"{where}: retryPolicy {policy!r}")
+    backoff = raw.get("backoff") or {}
+    check_keys(backoff, {"duration", "factor", "maxDuration", "cap"}, f"{where} backoff")
+    factor = backoff.get("factor")
+    return Retry(
+        limit=parse_int(raw.get("limit"), f"{where} retryStrategy.limit"),
+        policy=policy,
+        backoff=parse_duration(backoff.get("duration"), f"{where} backoff.duration") or 0.0,
+        factor=float(parse_int(factor, f"{where} backoff.factor") or 1) if factor else 1.0,
+        max_backoff=parse_duration(backoff.get("cap"), f"{where} backoff.cap"),
+        max_duration=parse_duration(backoff.get("maxDuration"), f"{where} backoff.maxDuration"),
+    )

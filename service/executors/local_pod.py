@@ -1,0 +1,271 @@
+"""One pod on this machine: a fresh workspace, input artifacts, env, the process, its log.
+
+:func:`run_pod` runs one attempt of a container/script template and says how it ended, in
+Argo's words. Container paths under ``/workspace`` map to the attempt's own
+``<pod_dir>/workspace``. Without a container runtime the command runs directly (cwd = the
+mapped ``workingDir``, a minimal environment); with ``podman``/``docker`` it runs in the image
+with the workspace mounted (see :func:`container_command`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from service.executors.local_env import EnvError, base_env, resolve_env
+from service.executors.local_git import GitCache, GitError
+from service.executors.local_manifest import PodTemplate
+from service.executors.local_nodes import (
+    ERROR,
+    FAILED,
+    MSG_DEADLINE,
+    SUCCEEDED,
+    exit_code_message,
+)
+from service.executors.local_proc import exit_code, run_tool, wait_process
+from service.executors.local_values import WORKSPACE
+
+FAILED_MARK = "::forgeflow-failed::"
+STAGING = "/argo/staging"
+
+
+class LineSink:
+    """Live output for ``forgeflow exec``: every line as ``[task] text``, one writer at a time."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+
+    def line(self, task: str, text: str) -> None:
+        with self._lock:
+            self.stream.write(f"[{task}] {text}\n")
+            self.stream.flush()
+
+
+@dataclass(frozen=True)
+class PodContext:
+    """Where and how one attempt runs."""
+
+    task: str
+    node_id: str
+    template: PodTemplate
+    pod_dir: Path
+    log_path: Path
+    data_dir: Path
+    git: GitCache
+    runtime: str | None = None
+    header: str | None = None
+    sink: LineSink | None = None
+
+
+@dataclass(frozen=True)
+class PodResult:
+    """How an attempt ended: node phase, node message, exit code (None if it never ran)."""
+
+    phase: str
+    message: str | None = None
+    exit_code: int | None = None
+    cancelled: bool = False
+
+
+class PodError(Exception):
+    """The pod could not start (artifact, env, command); the node ends in ``Error``."""
+
+
+def run_pod(ctx: PodContext, cancel: threading.Event, on_running: Callable[[], None]) -> PodResult:
+    """Run one attempt to its end (or until ``cancel``); ``on_running`` fires at process start."""
+    started = time.monotonic()
+    deadline = started + ctx.template.deadline if ctx.template.deadline is not None else None
+    ctx.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(ctx.log_path, "a", encoding="utf-8", buffering=1) as log:
+        if ctx.header:
+            log.write(ctx.header + "\n")
+        try:
+            argv, cwd, env = _prepare(ctx, cancel, deadline)
+            proc = _spawn(argv, cwd, env)
+        except PodError as exc:
+            if cancel.is_set():
+                return PodResult(FAILED, cancelled=True)
+            _emit(ctx, log, f"forgeflow-local: {exc}")
+            return PodResult(ERROR, str(exc))
+        on_running()
+        copier = _OutputCopier(proc, log, ctx)
+        copier.start()
+        outcome = wait_process(proc, cancel, deadline)
+        copier.join(timeout=5)
+    if outcome != "exited" and ctx.runtime:
+        _remove_container(ctx)
+    code = exit_code(proc.returncode)
+    if outcome == "cancelled":
+        return PodResult(FAILED, None, code, cancelled=True)
+    if outcome == "deadline":
+        return PodResult(FAILED, MSG_DEADLINE, code)
+    if code == 0:
+        return PodResult(SUCCEEDED, None, 0)
+    return PodResult(FAILED, copier.failed_message or exit_code_message(code), code)
+
+
+def _prepare(
+    ctx: PodContext, cancel: threading.Event, deadline: float | None
+) -> tuple[list[str], Path, dict[str, str]]:
+    workspace = ctx.pod_dir / "workspace"
+    for sub in ("workspace", "home", "tmp", "staging"):
+        (ctx.pod_dir / sub).mkdir(parents=True, exist_ok=True)
+    for artifact in ctx.template.artifacts:
+        _load_artifact(ctx, artifact, workspace, cancel, deadline)
+    try:
+        env = resolve_env(ctx.template, ctx.data_dir)
+    except EnvError as exc:
+        raise PodError(str(exc)) from exc
+    script = _write_script(ctx)
+    working_dir = ctx.template.working_dir or WORKSPACE
+    host_cwd = host_path(workspace, working_dir)
+    host_cwd.mkdir(parents=True, exist_ok=True)
+    if ctx.runtime:
+        argv = container_command(
+            ctx.runtime,
+            name=container_name(ctx.node_id),
+            image=ctx.template.image,
+            command=list(ctx.template.command),
+            args=[*ctx.template.args, *([f"{STAGING}/script"] if script else [])],
+            workspace=workspace,
+            staging=ctx.pod_dir / "staging" if script else None,
+            working_dir=working_dir,
+            env_names=sorted(env),
+        )
+        return argv, ctx.pod_dir, {**os.environ, **env}
+    argv = [*ctx.template.command, *ctx.template.args, *([str(script)] if script else [])]
+    if not argv:
+        raise PodError("no command: running the image's entrypoint needs a container runtime")
+    return argv, host_cwd, {**base_env(ctx.pod_dir), **env}
+
+
+def _load_artifact(
+    ctx: PodContext,
+    artifact: dict[str, object],
+    workspace: Path,
+    cancel: threading.Event,
+    deadline: float | None,
+) -> None:
+    dest = host_path(workspace, str(artifact["path"]))
+    name = artifact.get("name")
+    if "raw" in artifact:
+        raw = artifact["raw"] if isinstance(artifact["raw"], dict) else {}
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(str(raw.get("data", "")))
+        return
+    git = artifact["git"] if isinstance(artifact["git"], dict) else {}
+    repo, revision = str(git.get("repo")), str(git.get("revision") or "")
+    try:
+        ctx.git.checkout(repo, revision, dest, cancel=cancel, deadline=deadline)
+    except GitError as exc:
+        raise PodError(f"failed to load input artifact {name!r} from {repo}: {exc}") from exc
+
+
+def _write_script(ctx: PodContext) -> Path | None:
+    if ctx.template.script is None:
+        return None
+    path = ctx.pod_dir / "staging" / "script"
+    path.write_text(ctx.template.script)
+    return path
+
+
+def _spawn(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise PodError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+
+
+def _emit(ctx: PodContext, log: IO[str], text: str) -> None:
+    log.write(text + "\n")
+    if ctx.sink:
+        ctx.sink.line(ctx.task, text)
+
+
+class _OutputCopier(threading.Thread):
+    """Copies the process's output to the log (and the live sink), line by line, and keeps
+    the last ``::forgeflow-failed::`` message."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], log: IO[str], ctx: PodContext) -> None:
+        super().__init__(name=f"output-{ctx.task}", daemon=True)
+        self.proc, self.log, self.ctx = proc, log, ctx
+        self.failed_message: str | None = None
+
+    def run(self) -> None:
+        assert self.proc.stdout is not None
+        with self.proc.stdout as pipe:
+            for raw in iter(pipe.readline, b""):
+                text = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if text.startswith(FAILED_MARK):
+                    self.failed_message = text[len(FAILED_MARK) :].strip() or None
+                try:
+                    _emit(self.ctx, self.log, text)
+                except ValueError:  # the log was closed: a process that escaped its group
+                    return  # kept the pipe open past the attempt's end
+
+
+def host_path(workspace: Path, container_path: str) -> Path:
+    """Where a container path under ``/workspace`` lives on this machine."""
+    relative = container_path[len(WORKSPACE) :].strip("/")
+    return workspace / relative if relative else workspace
+
+
+def container_name(node_id: str) -> str:
+    """The container name for an attempt (unique per workflow node)."""
+    return f"forgeflow-{node_id}"[:128]
+
+
+def container_command(
+    runtime: str,
+    *,
+    name: str,
+    image: str,
+    command: list[str],
+    args: list[str],
+    workspace: Path,
+    working_dir: str,
+    env_names: list[str],
+    staging: Path | None = None,
+) -> list[str]:
+    """The ``podman``/``docker run`` command line for one attempt (pure).
+
+    ``command`` replaces the image's entrypoint and ``args`` its CMD, as in Kubernetes.
+    Environment values are not on the command line (other users could read them in ``ps``):
+    each is passed by name (``-e NAME``) and taken from the runtime client's environment.
+    """
+    relabel = ":Z" if os.path.basename(runtime) == "podman" else ""
+    argv = [runtime, "run", "--rm", "--name", name]
+    argv += ["-v", f"{workspace}:{WORKSPACE}{relabel}", "-w", working_dir]
+    if staging is not None:
+        argv += ["-v", f"{staging}:{STAGING}:ro{relabel.replace(':', ',')}"]
+    for env_name in env_names:
+        argv += ["-e", env_name]
+    if command:
+        argv += ["--entrypoint", command[0], image, *command[1:], *args]
+    else:
+        argv += [image, *args]
+    return argv
+
+
+def _remove_container(ctx: PodContext) -> None:
+    """Make sure a killed attempt's container is gone (killing the client may leave it)."""
+    assert ctx.runtime is not None
+    cmd = [ctx.runtime, "rm", "-f", container_name(ctx.node_id)]
+    with contextlib.suppress(OSError):
+        run_tool(cmd, cancel=threading.Event(), deadline=time.monotonic() + 30)
