@@ -1,0 +1,324 @@
+"""The ``forgeflow`` command: the service's processes and the tools a user has.
+
+forgeflow serve [--host H] [--port P] [--demo]   web + worker + watcher, embedded defaults
+forgeflow web | worker | watcher                 the production processes, one each
+forgeflow validate [PATH]                        check a .forgeflow.yaml
+forgeflow render --event FILE [--forge F] [--type T] [--repo PATH] [--explain]
+forgeflow exec --event FILE --repo PATH          run it here with the local executor
+forgeflow replay FILE --url URL                  re-deliver a recorded webhook, signed
+forgeflow status REPO SHA                        statuses forgeflow reported for a commit
+forgeflow migrate                                bring the database schema up to date
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from service.settings import Settings, SettingsError, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None):
+        overrides["port"] = args.port
+    settings = load_settings(overrides=overrides)
+    if ("host" in overrides or "port" in overrides) and "FORGEFLOW_PUBLIC_URL" not in os.environ:
+        settings = settings.model_copy(update={"public_url": f"http://{settings.host}:{settings.port}"})
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import threading
+
+    from service.context import build_context
+    from service.runtime import (
+        WatcherThread,
+        WebThread,
+        WorkerThread,
+        make_wsgi_app,
+        prepare,
+        setup_logging,
+    )
+    from service.sweep import requeue_deliveries
+
+    settings = _settings(args)
+    setup_logging(settings.log_level)
+    ctx = build_context(settings)
+    celery = prepare(ctx)
+    web = WebThread(make_wsgi_app(ctx, ctx.enqueue), settings.host, settings.port)
+    worker = WorkerThread(celery, settings.worker_concurrency).start()
+    watcher = WatcherThread(ctx, watch_timeout=2).start()
+    web.start()
+    requeue_deliveries(ctx)
+    print(f"forgeflow is listening on {settings.public_url} (data in {settings.data_dir.resolve()})")
+    print(f"  webhooks: {settings.public_url}/api/webhooks/<github|gitlab|forgejo|pagure|local>")
+    print(f"  runs:     {settings.public_url}/runs")
+    if args.demo:
+        from service.demo import demo_command, setup_demo
+
+        bare, checkout = setup_demo(settings)
+        print(f"\nDemo repository {bare.resolve()} is ready. Deliver a demo event (a push) with:\n")
+        print(f"    {demo_command(checkout.resolve())}\n")
+        print(f"then open {settings.public_url}/runs to watch build and test pass and style fail.")
+    sys.stdout.flush()
+    stop = threading.Event()
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        print("\nstopping...")
+    finally:
+        web.stop()
+        watcher.stop()
+        worker.stop()
+        ctx.close()
+    return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    from service.context import build_context
+    from service.runtime import run_gunicorn, setup_logging
+
+    settings = _settings(args)
+    setup_logging(settings.log_level)
+    ctx = build_context(settings)
+    run_gunicorn(ctx, f"{settings.host}:{settings.port}", args.workers, args.threads)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from service.context import build_context
+    from service.runtime import prepare, setup_logging
+
+    settings = _settings(args)
+    setup_logging(settings.log_level)
+    ctx = build_context(settings)
+    celery = prepare(ctx)
+    celery.worker_main(
+        [
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            str(settings.worker_concurrency),
+            "--loglevel",
+            settings.log_level,
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+    return 0
+
+
+def cmd_watcher(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from service.context import build_context
+    from service.runtime import prepare, setup_logging
+    from service.watcher import Watcher
+
+    settings = _settings(args)
+    setup_logging(settings.log_level)
+    ctx = build_context(settings)
+    prepare(ctx)  # the sweep queues deliveries stored while the broker was down
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        Watcher(ctx).run(stop)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from service.store.db import Database
+
+    settings = _settings(args)
+    Database(settings.database).migrate()
+    print("database schema is up to date")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from service.jobs.loader import JobFileError, load_job_file
+
+    path = Path(args.path)
+    if path.is_dir():
+        path = path / ".forgeflow.yaml"
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        job_file = load_job_file(text, str(path))
+    except JobFileError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    print(f"{path}: ok ({len(job_file.jobs)} jobs: {', '.join(job_file.jobs)})")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    import yaml
+
+    from service.local_run import RenderError, render
+
+    try:
+        manifest, explanation = render(
+            Path(args.event),
+            Path(args.repo),
+            forge=args.forge,
+            event_type=args.type,
+            run_id=args.run_id,
+        )
+    except RenderError as exc:
+        print(f"forgeflow render: {exc}", file=sys.stderr)
+        return 1
+    for line in explanation:
+        print(line, file=sys.stdout if args.explain and manifest is None else sys.stderr)
+    if manifest is None:
+        return 1
+    sys.stdout.write(yaml.safe_dump(manifest, sort_keys=False, width=1000))
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from service.local_run import RenderError, execute
+
+    settings = _settings(args)
+    try:
+        phase = execute(Path(args.event), Path(args.repo), settings, forge=args.forge, event_type=args.type)
+    except RenderError as exc:
+        print(f"forgeflow exec: {exc}", file=sys.stderr)
+        return 1
+    print(f"workflow {phase}")
+    return 0 if phase == "Succeeded" else 1
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from service.event_files import guess_forge
+    from service.replay import deliver, guess_event_type, load_payload
+    from service.settings import local_webhook_secret
+
+    try:
+        body, data = load_payload(Path(args.file))
+    except (OSError, ValueError) as exc:
+        print(f"forgeflow replay: {exc}", file=sys.stderr)
+        return 2
+    forge = args.forge or guess_forge(data)
+    secret = args.secret
+    if not secret:
+        settings = _settings(args)
+        if forge == "local":
+            secret = local_webhook_secret(settings)
+        else:
+            secrets = [
+                i.webhook_secret for i in settings.forge_instances() if i.kind == forge and i.webhook_secret
+            ]
+            if not secrets:
+                print(
+                    f"forgeflow replay: no {forge} webhook secret configured; pass --secret",
+                    file=sys.stderr,
+                )
+                return 2
+            secret = secrets[0]
+    event_type = args.type or guess_event_type(forge, data)
+    url = args.url.rstrip("/")
+    if url.rsplit("/", 1)[-1] not in ("github", "gitlab", "forgejo", "pagure", "local"):
+        url = f"{url}/api/webhooks/{forge}"
+    response = deliver(url, forge, body, secret, event_type, args.delivery_id)
+    print(f"{response.status_code} {response.text.strip()}")
+    return 0 if response.status_code < 300 else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from service.status_report import commit_statuses
+    from service.store.db import Database
+
+    settings = _settings(args)
+    rows = commit_statuses(Database(settings.database), args.repo, args.sha)
+    if not rows:
+        print(f"no statuses for {args.repo}@{args.sha}")
+        return 1
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        print(f"{row['state']:<8} {row['context']:<30} {row['description']}  {row['target_url']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="forgeflow", description="Git forges to Argo Workflows.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="web + worker + watcher in one process (embedded defaults)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--demo", action="store_true", help="create a demo repository and say how to use it")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("web", help="the web process (gunicorn)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=4)
+    p.set_defaults(func=cmd_web)
+
+    sub.add_parser("worker", help="the Celery worker process").set_defaults(func=cmd_worker)
+    sub.add_parser("watcher", help="the watcher process").set_defaults(func=cmd_watcher)
+    sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("validate", help="check a .forgeflow.yaml")
+    p.add_argument("path", nargs="?", default=".")
+    p.set_defaults(func=cmd_validate)
+
+    for name, func, helptext in (
+        ("render", cmd_render, "print the Workflow an event would submit"),
+        ("exec", cmd_exec, "run an event's jobs here with the local executor"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--event", required=True, help="a webhook payload file (JSON)")
+        p.add_argument("--forge", choices=["github", "gitlab", "forgejo", "pagure", "local"])
+        p.add_argument("--type", help="the forge's event type (default: inferred from the payload)")
+        p.add_argument("--repo", default=".", help="checkout with the job file (default: .)")
+        if name == "render":
+            p.add_argument("--explain", action="store_true", help="say why each job did or did not match")
+            p.add_argument("--run-id", type=int, default=1)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("replay", help="deliver a recorded webhook payload, signed")
+    p.add_argument("file")
+    p.add_argument("--url", required=True, help="forgeflow's base URL or the full webhook URL")
+    p.add_argument("--forge", choices=["github", "gitlab", "forgejo", "pagure", "local"])
+    p.add_argument("--type", help="event type header (default: inferred)")
+    p.add_argument("--secret", help="webhook secret (default: from the settings)")
+    p.add_argument("--delivery-id", help="delivery id to send (default: a new one)")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("status", help="statuses forgeflow reported for a commit")
+    p.add_argument("repo")
+    p.add_argument("sha")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"forgeflow: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""The running service's parts, built once from the settings and passed explicitly."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from service.executors.base import Executor
+from service.forges.registry import ForgeRegistry
+from service.settings import Settings
+from service.store.db import Database
+
+Enqueue = Callable[[int], None]
+
+
+def build_executor(settings: Settings) -> Executor:
+    """The executor the settings choose (``local`` or ``argo``)."""
+    if settings.executor == "argo":
+        from service.executors.argo import ArgoExecutor
+
+        executor: Executor = ArgoExecutor.from_settings(settings)
+        return executor
+    from service.executors.local import LocalExecutor, LocalExecutorConfig
+
+    return LocalExecutor(
+        LocalExecutorConfig(
+            data_dir=settings.data_dir,
+            container_runtime=settings.local_container_runtime or None,
+            max_parallel=settings.local_max_parallel,
+            default_namespace=settings.namespace,
+        )
+    )
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Database
+    forges: ForgeRegistry
+    executor_factory: Callable[[Settings], Executor] = build_executor
+    enqueue: Enqueue | None = None  # the broker seam: hand a stored delivery's id to a worker
+    _executor: Executor | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def executor(self) -> Executor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = self.executor_factory(self.settings)
+            return self._executor
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def build_context(settings: Settings, *, migrate: bool = True) -> Context:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database)
+    if migrate:
+        db.migrate()
+    return Context(settings=settings, db=db, forges=ForgeRegistry(settings, db))

@@ -1,0 +1,74 @@
+"""The forge seam: what forgeflow asks of a forge, whichever forge it is.
+
+Implementations: :mod:`service.forges.ogr_forge` (GitHub, GitLab, Forgejo/Gitea, Pagure through
+ogr) and :mod:`service.forges.local` (bare repositories on this machine, statuses in the
+database). Errors are split so callers know what to retry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from service.events import Repository
+
+
+class ForgeError(Exception):
+    """The forge refused for good (not found, forbidden, invalid): do not retry."""
+
+
+class TransientForgeError(ForgeError):
+    """Worth retrying with backoff: 5xx, rate limits, timeouts, connection errors."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """One commit status as forgeflow means it; each forge maps ``state`` to what it has."""
+
+    context: str
+    state: str  # pending | running | success | failure | error
+    description: str
+    target_url: str
+
+
+@dataclass(frozen=True)
+class ReportedStatus:
+    context: str
+    state: str
+    description: str = ""
+    target_url: str = ""
+
+
+class Forge(Protocol):
+    kind: str
+    name: str
+
+    def read_file(self, repo: Repository, path: str, ref: str) -> str | None:
+        """The file's text at ``ref`` (a sha or branch), or None when it does not exist."""
+        ...
+
+    def set_status(self, repo: Repository, sha: str, status: StatusReport) -> None:
+        """Post one commit status (the latest post for a context wins)."""
+        ...
+
+    def statuses(self, repo: Repository, sha: str) -> list[ReportedStatus]:
+        """The statuses currently on a commit (latest per context)."""
+        ...
+
+    def pull_request_head(self, repo: Repository, number: int) -> str:
+        """The current head commit of a pull/merge request."""
+        ...
+
+    def resolve_ref(self, repo: Repository, ref: str) -> str:
+        """The commit a ref (``refs/tags/v1``, a branch name) points at."""
+        ...
+
+
+def describe_state_change(state: str, description: str) -> str:
+    """A status description that fits every forge's limit (GitHub: 140 characters)."""
+    text = description.strip() or state
+    return text if len(text) <= 140 else text[:137] + "..."

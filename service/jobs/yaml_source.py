@@ -1,0 +1,148 @@
+"""Load YAML into plain values while remembering where each value came from.
+
+Job files come from repositories, so loading is defensive: a size limit, a node budget that
+stops alias bombs ("billion laughs") before they expand, a nesting limit, and only the safe
+scalar types. Merge keys (``<<: *anchor``) and anchors work as usual.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 256 * 1024
+    max_nodes: int = 100_000  # values built, aliases counted every time they are used
+    max_depth: int = 32
+
+
+class YamlError(Exception):
+    """The text is not acceptable YAML; ``line``/``column`` are 1-based when known."""
+
+    def __init__(self, message: str, line: int = 0, column: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+@dataclass
+class Located:
+    """Plain data plus the position (1-based line, column) of every path in it."""
+
+    data: Any
+    positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, path: Path) -> tuple[int, int]:
+        """The position of ``path``, or of its nearest ancestor that has one."""
+        probe = tuple(path)
+        while probe:
+            if probe in self.positions:
+                return self.positions[probe]
+            probe = probe[:-1]
+        return self.positions.get((), (1, 1))
+
+
+class _Builder:
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.count = 0
+        self.positions: dict[Path, tuple[int, int]] = {}
+        self.constructor = SafeConstructor()
+
+    def build(self, node: Node, path: Path, depth: int) -> Any:
+        self.count += 1
+        if self.count > self.limits.max_nodes:
+            raise YamlError(
+                f"too many values (over {self.limits.max_nodes}); aliases expanding too much?",
+                node.start_mark.line + 1,
+                node.start_mark.column + 1,
+            )
+        if depth > self.limits.max_depth:
+            raise YamlError(
+                f"nested deeper than {self.limits.max_depth} levels",
+                node.start_mark.line + 1,
+                node.start_mark.column + 1,
+            )
+        self.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, MappingNode):
+            return self._mapping(node, path, depth)
+        if isinstance(node, SequenceNode):
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        if isinstance(node, ScalarNode):
+            try:
+                return self.constructor.construct_object(node, deep=True)
+            except ConstructorError as exc:
+                raise YamlError(
+                    str(exc.problem), node.start_mark.line + 1, node.start_mark.column + 1
+                ) from exc
+        raise YamlError("unsupported YAML node", node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def _mapping(self, node: MappingNode, path: Path, depth: int) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:  # duplicates written in the file (not merged in) are errors
+            if isinstance(key_node, ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.value in seen:
+                    raise YamlError(
+                        f"duplicate key '{key_node.value}'",
+                        key_node.start_mark.line + 1,
+                        key_node.start_mark.column + 1,
+                    )
+                seen.add(key_node.value)
+        try:
+            self.constructor.flatten_mapping(node)  # resolves "<<" merge keys; own keys win
+        except ConstructorError as exc:
+            raise YamlError(str(exc.problem), node.start_mark.line + 1, node.start_mark.column + 1) from exc
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                raise YamlError(
+                    "mapping keys must be plain values",
+                    key_node.start_mark.line + 1,
+                    key_node.start_mark.column + 1,
+                )
+            # Keys are names: keep the text as written, so YAML 1.1 does not turn the key
+            # "on" (or "yes", "off") into a boolean.
+            key = str(key_node.value)
+            result[key] = self.build(value_node, (*path, key), depth + 1)
+            # a key's own position is where the key is written
+            self.positions[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+        return result
+
+
+def load_located(text: str | bytes, limits: Limits | None = None) -> Located:
+    """Parse one YAML document, enforcing ``limits``. Empty text gives ``None`` data."""
+    limits = limits or Limits()
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    if len(raw) > limits.max_bytes:
+        raise YamlError(f"file is {len(raw)} bytes; the limit is {limits.max_bytes}")
+    try:
+        source = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise YamlError(f"file is not UTF-8: {exc}") from exc
+    try:
+        node = yaml.compose(source, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        raise YamlError(f"not valid YAML: {exc.problem}", line, column) from exc
+    except yaml.YAMLError as exc:
+        raise YamlError(f"not valid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise YamlError("nested too deeply to parse") from exc
+    if node is None:
+        return Located(None, {})
+    builder = _Builder(limits)
+    try:
+        data = builder.build(node, (), 0)
+    except RecursionError as exc:
+        raise YamlError(f"nested deeper than {limits.max_depth} levels") from exc
+    return Located(data, builder.positions)

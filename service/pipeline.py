@@ -1,0 +1,256 @@
+"""What the worker does with a stored delivery: job file → jobs → statuses → Workflow → submit.
+
+:func:`process_delivery` is idempotent: it can run again after a crash or a redelivery by the
+broker and never creates a second run or posts a state twice. The run and its jobs are written
+(with the compiled manifest) before anything is submitted, and the Workflow name is fixed by
+the run id, so a repeated submit is Argo's 409 = already submitted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from service.argo.validation import InvalidManifest, validate_manifest
+from service.compiler import compile_workflow
+from service.context import Context
+from service.events import Event, EventKind
+from service.executors.base import WorkflowRef
+from service.jobs.durations import parse_duration
+from service.jobs.loader import JobFileError, load_job_file
+from service.jobs.matcher import Decision, match_jobs
+from service.jobs.model import JobFile
+from service.jobs.plan import PlanOptions, plan_workflow
+from service.jobs.yaml_source import Limits
+from service.reporter import report_run, run_url
+from service.status_mapping import now
+from service.store.models import Delivery, DeliveryState, Job, JobState, Run, RunPhase
+
+log = logging.getLogger(__name__)
+CONFIG_CONTEXT = "forgeflow/config"
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: str
+    run_id: int | None = None
+
+
+def process_delivery(ctx: Context, delivery_pk: int) -> Result:
+    """Handle one stored delivery, once."""
+    with ctx.db.session() as session:
+        delivery = session.get(Delivery, delivery_pk)
+        if delivery is None:
+            return Result(f"no delivery {delivery_pk}")
+        if delivery.state in (DeliveryState.DONE, DeliveryState.FAILED):
+            return Result(f"already processed: {delivery.outcome}")
+        delivery.attempts += 1
+        event = Event.from_json(delivery.event_json)
+        instance = delivery.instance
+    result = handle_event(
+        ctx, event, instance, trigger_key=f"delivery:{delivery_pk}", delivery_pk=delivery_pk
+    )
+    with ctx.db.session() as session:
+        delivery = session.get(Delivery, delivery_pk)
+        if delivery is not None:
+            delivery.state = DeliveryState.DONE
+            delivery.outcome = result.outcome
+            delivery.processed_at = now()
+    log.info("delivery %s: %s", delivery_pk, result.outcome)
+    return result
+
+
+def handle_event(
+    ctx: Context, event: Event, instance: str, trigger_key: str, delivery_pk: int | None = None
+) -> Result:
+    """Run what ``event`` triggers; ``trigger_key`` makes the run unique."""
+    existing = _run_by_key(ctx, trigger_key)
+    if existing is not None:
+        return resume_run(ctx, existing)
+    if event.kind in (EventKind.COMMENT, EventKind.RERUN):
+        return Result(f"{event.kind.value} events are not acted on yet")
+    if event.kind is EventKind.PULL_REQUEST and event.action in ("closed", "merged"):
+        return Result(f"pull request {event.action}: nothing to run")
+    forge = ctx.forges.get(event.forge, instance)
+    if not event.sha:
+        event = _with_sha(event, forge.resolve_ref(event.repository, event.ref))
+    text = forge.read_file(event.repository, ctx.settings.job_file, event.sha)
+    if text is None:
+        return Result(f"no {ctx.settings.job_file} at {event.short_sha}")
+    try:
+        job_file = load_job_file(text, ctx.settings.job_file, _limits(ctx))
+    except JobFileError as exc:
+        run_id = _record_config_error(ctx, event, instance, trigger_key, delivery_pk, exc)
+        report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id)
+        return Result(f"broken {ctx.settings.job_file}: {exc.summary}", run_id)
+    decisions = match_jobs(event, job_file)
+    if not any(d.matched for d in decisions):
+        return Result("no job matched: " + "; ".join(f"{d.job}: {d.reason}" for d in decisions))
+    run_id = _create_run(ctx, event, instance, trigger_key, delivery_pk, job_file, decisions)
+    return resume_run(ctx, run_id)
+
+
+def resume_run(ctx: Context, run_id: int) -> Result:
+    """Post pending statuses and submit the run's Workflow, unless that already happened."""
+    report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id)
+    with ctx.db.session() as session:
+        run = session.get(Run, run_id)
+        assert run is not None
+        if run.phase != RunPhase.CREATED:
+            return Result(f"run {run_id} already {run.phase}", run_id)
+        manifest = json.loads(run.manifest_json)
+    ref = ctx.executor.submit(manifest)
+    with ctx.db.session() as session:
+        run = session.get(Run, run_id)
+        assert run is not None
+        if run.phase == RunPhase.CREATED:
+            run.phase = RunPhase.SUBMITTED
+            run.namespace, run.workflow_name = ref.namespace, ref.name
+    return Result(f"run {run_id} submitted as {ref.namespace}/{ref.name}", run_id)
+
+
+def _limits(ctx: Context) -> Limits:
+    return Limits(max_bytes=ctx.settings.max_job_file_bytes)
+
+
+def _with_sha(event: Event, sha: str) -> Event:
+    data = event.to_dict()
+    data["sha"] = sha
+    return Event.from_dict(data)
+
+
+def run_id_for_delivery(ctx: Context, delivery_pk: int) -> int | None:
+    return _run_by_key(ctx, f"delivery:{delivery_pk}")
+
+
+def _run_by_key(ctx: Context, trigger_key: str) -> int | None:
+    with ctx.db.session() as session:
+        return session.scalars(select(Run.id).where(Run.trigger_key == trigger_key)).first()
+
+
+def _new_run(event: Event, instance: str, trigger_key: str, delivery_pk: int | None, executor: str) -> Run:
+    return Run(
+        trigger_key=trigger_key,
+        delivery_pk=delivery_pk,
+        forge=event.forge,
+        instance=instance,
+        repo=event.repository.full_name,
+        sha=event.sha,
+        ref=event.ref,
+        event_kind=event.kind.value,
+        pr_number=event.pull_request.number if event.pull_request else None,
+        event_json=event.to_json(),
+        executor=executor,
+    )
+
+
+def _record_config_error(
+    ctx: Context,
+    event: Event,
+    instance: str,
+    trigger_key: str,
+    delivery_pk: int | None,
+    exc: JobFileError,
+) -> int:
+    with ctx.db.session() as session:
+        run = _new_run(event, instance, trigger_key, delivery_pk, ctx.settings.executor)
+        run.phase = RunPhase.CONFIG_ERROR
+        run.message = str(exc)
+        run.finished_at = now()
+        run.jobs.append(
+            Job(
+                name="config",
+                task="config",
+                context=CONFIG_CONTEXT,
+                state=JobState.FAILURE,
+                description=exc.summary,
+                finished_at=now(),
+            )
+        )
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def plan_options(ctx: Context, event: Event, run_id: int) -> PlanOptions:
+    settings = ctx.settings
+    policy = settings.policy_for(event.repository.full_name)
+    return PlanOptions(
+        namespace=policy.namespace or settings.namespace,
+        service_account=policy.service_account or settings.service_account,
+        default_image=settings.default_image,
+        default_timeout_seconds=int(parse_duration(settings.default_timeout)),
+        ttl_seconds=settings.workflow_ttl_seconds,
+        run_url=run_url(settings.public_url, run_id),
+    )
+
+
+def _create_run(
+    ctx: Context,
+    event: Event,
+    instance: str,
+    trigger_key: str,
+    delivery_pk: int | None,
+    job_file: JobFile,
+    decisions: list[Decision],
+) -> int:
+    """Record the run, its jobs (pending) and its compiled manifest in one transaction."""
+    with ctx.db.session() as session:
+        run = _new_run(event, instance, trigger_key, delivery_pk, ctx.settings.executor)
+        session.add(run)
+        session.flush()
+        plan = plan_workflow(run.id, event, job_file, decisions, plan_options(ctx, event, run.id))
+        manifest = compile_workflow(plan)
+        for task in plan.tasks:
+            run.jobs.append(Job(name=task.job, task=task.task, context=task.context, description="queued"))
+        try:
+            validate_manifest(manifest)
+        except InvalidManifest as exc:
+            log.error("run %s compiled into an invalid Workflow: %s", run.id, exc)
+            run.phase = RunPhase.ERROR
+            run.message = f"invalid Workflow: {exc}"
+            run.finished_at = now()
+            for job in run.jobs:
+                job.state = JobState.ERROR
+                job.description = "forgeflow built an invalid Workflow; see the run page"
+        run.manifest_json = json.dumps(manifest, sort_keys=True)
+        run.namespace = plan.namespace
+        run.workflow_name = plan.name
+        return run.id
+
+
+def fail_run(ctx: Context, run_id: int, reason: str) -> None:
+    """Give up on a run: every job that is not final ends as ``error`` with the reason."""
+    with ctx.db.session() as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            return
+        if run.phase not in RunPhase.FINAL:
+            run.phase = RunPhase.ERROR
+            run.message = reason
+            run.finished_at = now()
+        for job in run.jobs:
+            if job.state not in JobState.FINAL:
+                job.state = JobState.ERROR
+                job.description = reason[:200]
+                job.finished_at = now()
+
+
+def fail_delivery(ctx: Context, delivery_pk: int, reason: str) -> None:
+    """After the last retry: the delivery failed and its run's jobs say so."""
+    with ctx.db.session() as session:
+        delivery = session.get(Delivery, delivery_pk)
+        if delivery is not None:
+            delivery.state = DeliveryState.FAILED
+            delivery.outcome = reason
+            delivery.processed_at = now()
+    run_id = _run_by_key(ctx, f"delivery:{delivery_pk}")
+    if run_id is not None:
+        fail_run(ctx, run_id, reason)
+
+
+def workflow_ref(run: Run) -> WorkflowRef:
+    return WorkflowRef(run.namespace, run.workflow_name)

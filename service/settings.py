@@ -1,0 +1,264 @@
+"""forgeflow's settings: read once, at the edge, into one typed object passed explicitly.
+
+Sources, later ones winning: the defaults below, the YAML file named by ``FORGEFLOW_CONFIG``,
+then ``FORGEFLOW_*`` environment variables (``FORGEFLOW_PUBLIC_URL`` sets ``public_url``).
+``config/forgeflow.yaml`` documents every key. This module is the only reader of the
+environment; nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "FORGEFLOW_"
+FORGE_KINDS = ("github", "gitlab", "forgejo", "pagure")
+DEFAULT_API_URLS = {
+    "github": "https://api.github.com",
+    "gitlab": "https://gitlab.com",
+    "forgejo": "https://codeberg.org",
+    "pagure": "https://src.fedoraproject.org",
+}
+
+
+class SettingsError(Exception):
+    """Settings that cannot be used; the message says which key and why."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ForgeInstance(_Model):
+    """One forge forgeflow talks to: its kind, where its API is, and its credentials."""
+
+    kind: Literal["github", "gitlab", "forgejo", "pagure"]
+    name: str = ""  # defaults to the web host, e.g. "github.com"
+    api_url: str = ""  # GitHub: API root (https://api.github.com, https://ghe/api/v3)
+    url: str = ""  # web root that payloads point at; derived from api_url when empty
+    token: str = Field(default="", repr=False)
+    webhook_secret: str = Field(default="", repr=False)
+
+    def model_post_init(self, __context: Any) -> None:
+        api_url = (self.api_url or DEFAULT_API_URLS[self.kind]).rstrip("/")
+        object.__setattr__(self, "api_url", api_url)
+        if not self.url:
+            object.__setattr__(self, "url", web_root(self.kind, api_url))
+        if not self.name:
+            object.__setattr__(self, "name", urlsplit(self.url).netloc or self.url)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).netloc.lower()
+
+
+def web_root(kind: str, api_url: str) -> str:
+    """The web root a forge's payloads name, from its API root."""
+    parts = urlsplit(api_url)
+    root = f"{parts.scheme}://{parts.netloc}"
+    if kind == "github" and parts.netloc == "api.github.com":
+        return "https://github.com"
+    return root
+
+
+class RepositoryPolicy(_Model):
+    """Service-side rules for repositories matching ``match`` (a glob over ``namespace/name``).
+
+    The job file of a repository never chooses these; the service config does.
+    """
+
+    match: str = "*"
+    namespace: str | None = None  # Kubernetes namespace for its Workflows
+    service_account: str | None = None  # spec.serviceAccountName of its Workflows
+    allow_secrets: bool = True  # may its jobs use Kubernetes Secrets
+    trusted_users: tuple[str, ...] = ()
+    trusted_orgs: tuple[str, ...] = ()
+
+
+class Settings(_Model):
+    """Everything configurable, with the embedded defaults of ``forgeflow serve``."""
+
+    data_dir: Path = Path(".forgeflow")
+    database_url: str = ""  # default: sqlite:///<data_dir>/forgeflow.sqlite
+    broker_url: str = ""  # default: sqla+sqlite:///<data_dir>/broker.sqlite
+    public_url: str = "http://127.0.0.1:8080"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "INFO"
+    max_body_bytes: int = 25 * 1024 * 1024
+    api_token: str = Field(default="", repr=False)  # bearer token for POST /api/runs
+
+    executor: Literal["local", "argo"] = "local"
+    namespace: str = "forgeflow"
+    kubeconfig: str = ""  # empty: in-cluster config, else $KUBECONFIG / ~/.kube/config
+    service_account: str = "forgeflow-workflow"
+    workflow_ttl_seconds: int = 86400
+    local_container_runtime: Literal["", "podman", "docker"] = ""
+    local_max_parallel: int = 4
+
+    job_file: str = ".forgeflow.yaml"
+    default_image: str = "registry.fedoraproject.org/fedora:41"
+    default_timeout: str = "30m"
+    max_job_file_bytes: int = 256 * 1024
+    max_jobs: int = 200
+    max_matrix_cells: int = 256
+
+    comment_prefix: str = "/forgeflow"
+    trusted_users: tuple[str, ...] = ()
+    trusted_orgs: tuple[str, ...] = ()
+    repositories: tuple[RepositoryPolicy, ...] = ()
+    templates: dict[str, Any] = Field(default_factory=dict)  # organisation-wide job templates
+
+    forges: tuple[ForgeInstance, ...] = ()
+    github_webhook_secret: str = Field(default="", repr=False)
+    github_token: str = Field(default="", repr=False)
+    github_api_url: str = "https://api.github.com"
+    gitlab_webhook_secret: str = Field(default="", repr=False)
+    gitlab_token: str = Field(default="", repr=False)
+    gitlab_api_url: str = "https://gitlab.com"
+    forgejo_webhook_secret: str = Field(default="", repr=False)
+    forgejo_token: str = Field(default="", repr=False)
+    forgejo_api_url: str = "https://codeberg.org"
+    pagure_webhook_secret: str = Field(default="", repr=False)
+    pagure_token: str = Field(default="", repr=False)
+    pagure_api_url: str = "https://src.fedoraproject.org"
+    local_webhook_secret: str = Field(default="", repr=False)  # default: generated in data_dir
+
+    worker_concurrency: int = 4
+    watch_timeout_seconds: int = 60
+    resync_seconds: int = 300
+    sweep_seconds: int = 15
+    task_max_retries: int = 8
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    # -- derived values -------------------------------------------------------------------
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'forgeflow.sqlite').resolve()}"
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{(self.data_dir / 'broker.sqlite').resolve()}"
+
+    @property
+    def repos_dir(self) -> Path:
+        """Bare repositories of the embedded ``local`` forge."""
+        return self.data_dir / "repos"
+
+    def forge_instances(self) -> tuple[ForgeInstance, ...]:
+        """Configured forge instances: the ``forges`` list, plus one per kind from the flat keys."""
+        instances = list(self.forges)
+        for kind in FORGE_KINDS:
+            secret = getattr(self, f"{kind}_webhook_secret")
+            token = getattr(self, f"{kind}_token")
+            api_url = getattr(self, f"{kind}_api_url")
+            explicit = any(i.kind == kind for i in self.forges)
+            if (secret or token) and not explicit:
+                instances.append(
+                    ForgeInstance.model_validate(
+                        {"kind": kind, "api_url": api_url, "token": token, "webhook_secret": secret}
+                    )
+                )
+        return tuple(instances)
+
+    def policy_for(self, repo_full_name: str) -> RepositoryPolicy:
+        """The first repository policy whose ``match`` glob covers the repository."""
+        from fnmatch import fnmatchcase
+
+        for policy in self.repositories:
+            if fnmatchcase(repo_full_name.lower(), policy.match.lower()):
+                return policy
+        return RepositoryPolicy()
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    known = Settings.model_fields
+    overrides: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
+            continue
+        field = key[len(ENV_PREFIX) :].lower()
+        if field not in known:
+            continue
+        annotation = str(known[field].annotation)
+        if "tuple" in annotation or "dict" in annotation:
+            overrides[field] = _parse_structured(key, value)
+        else:
+            overrides[field] = value
+    return overrides
+
+
+def _parse_structured(key: str, value: str) -> Any:
+    """List/map variables: YAML/JSON (``[a, b]``) or a comma-separated list."""
+    stripped = value.strip()
+    if stripped.startswith(("[", "{")):
+        try:
+            return yaml.safe_load(stripped)
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"{key}: not valid YAML/JSON: {exc}") from exc
+    return [item.strip() for item in stripped.split(",") if item.strip()]
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build the settings from the environment (default ``os.environ``) and the config file."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_path = env.get(ENV_PREFIX + "CONFIG", "")
+    if config_path:
+        values.update(_read_config_file(Path(config_path)))
+    values.update(_env_overrides(env))
+    if overrides:
+        values.update(overrides)
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise SettingsError(f"invalid settings: {problems}") from exc
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"FORGEFLOW_CONFIG={path}: cannot read: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"FORGEFLOW_CONFIG={path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"FORGEFLOW_CONFIG={path}: expected a mapping of settings")
+    return data
+
+
+def local_webhook_secret(settings: Settings) -> str:
+    """The local forge's hook secret: configured, or generated once and kept in the data dir."""
+    if settings.local_webhook_secret:
+        return settings.local_webhook_secret
+    path = settings.data_dir / "local-webhook-secret"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = settings.data_dir / f".local-webhook-secret.{os.getpid()}.{secrets.token_hex(4)}"
+    tmp.write_text(secrets.token_hex(24), encoding="utf-8")
+    tmp.chmod(0o600)
+    try:
+        os.link(tmp, path)  # atomic and exclusive: concurrent first starts agree on one secret
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text(encoding="utf-8").strip()

@@ -1,0 +1,163 @@
+"""The database tables: deliveries, runs, jobs, and the local forge's commit statuses.
+
+Reporting works as an outbox: ``Job.state``/``Job.description`` are what forgeflow knows,
+``Job.reported_state``/``Job.reported_description`` what the forge was last told. The reporter
+posts the difference once, under a short lease so that several processes never post it twice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DeliveryState:
+    RECEIVED = "received"  # stored, not yet handed to the broker
+    QUEUED = "queued"  # handed to the broker
+    DONE = "done"  # processed (whatever the outcome)
+    FAILED = "failed"  # gave up after retries; its jobs were told so
+
+
+class Delivery(Base):
+    """One accepted webhook delivery, stored before the forge gets its 202."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("forge", "instance", "delivery_id", name="uq_delivery"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    forge: Mapped[str] = mapped_column(String(32))
+    instance: Mapped[str] = mapped_column(String(255), default="")
+    delivery_id: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(64), default="")
+    event_json: Mapped[str] = mapped_column(Text)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    headers_json: Mapped[str] = mapped_column(Text, default="{}")
+    state: Mapped[str] = mapped_column(String(16), default=DeliveryState.RECEIVED, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class RunPhase:
+    CREATED = "created"  # jobs recorded, workflow not yet submitted
+    SUBMITTED = "submitted"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ERROR = "error"
+    CONFIG_ERROR = "config-error"  # the job file is broken; only forgeflow/config reported
+    WAITING = "waiting"  # waiting for approval (untrusted fork)
+
+    FINAL = frozenset({SUCCEEDED, FAILED, ERROR, CONFIG_ERROR})
+
+
+class Run(Base):
+    """One event's run: one Argo Workflow holding one DAG task per job (matrix cell)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_repo_sha", "repo", "sha"),
+        Index("ix_runs_pr", "repo", "pr_number"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trigger_key: Mapped[str] = mapped_column(String(255), unique=True)
+    delivery_pk: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), nullable=True)
+    forge: Mapped[str] = mapped_column(String(32))
+    instance: Mapped[str] = mapped_column(String(255), default="")
+    repo: Mapped[str] = mapped_column(String(255))
+    sha: Mapped[str] = mapped_column(String(64))
+    ref: Mapped[str] = mapped_column(String(255), default="")
+    event_kind: Mapped[str] = mapped_column(String(32))
+    pr_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    event_json: Mapped[str] = mapped_column(Text)
+    executor: Mapped[str] = mapped_column(String(16), default="")
+    namespace: Mapped[str] = mapped_column(String(255), default="")
+    workflow_name: Mapped[str] = mapped_column(String(255), default="")
+    manifest_json: Mapped[str] = mapped_column(Text, default="")
+    phase: Mapped[str] = mapped_column(String(16), default=RunPhase.CREATED, index=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    stop_reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    jobs: Mapped[list[Job]] = relationship(
+        back_populates="run", order_by="Job.id", cascade="all, delete-orphan"
+    )
+
+
+class JobState:
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ERROR = "error"
+
+    FINAL = frozenset({SUCCESS, FAILURE, ERROR})
+    ORDER = {PENDING: 0, RUNNING: 1, SUCCESS: 2, FAILURE: 2, ERROR: 2}
+
+
+class Job(Base):
+    """One job (one matrix cell) of a run: one DAG task, one commit status."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("run_id", "task", name="uq_job_task"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))  # the job's name in the job file
+    task: Mapped[str] = mapped_column(String(255))  # the DAG task name
+    context: Mapped[str] = mapped_column(String(255))  # the commit status context
+    state: Mapped[str] = mapped_column(String(16), default=JobState.PENDING)
+    description: Mapped[str] = mapped_column(String(1024), default="")
+    reported_state: Mapped[str] = mapped_column(String(16), default="")
+    reported_description: Mapped[str] = mapped_column(String(1024), default="")
+    report_lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    report_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    report_error: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    run: Mapped[Run] = relationship(back_populates="jobs")
+
+    @property
+    def unreported(self) -> bool:
+        return (self.state, self.description) != (self.reported_state, self.reported_description)
+
+
+class LocalStatus(Base):
+    """A commit status on the embedded ``local`` forge (real forges keep their own)."""
+
+    __tablename__ = "local_statuses"
+    __table_args__ = (UniqueConstraint("repo", "sha", "context", name="uq_local_status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repo: Mapped[str] = mapped_column(String(255))
+    sha: Mapped[str] = mapped_column(String(64))
+    context: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(String(1024), default="")
+    target_url: Mapped[str] = mapped_column(String(1024), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,106 @@
+"""The periodic sweep: nothing stored is left unqueued, nothing known is left unreported.
+
+- deliveries stored while the broker was down are queued;
+- deliveries queued long ago and never processed are queued again (processing is idempotent);
+- job states the forge was not told (a transient forge error) are reported;
+- local workflows whose runner process died end as ``Error``;
+- runs whose Workflow disappeared end as ``error`` instead of staying pending forever
+  (checked against the watcher's full lists).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import or_, select
+
+from service.context import Context
+from service.forges.base import TransientForgeError
+from service.pipeline import fail_run
+from service.reporter import report_run, unreported_run_ids
+from service.status_mapping import now
+from service.store.models import Delivery, DeliveryState, Run, RunPhase
+
+log = logging.getLogger(__name__)
+STALE_QUEUED = timedelta(minutes=10)
+LOST_WORKFLOW_GRACE = timedelta(minutes=2)
+
+
+def requeue_deliveries(ctx: Context, enqueue: Callable[[int], None] | None = None) -> int:
+    """Queue stored deliveries that never reached (or were lost by) the broker."""
+    send = enqueue or ctx.enqueue
+    if send is None:
+        return 0
+    moment = now()
+    with ctx.db.session() as session:
+        pks = list(
+            session.scalars(
+                select(Delivery.id)
+                .where(
+                    or_(
+                        Delivery.state == DeliveryState.RECEIVED,
+                        (Delivery.state == DeliveryState.QUEUED)
+                        & (Delivery.received_at < moment - STALE_QUEUED),
+                    )
+                )
+                .order_by(Delivery.id)
+                .limit(500)
+            )
+        )
+    queued = 0
+    for pk in pks:
+        try:
+            send(pk)
+        except Exception as exc:
+            log.warning("broker still unreachable (%s); %d deliveries wait", exc, len(pks) - queued)
+            break
+        with ctx.db.session() as session:
+            delivery = session.get(Delivery, pk)
+            if delivery is not None and delivery.state in (
+                DeliveryState.RECEIVED,
+                DeliveryState.QUEUED,
+            ):
+                delivery.state = DeliveryState.QUEUED
+                delivery.received_at = now()  # restart the staleness clock
+        queued += 1
+    return queued
+
+
+def report_leftovers(ctx: Context) -> int:
+    reported = 0
+    for run_id in unreported_run_ids(ctx.db):
+        try:
+            reported += report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id).posted
+        except TransientForgeError as exc:
+            log.warning("run %s: forge still failing: %s", run_id, exc)
+    return reported
+
+
+def fail_lost_runs(ctx: Context, present: set[tuple[str, str]]) -> list[int]:
+    """Runs not final whose Workflow is not among ``present`` (a full list just taken)."""
+    moment = now()
+    with ctx.db.session() as session:
+        runs = list(
+            session.execute(
+                select(Run.id, Run.namespace, Run.workflow_name).where(
+                    Run.phase.in_([RunPhase.SUBMITTED, RunPhase.RUNNING]),
+                    Run.updated_at < moment - LOST_WORKFLOW_GRACE,
+                )
+            )
+        )
+    failed = []
+    for run_id, namespace, name in runs:
+        if (namespace, name) not in present:
+            fail_run(ctx, run_id, "the workflow disappeared before it finished")
+            failed.append(run_id)
+    return failed
+
+
+def sweep(ctx: Context) -> None:
+    requeue_deliveries(ctx)
+    reaper = getattr(ctx.executor, "reap_orphans", None)
+    if callable(reaper):
+        reaper()
+    report_leftovers(ctx)

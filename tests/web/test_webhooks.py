@@ -1,0 +1,163 @@
+"""The webhook endpoint: verify before parsing, store before 202, dedupe, never a 500."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from service.app import create_app
+from service.context import build_context
+from service.replay import signed_headers
+from service.store.models import Delivery, DeliveryState
+from service.sweep import requeue_deliveries
+from tests.conftest import WEBHOOK_SECRET
+from tests.support import payloads
+
+
+class RecordingQueue:
+    def __init__(self) -> None:
+        self.queued: list[int] = []
+        self.down = False
+
+    def __call__(self, pk: int) -> None:
+        if self.down:
+            raise ConnectionError("broker unreachable")
+        self.queued.append(pk)
+
+
+@pytest.fixture
+def web(make_settings):
+    ctx = build_context(make_settings(github_webhook_secret=WEBHOOK_SECRET, max_body_bytes=64 * 1024))
+    queue = RecordingQueue()
+    app = create_app(ctx, queue)
+    yield app.test_client(), ctx, queue
+    ctx.close()
+
+
+def post(client, payload, event="push", secret=WEBHOOK_SECRET, delivery="d1", **extra_headers):
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    headers = signed_headers("github", body, secret, event, delivery)
+    headers.update(extra_headers)
+    return client.post("/api/webhooks/github", data=body, headers=headers)
+
+
+def deliveries(ctx) -> int:
+    with ctx.db.session() as session:
+        return session.scalar(select(func.count()).select_from(Delivery))
+
+
+PUSH = payloads.push("octo/hello", "https://github.com/octo/hello.git", "a" * 40)
+
+
+def test_push_is_stored_then_queued(web):
+    client, ctx, queue = web
+    response = post(client, PUSH)
+    assert response.status_code == 202
+    assert response.json["accepted"] == "d1"
+    assert deliveries(ctx) == 1 and len(queue.queued) == 1
+
+
+@pytest.mark.parametrize("secret", ["wrong", ""])
+def test_wrong_or_missing_signature_is_401_and_stores_nothing(web, secret):
+    client, ctx, queue = web
+    body = json.dumps(PUSH).encode()
+    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "x"}
+    if secret:
+        headers = signed_headers("github", body, secret, "push", "x")
+    response = client.post("/api/webhooks/github", data=body, headers=headers)
+    assert response.status_code == 401
+    assert deliveries(ctx) == 0 and queue.queued == []
+
+
+def test_signature_is_checked_before_parsing(web):
+    client, _, _ = web
+    response = post(client, b"not json at all", secret="wrong")
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [(b"[1, 2]", "not an object"), (b"{nope", "not valid JSON"), (b"", "empty"), (b"\xff\xfe", "not UTF-8")],
+)
+def test_malformed_body_is_400_with_the_reason(web, body, reason):
+    client, ctx, _ = web
+    response = post(client, body)
+    assert response.status_code == 400
+    assert reason in response.json["error"]
+    assert deliveries(ctx) == 0
+
+
+def test_missing_required_field_is_400(web):
+    client, _, _ = web
+    broken = dict(PUSH)
+    del broken["after"]
+    response = post(client, broken)
+    assert response.status_code == 400 and "after" in response.json["error"]
+
+
+def test_ping_and_ignored_events(web):
+    client, ctx, queue = web
+    assert post(client, {"zen": "Keep it logically awesome.", "hook_id": 1}, event="ping").status_code == 200
+    response = post(client, {"action": "created"}, event="star")
+    assert response.status_code == 202 and "starts nothing" in response.json["ignored"]
+    deleted = dict(PUSH, deleted=True, after="0" * 40)
+    assert "deleted" in post(client, deleted).json["ignored"]
+    assert deliveries(ctx) == 0 and queue.queued == []
+
+
+def test_repeated_delivery_is_acknowledged_once(web):
+    client, ctx, queue = web
+    assert post(client, PUSH, delivery="same").status_code == 202
+    again = post(client, PUSH, delivery="same")
+    assert again.status_code == 200 and again.json["duplicate"] is True
+    assert deliveries(ctx) == 1 and len(queue.queued) == 1
+
+
+def test_body_over_the_limit_is_413(web):
+    client, ctx, _ = web
+    big = dict(PUSH, padding="x" * (70 * 1024))
+    response = post(client, big)
+    assert response.status_code == 413
+    assert deliveries(ctx) == 0
+
+
+def test_form_encoded_payloads_are_accepted(web):
+    from urllib.parse import urlencode
+
+    client, _, _ = web
+    body = urlencode({"payload": json.dumps(PUSH)}).encode()
+    headers = signed_headers("github", body, WEBHOOK_SECRET, "push", "form-1")
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    response = client.post("/api/webhooks/github", data=body, headers=headers)
+    assert response.status_code == 202, response.json
+
+
+def test_broker_down_keeps_the_delivery_and_the_sweep_queues_it(web):
+    client, ctx, queue = web
+    queue.down = True
+    assert post(client, PUSH, delivery="while-down").status_code == 202
+    with ctx.db.session() as session:
+        assert session.scalars(select(Delivery.state)).one() == DeliveryState.RECEIVED
+    queue.down = False
+    assert requeue_deliveries(ctx, queue) == 1
+    assert len(queue.queued) == 1
+    with ctx.db.session() as session:
+        assert session.scalars(select(Delivery.state)).one() == DeliveryState.QUEUED
+
+
+def test_unknown_forge_and_unconfigured_secret(web, make_settings, tmp_path: Path):
+    client, _, _ = web
+    assert client.post("/api/webhooks/bitbucket", data=b"{}").status_code == 404
+    response = client.post("/api/webhooks/gitlab", data=b"{}", headers={"X-Gitlab-Event": "Push Hook"})
+    assert response.status_code == 401 and "no webhook secret" in response.json["error"]
+
+
+def test_secret_headers_are_not_stored(web):
+    client, ctx, _ = web
+    post(client, PUSH, delivery="h1", Authorization="Bearer x")
+    with ctx.db.session() as session:
+        stored = json.loads(session.scalars(select(Delivery.headers_json)).one())
+    assert "authorization" not in stored and stored["x-github-event"] == "push"
