@@ -22,7 +22,7 @@ DEADLINE_SLACK_SECONDS = 600
 DRIVER = r"""n=0
 while [ "$#" -ge 2 ]; do
   n=$((n + 1)); name=$1; script=$2; shift 2
-  printf '::forgeflow-step:: %s\n' "$name"
+  printf '==> %s\n' "$name"
   sh -e -c "$script" || {
     rc=$?
     printf "::forgeflow-failed::step '%s' failed with exit code %s\n" "$name" "$rc"
@@ -96,7 +96,8 @@ def compile_workflow(plan: WorkflowPlan) -> Manifest:
         if task.dependencies:
             entry["dependencies"] = list(task.dependencies)
         dag_tasks.append(entry)
-    templates: list[Manifest] = [{"name": ENTRYPOINT, "dag": {"tasks": dag_tasks}}]
+    # Independent jobs all run even when one fails (Argo's default failFast would stop them).
+    templates: list[Manifest] = [{"name": ENTRYPOINT, "dag": {"failFast": False, "tasks": dag_tasks}}]
     templates += [task_template(task, plan) for task in plan.tasks]
     return {
         "apiVersion": "argoproj.io/v1alpha1",

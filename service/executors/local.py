@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import string
-import subprocess
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -45,9 +45,8 @@ RUNTIMES = ("podman", "docker")
 RefList = list[WorkflowRef]
 ArgList = list[str]
 
-# Detached runners we started: kept so their Popen objects are reaped, not garbage-collected
-# while running (which would warn).
-_CHILDREN: list[subprocess.Popen[bytes]] = []
+# Detached runners this process started, reaped (waitpid) once they exit.
+_CHILDREN: list[int] = []
 _CHILDREN_LOCK = threading.Lock()
 
 
@@ -145,16 +144,11 @@ class LocalExecutor:
         runner_args = self._runner_args(ref)
         log_path = self.store.workflow_dir(ref.namespace, ref.name) / "runner.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "service.executors.local_runner", *runner_args],
-                cwd=Path(service.__file__).resolve().parents[1],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        _track(child)
+        _spawn_detached(
+            [sys.executable, "-m", "service.executors.local_runner", *runner_args],
+            log_path,
+            cwd=Path(service.__file__).resolve().parents[1],
+        )
 
     def run_foreground(self, manifest: Manifest, output: IO[str]) -> Manifest:
         """Run the Workflow in this process, streaming each task's output to ``output``.
@@ -227,11 +221,34 @@ class LocalExecutor:
         )
 
 
-def _track(child: subprocess.Popen[bytes]) -> None:
-    """Keep ``child`` until it exits; reap the runners that already did."""
+def _spawn_detached(argv: ArgList, log_path: Path, cwd: Path) -> None:
+    """Start a runner in its own session that outlives this process; its output goes to
+    ``log_path``. No Popen object is kept (it would warn when collected while the runner, by
+    design, still runs); exited runners are reaped here so they leave no zombies."""
+    _reap_children()
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), env.get("PYTHONPATH", "")]))
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
     with _CHILDREN_LOCK:
-        _CHILDREN[:] = [c for c in _CHILDREN if c.poll() is None]
-        _CHILDREN.append(child)
+        _CHILDREN.append(pid)
+
+
+def _reap_children() -> None:
+    with _CHILDREN_LOCK:
+        running = []
+        for pid in _CHILDREN:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                continue
+            if done == 0:
+                running.append(pid)
+        _CHILDREN[:] = running
 
 
 def _orphan_message(raw: Manifest) -> str | None:

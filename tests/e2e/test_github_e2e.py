@@ -28,7 +28,7 @@ jobs:
     on: [pull_request, push]
     steps:
       - name: the source is the event's commit
-        run: test "$(git rev-parse HEAD)" = "$FORGEFLOW_SHA" && test "$(cat VERSION)" = 2
+        run: sleep 1 && test "$(git rev-parse HEAD)" = "$FORGEFLOW_SHA" && test "$(cat VERSION)" = 2
       - name: event data arrives as environment, never as script
         run: |
           test "$FORGEFLOW_PR_TITLE" = 'Add a feature; rm -rf / $(echo pwned)'
@@ -40,6 +40,10 @@ jobs:
   pushes-only:
     on: [push]
     steps: [{run: "true"}]
+  after-passes:
+    on: [pull_request]
+    needs: [passes]
+    steps: [{run: "sleep 1"}]
 """
 
 
@@ -79,9 +83,11 @@ def test_pull_request_runs_jobs_and_reports_statuses(
     response = stack.post("github", payload, "pull_request", secret=WEBHOOK_SECRET, delivery="d-1")
     assert response.status_code == 202, response.text
 
-    final = fake_github.wait_final(["forgeflow/passes", "forgeflow/fails"])
+    final = fake_github.wait_final(["forgeflow/passes", "forgeflow/fails", "forgeflow/after-passes"])
     assert final["forgeflow/passes"] == "success"
     assert final["forgeflow/fails"] == "failure"
+    # a failing job does not stop independent ones (no Argo failFast across jobs)
+    assert final["forgeflow/after-passes"] == "success"
     assert fake_github.statuses_for("forgeflow/passes")[0] == "pending"
     assert fake_github.statuses_for("forgeflow/fails")[0] == "pending"
     assert fake_github.statuses_for("forgeflow/pushes-only") == []
