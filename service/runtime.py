@@ -126,6 +126,8 @@ def run_gunicorn(ctx: Context, bind: str, workers: int, threads: int) -> None:
             self.cfg.set("worker_class", "gthread" if threads > 1 else "sync")
             self.cfg.set("accesslog", "-")
             self.cfg.set("timeout", 60)
+            if "control_socket_disable" in self.cfg.settings:  # one per host path; not needed
+                self.cfg.set("control_socket_disable", True)
 
         def load(self) -> Any:
             return wsgi
