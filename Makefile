@@ -17,9 +17,11 @@ run: $(STAMP)
 
 test: $(STAMP) lint typecheck unit
 
+LINT_PATHS := $(wildcard service handlers tests benchmarks)
+
 lint: $(STAMP)
-	$(BIN)/ruff check service handlers tests benchmarks
-	$(BIN)/ruff format --check service handlers tests benchmarks
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy service handlers

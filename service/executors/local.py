@@ -9,9 +9,9 @@ in this process with live, ``[task]``-prefixed output, for ``forgeflow exec``.
 
 from __future__ import annotations
 
+import os
 import secrets
 import string
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterator

@@ -26,9 +26,16 @@ jobs:
 """
 
 
-def forgeflow(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def forgeflow(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "service.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
 
 
@@ -64,7 +71,9 @@ def test_render_with_no_matching_job_says_so(tmp_path: Path, git_repo: GitRepo):
     sha = git_repo.commit({".forgeflow.yaml": JOB_FILE.replace("[push, pull_request]", "[pull_request]")})
     event = tmp_path / "push.json"
     event.write_text(json.dumps(payloads.push("octo/hello", "https://github.com/octo/hello.git", sha)))
-    result = forgeflow("render", "--event", str(event), "--repo", str(git_repo.work), "--explain", env=_env(tmp_path))
+    result = forgeflow(
+        "render", "--event", str(event), "--repo", str(git_repo.work), "--explain", env=_env(tmp_path)
+    )
     assert result.returncode == 1
     assert "no job matched" in result.stdout + result.stderr
 
@@ -74,7 +83,14 @@ def test_render_type_can_be_forced(tmp_path: Path, git_repo: GitRepo):
     event = tmp_path / "pr.json"
     event.write_text(json.dumps(payloads.pull_request("octo/hello", git_repo.url, sha)))
     result = forgeflow(
-        "render", "--event", str(event), "--type", "pull_request", "--repo", str(git_repo.work), env=_env(tmp_path)
+        "render",
+        "--event",
+        str(event),
+        "--type",
+        "pull_request",
+        "--repo",
+        str(git_repo.work),
+        env=_env(tmp_path),
     )
     assert result.returncode == 0, result.stderr
     assert "pull request #7 opened" in result.stderr
@@ -91,7 +107,9 @@ def test_exec_runs_the_jobs_here_and_streams_output(tmp_path: Path, git_repo: Gi
 
 
 def test_exec_fails_when_a_job_fails(tmp_path: Path, git_repo: GitRepo):
-    sha = git_repo.commit({".forgeflow.yaml": JOB_FILE.replace("echo \"building $FORGEFLOW_BRANCH\"", "exit 4")})
+    sha = git_repo.commit(
+        {".forgeflow.yaml": JOB_FILE.replace('echo "building $FORGEFLOW_BRANCH"', "exit 4")}
+    )
     event = tmp_path / "push.json"
     event.write_text(json.dumps(payloads.push("octo/hello", git_repo.url, sha)))
     result = forgeflow("exec", "--event", str(event), "--repo", str(git_repo.work), env=_env(tmp_path))
@@ -126,7 +144,9 @@ def test_replay_and_status_against_a_running_service(make_settings, tmp_path: Pa
         settings = stack.settings
         secret_file = settings.data_dir / "local-webhook-secret"
         local_webhook_secret(settings)
-        bare = create_repository(settings.repos_dir, "team", "app", f"{stack.url}/api/webhooks/local", secret_file)
+        bare = create_repository(
+            settings.repos_dir, "team", "app", f"{stack.url}/api/webhooks/local", secret_file
+        )
         work = GitRepo(tmp_path, "app")
         work.git("remote", "set-url", "origin", str(bare))
         sha = work.commit({".forgeflow.yaml": JOB_FILE})  # the push runs the hook

@@ -24,7 +24,7 @@ from tests.support.stack import free_port
 
 pytestmark = pytest.mark.slow
 
-JOB_FILE = "version: 1\njobs:\n  unit:\n    steps: ['test \"$(git rev-parse HEAD)\" = \"$FORGEFLOW_SHA\"']\n"
+JOB_FILE = 'version: 1\njobs:\n  unit:\n    steps: [\'test "$(git rev-parse HEAD)" = "$FORGEFLOW_SHA"\']\n'
 
 
 @pytest.fixture
