@@ -10,15 +10,15 @@ Without the fixtures the tests skip, except in CI (``CI=true``), where they fail
 
 import copy
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from service.argo import SUPPORTED_KINDS, manifest_errors
+from tests.support.shared import shared_fixtures
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+FIXTURES = shared_fixtures()
 EXAMPLES = FIXTURES / "argo" / "examples"
 
 # Two upstream examples Kubernetes itself would refuse: a YAML indentation slip leaves them

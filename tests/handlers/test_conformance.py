@@ -19,8 +19,9 @@ import pytest
 import handlers
 from handlers.base import Delivery, Ignored, Parsed, Ping, WebhookError, hmac_sha256_hex
 from service.events import Event, EventKind, PullRequestAction
+from tests.support.shared import shared_fixtures
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "webhooks"
+FIXTURES = shared_fixtures() / "webhooks"
 FORGES = ("github", "gitlab", "forgejo", "pagure")
 SECRET = "conformance-secret"
 
