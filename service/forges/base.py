@@ -67,6 +67,46 @@ class Forge(Protocol):
         """The commit a ref (``refs/tags/v1``, a branch name) points at."""
         ...
 
+    def changed_files(self, repo: Repository, base: str, head: str) -> list[str] | None:
+        """Paths changed from commit ``base`` to ``head`` (all pages), or None when the forge
+        cannot say completely (path filters then let the job run)."""
+        ...
+
+    def pull_request_files(self, repo: Repository, number: int) -> list[str] | None:
+        """Paths a pull request changes (all pages), or None when the forge cannot say."""
+        ...
+
+    def pull_request_info(self, repo: Repository, number: int) -> PullRequestInfo:
+        """The pull request as it is now (for comment commands: head, author, fork)."""
+        ...
+
+    def has_write_access(self, repo: Repository, user: str) -> bool:
+        """Whether ``user`` may push to ``repo`` (maintainers, collaborators with write)."""
+        ...
+
+    def comment(self, repo: Repository, number: int, body: str) -> None:
+        """Add a comment to pull/merge request ``number``."""
+        ...
+
+    def react(self, repo: Repository, number: int, comment_id: str, reaction: str) -> bool:
+        """React to a comment (e.g. ``+1``, ``eyes``); False where the forge has no reactions."""
+        ...
+
+
+@dataclass(frozen=True)
+class PullRequestInfo:
+    number: int
+    head_sha: str
+    author: str
+    source_branch: str = ""
+    target_branch: str = ""
+    source_repo: Repository | None = None
+    fork: bool = False
+    state: str = "open"  # open | closed | merged
+    draft: bool = False
+    title: str = ""
+    labels: tuple[str, ...] = ()
+
 
 def describe_state_change(state: str, description: str) -> str:
     """A status description that fits every forge's limit (GitHub: 140 characters)."""

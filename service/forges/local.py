@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from service.events import Repository
-from service.forges.base import ForgeError, ReportedStatus, StatusReport
+from service.forges.base import ForgeError, PullRequestInfo, ReportedStatus, StatusReport
 from service.store.db import Database
 from service.store.models import LocalStatus
 
@@ -88,6 +88,27 @@ class LocalForge:
         if result.returncode != 0:
             raise ForgeError(f"{repo.full_name} has no ref {ref}")
         return result.stdout.strip()
+
+    def changed_files(self, repo: Repository, base: str, head: str) -> list[str] | None:
+        result = self._git(repo, "diff", "--name-only", "--no-renames", "-z", f"{base}...{head}")
+        if result.returncode != 0:
+            return None
+        return sorted(path for path in result.stdout.split("\0") if path)
+
+    def pull_request_files(self, repo: Repository, number: int) -> list[str] | None:
+        return None
+
+    def pull_request_info(self, repo: Repository, number: int) -> PullRequestInfo:
+        raise ForgeError("the local forge has no pull requests")
+
+    def has_write_access(self, repo: Repository, user: str) -> bool:
+        return True  # whoever can push into a repository on this machine
+
+    def comment(self, repo: Repository, number: int, body: str) -> None:
+        raise ForgeError("the local forge has no pull requests to comment on")
+
+    def react(self, repo: Repository, number: int, comment_id: str, reaction: str) -> bool:
+        return False
 
 
 def local_statuses(db: Database, repo: str, sha: str) -> list[LocalStatus]:

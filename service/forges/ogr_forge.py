@@ -8,6 +8,8 @@ forgeflow's states per forge. Errors from ogr and the libraries under it are sor
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,6 +22,7 @@ from ogr.services.github.auth_providers.token import TokenAuthentication
 from service.events import Repository
 from service.forges.base import (
     ForgeError,
+    PullRequestInfo,
     ReportedStatus,
     StatusReport,
     TransientForgeError,
@@ -66,6 +69,13 @@ STATE_MAPS: dict[str, dict[str, CommitStatus]] = {
         "canceled": CommitStatus.canceled,
     },
 }
+
+# GitHub lists at most 300 files in a comparison and 3,000 in a pull request: at the cap the
+# list may be partial, so path filters treat it as unknown.
+GITHUB_COMPARE_FILE_CAP = 300
+GITHUB_PR_FILE_CAP = 3000
+
+PROJECT_CACHE_SECONDS = 300
 
 CANCEL_WORDS = ("superseded", "cancelled", "canceled", "stopped")
 
@@ -196,9 +206,24 @@ class OgrForge:
         self.kind: str = instance.kind
         self.name: str = instance.name
         self._service = _service_for(instance)
+        self._projects: dict[str, tuple[float, Any]] = {}
+        self._projects_lock = threading.Lock()
 
     def project(self, repo: Repository) -> Any:
-        return self._service.get_project(namespace=repo.namespace, repo=repo.name)
+        """ogr's project object, kept a few minutes: it caches what the forge said about the
+        repository, which saves a request on every status post."""
+        key = repo.full_name.lower()
+        moment = time.monotonic()
+        with self._projects_lock:
+            cached = self._projects.get(key)
+            if cached is not None and moment - cached[0] < PROJECT_CACHE_SECONDS:
+                return cached[1]
+        project = self._service.get_project(namespace=repo.namespace, repo=repo.name)
+        with self._projects_lock:
+            if len(self._projects) > 1000:
+                self._projects.clear()
+            self._projects[key] = (moment, project)
+        return project
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
@@ -274,3 +299,77 @@ class OgrForge:
             return str(sha)
 
         return self._call(f"resolving {ref} of {repo.full_name}", resolve)
+
+    # -- pull requests, permissions, conversation ------------------------------------------
+
+    def changed_files(self, repo: Repository, base: str, head: str) -> list[str] | None:
+        if self.kind != "github":
+            return None  # forge-specific comparisons: see the forge's own module
+
+        def compare() -> list[str] | None:
+            comparison = self.project(repo).github_repo.compare(base, head)
+            files = [f.filename for f in comparison.files]
+            return None if len(files) >= GITHUB_COMPARE_FILE_CAP else sorted(set(files))
+
+        return self._call(f"comparing {base[:7]}...{head[:7]} of {repo.full_name}", compare)
+
+    def pull_request_files(self, repo: Repository, number: int) -> list[str] | None:
+        def files() -> list[str] | None:
+            if self.kind == "github":
+                names = [f.filename for f in self.project(repo).github_repo.get_pull(number).get_files()]
+                return None if len(names) >= GITHUB_PR_FILE_CAP else sorted(set(names))
+            diff = self.project(repo).get_pr_files_diff(number)
+            return sorted(diff) if isinstance(diff, dict) else None
+
+        return self._call(f"listing the files of #{number} in {repo.full_name}", files)
+
+    def pull_request_info(self, repo: Repository, number: int) -> PullRequestInfo:
+        def read() -> PullRequestInfo:
+            pr = self.project(repo).get_pr(number)
+            source = pr.source_project
+            source_repo = Repository(namespace=source.namespace, name=source.repo, clone_url="")
+            try:
+                clone = source.get_git_urls().get("git", "")
+            except Exception:  # a deleted fork
+                clone = ""
+            source_repo = Repository(source_repo.namespace, source_repo.name, clone)
+            status = getattr(pr.status, "name", str(pr.status))
+            return PullRequestInfo(
+                number=number,
+                head_sha=str(pr.head_commit),
+                author=str(pr.author),
+                source_branch=str(pr.source_branch),
+                target_branch=str(pr.target_branch),
+                source_repo=source_repo,
+                fork=source_repo.full_name.lower() != repo.full_name.lower(),
+                state="open" if status == "open" else ("merged" if status == "merged" else "closed"),
+                title=str(pr.title),
+                labels=tuple(str(label.name) for label in pr.labels),
+            )
+
+        return self._call(f"reading pull request #{number} of {repo.full_name}", read)
+
+    def has_write_access(self, repo: Repository, user: str) -> bool:
+        return self._call(
+            f"asking whether {user} may write to {repo.full_name}",
+            lambda: bool(self.project(repo).has_write_access(user)),
+        )
+
+    def comment(self, repo: Repository, number: int, body: str) -> None:
+        self._call(
+            f"commenting on #{number} of {repo.full_name}",
+            lambda: self.project(repo).get_pr(number).comment(body),
+        )
+
+    def react(self, repo: Repository, number: int, comment_id: str, reaction: str) -> bool:
+        def add() -> bool:
+            self.project(repo).get_pr(number).get_comment(int(comment_id)).add_reaction(reaction)
+            return True
+
+        try:
+            return self._call(f"reacting to comment {comment_id} on {repo.full_name}", add)
+        except ForgeError as exc:
+            if isinstance(exc, TransientForgeError):
+                raise
+            log.info("no reaction on %s: %s", self.name, exc)
+            return False
