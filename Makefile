@@ -17,7 +17,7 @@ run: $(STAMP)
 
 test: $(STAMP) lint typecheck unit
 
-LINT_PATHS := $(wildcard service handlers tests benchmarks)
+LINT_PATHS := $(wildcard service handlers tests benchmarks tools)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -28,6 +28,7 @@ from service.jobs.yaml_source import Limits
 from service.reporter import report_run, run_url
 from service.status_mapping import now
 from service.store.models import Delivery, DeliveryState, Job, JobState, Run, RunPhase
+from service.supersede import stop_pull_request_runs, stop_superseded_runs
 
 log = logging.getLogger(__name__)
 CONFIG_CONTEXT = "forgeflow/config"
@@ -73,7 +74,8 @@ def handle_event(
     if event.kind in (EventKind.COMMENT, EventKind.RERUN):
         return Result(f"{event.kind.value} events are not acted on yet")
     if event.kind is EventKind.PULL_REQUEST and event.action in ("closed", "merged"):
-        return Result(f"pull request {event.action}: nothing to run")
+        # its runs stop; jobs that ask for `types: [closed]` still run below
+        stop_pull_request_runs(ctx, event, f"pull request {event.action}")
     forge = ctx.forges.get(event.forge, instance)
     if not event.sha:
         event = _with_sha(event, forge.resolve_ref(event.repository, event.ref))
@@ -90,6 +92,7 @@ def handle_event(
     if not any(d.matched for d in decisions):
         return Result("no job matched: " + "; ".join(f"{d.job}: {d.reason}" for d in decisions))
     run_id = _create_run(ctx, event, instance, trigger_key, delivery_pk, job_file, decisions)
+    stop_superseded_runs(ctx, event, run_id)
     return resume_run(ctx, run_id)
 
 

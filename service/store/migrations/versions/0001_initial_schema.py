@@ -2,7 +2,6 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 00:31:27.551883
 """
 
 import sqlalchemy as sa
@@ -70,6 +69,8 @@ def upgrade() -> None:
         sa.Column("phase", sa.String(length=16), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
         sa.Column("stop_reason", sa.Text(), nullable=False),
+        sa.Column("concurrency_group", sa.String(length=255), nullable=False),
+        sa.Column("cancel_in_progress", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.Column("finished_at", sa.DateTime(), nullable=True),
@@ -81,6 +82,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("trigger_key"),
     )
     with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_runs_concurrency_group"), ["concurrency_group"], unique=False)
         batch_op.create_index(batch_op.f("ix_runs_phase"), ["phase"], unique=False)
         batch_op.create_index("ix_runs_pr", ["repo", "pr_number"], unique=False)
         batch_op.create_index("ix_runs_repo_sha", ["repo", "sha"], unique=False)
@@ -125,6 +127,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_runs_repo_sha")
         batch_op.drop_index("ix_runs_pr")
         batch_op.drop_index(batch_op.f("ix_runs_phase"))
+        batch_op.drop_index(batch_op.f("ix_runs_concurrency_group"))
 
     op.drop_table("runs")
     op.drop_table("local_statuses")
