@@ -71,11 +71,15 @@ def report_job(db: Database, forges: ForgeRegistry, public_url: str, job_id: int
             run = job.run
             event = Event.from_json(run.event_json)
             instance = run.instance
+            pr = event.pull_request
             report = StatusReport(
                 context=job.context,
                 state=job.state,
                 description=job.description,
                 target_url=job_url(public_url, run.id, job.task),
+                pull_request=pr.number if pr else None,
+                source_repo=pr.source_repo if pr and pr.fork else None,
+                ref=pr.source_branch if pr else (event.branch or event.tag),
             )
             sha = run.sha
         attempted = True
@@ -106,7 +110,10 @@ def report_job(db: Database, forges: ForgeRegistry, public_url: str, job_id: int
 
 
 def status_repo(event: Event) -> Repository:
-    """The repository whose commit carries the statuses: the one the event happened in."""
+    """The repository whose commit carries the statuses: the one the event happened in.
+
+    A forge may place a pull request's statuses elsewhere (GitLab: on a fork's commit; Pagure:
+    on the pull request) from the report's ``pull_request``/``source_repo``/``ref``."""
     return event.repository
 
 

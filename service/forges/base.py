@@ -33,6 +33,10 @@ class StatusReport:
     state: str  # pending | running | success | failure | error
     description: str
     target_url: str
+    # Where the commit was built, for forges that place statuses by it (all optional):
+    pull_request: int | None = None  # the pull/merge request (Pagure flags it, not the commit)
+    source_repo: Repository | None = None  # a fork the pull request comes from (GitLab posts there)
+    ref: str = ""  # the branch or tag built; for a pull request its source branch
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,12 @@
-"""Real forges through ogr: GitHub (and Enterprise), GitLab, Forgejo/Gitea and Pagure.
+"""Real forges through ogr: what every forge kind shares.
 
-Each forge accepts a different set of commit states, so :data:`STATE_MAPS` translates
-forgeflow's states per forge. Errors from ogr and the libraries under it are sorted into
-:class:`TransientForgeError` (retry) and :class:`ForgeError` (do not).
+:class:`OgrForge` implements the forge seam (:class:`service.forges.base.Forge`) with ogr's
+generic project API; one subclass per forge kind overrides what that forge does differently:
+:mod:`service.forges.github`, :mod:`service.forges.gitlab`, :mod:`service.forges.forgejo`,
+:mod:`service.forges.pagure` (the table is in :mod:`service.forges.registry`). Each forge accepts
+a different set of commit states (:data:`STATE_MAPS`, see :mod:`service.forges.states`); errors
+from ogr and the libraries under it are sorted into :class:`TransientForgeError` (retry) and
+:class:`ForgeError` (do not) by :mod:`service.forges.errors`.
 """
 
 from __future__ import annotations
@@ -13,11 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import github
-import requests
 from ogr.abstract import CommitStatus
-from ogr.services.github import GithubService
-from ogr.services.github.auth_providers.token import TokenAuthentication
 
 from service.events import Repository
 from service.forges.base import (
@@ -26,188 +26,66 @@ from service.forges.base import (
     ReportedStatus,
     StatusReport,
     TransientForgeError,
-    describe_state_change,
 )
+from service.forges.errors import classify, http_status_of
+from service.forges.notes import NoteLedger
+from service.forges.states import STATE_MAPS, forge_description, forge_state, reverse_state
 from service.settings import ForgeInstance
+
+__all__ = ["STATE_MAPS", "OgrForge", "classify", "http_status_of"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# forgeflow state -> the CommitStatus each forge accepts
-STATE_MAPS: dict[str, dict[str, CommitStatus]] = {
-    # GitHub: pending, success, failure, error only.
-    "github": {
-        "pending": CommitStatus.pending,
-        "running": CommitStatus.pending,
-        "success": CommitStatus.success,
-        "failure": CommitStatus.failure,
-        "error": CommitStatus.error,
-    },
-    # GitLab has running and canceled; it refuses error and warning.
-    "gitlab": {
-        "pending": CommitStatus.pending,
-        "running": CommitStatus.running,
-        "success": CommitStatus.success,
-        "failure": CommitStatus.failure,
-        "error": CommitStatus.failure,
-        "canceled": CommitStatus.canceled,
-    },
-    # Forgejo refuses running and canceled, and ogr cannot read back an "error" it set.
-    "forgejo": {
-        "pending": CommitStatus.pending,
-        "running": CommitStatus.pending,
-        "success": CommitStatus.success,
-        "failure": CommitStatus.failure,
-        "error": CommitStatus.failure,
-    },
-    "pagure": {
-        "pending": CommitStatus.pending,
-        "running": CommitStatus.pending,
-        "success": CommitStatus.success,
-        "failure": CommitStatus.failure,
-        "error": CommitStatus.error,
-        "canceled": CommitStatus.canceled,
-    },
-}
-
-# GitHub lists at most 300 files in a comparison and 3,000 in a pull request: at the cap the
-# list may be partial, so path filters treat it as unknown.
-GITHUB_COMPARE_FILE_CAP = 300
-GITHUB_PR_FILE_CAP = 3000
-
 PROJECT_CACHE_SECONDS = 300
-
-CANCEL_WORDS = ("superseded", "cancelled", "canceled", "stopped")
-
-
-def forge_state(kind: str, state: str, description: str) -> CommitStatus:
-    """The state to post on ``kind`` for forgeflow's ``state``."""
-    states = STATE_MAPS[kind]
-    if state == "error" and "canceled" in states and description.lower().startswith(CANCEL_WORDS):
-        return states["canceled"]
-    return states[state]
+REQUEST_TIMEOUT_SECONDS = 15.0
 
 
-def forge_description(kind: str, state: str, description: str) -> str:
-    """Where a forge lacks a state, the description says it (e.g. "running" on GitHub)."""
-    mapped = forge_state(kind, state, description).name
-    text = description
-    if mapped != state and state in ("running", "error") and not text.lower().startswith(state):
-        text = f"{state}: {text}" if text else state
-    return describe_state_change(state, text)
-
-
-def reverse_state(value: CommitStatus) -> str:
-    return {
-        CommitStatus.pending: "pending",
-        CommitStatus.running: "running",
-        CommitStatus.success: "success",
-        CommitStatus.failure: "failure",
-        CommitStatus.error: "error",
-        CommitStatus.canceled: "error",
-        CommitStatus.warning: "failure",
-    }[value]
-
-
-class _ApiRootToken(TokenAuthentication):  # type: ignore[misc]
-    """ogr's token authentication, but against a chosen API root (Enterprise, tests)."""
-
-    def __init__(self, token: str, api_url: str, timeout: float) -> None:
-        self._token = token
-        self._pygithub_instance = _pygithub(token, api_url, timeout)
-
-
-def _pygithub(token: str, api_url: str, timeout: float) -> github.Github:
-    auth = github.Auth.Token(token) if token else None
-    return github.Github(auth=auth, base_url=api_url, retry=None, timeout=int(timeout))
-
-
-class GithubApiService(GithubService):  # type: ignore[misc]
-    """ogr's GithubService with a custom API root, which GitHub Enterprise users need."""
-
-    def __init__(self, token: str, api_url: str, timeout: float = 15) -> None:
-        self.api_url = api_url.rstrip("/")
-        self.timeout = timeout
-        super().__init__(github_authentication=_ApiRootToken(token, self.api_url, timeout))
-        self._token = token
-
-    def get_pygithub_instance(self, namespace: str, repo: str) -> github.Github:
-        return _pygithub(self._token, self.api_url, self.timeout)
-
-
-def _service_for(instance: ForgeInstance) -> Any:
-    if instance.kind == "github":
-        return GithubApiService(instance.token, instance.api_url)
-    if instance.kind == "gitlab":
-        from ogr.services.gitlab import GitlabService
-
-        return GitlabService(token=instance.token or None, instance_url=instance.api_url)
-    if instance.kind == "forgejo":
-        from ogr.services.forgejo import ForgejoService
-
-        return ForgejoService(instance_url=instance.api_url, token=instance.token or None)
-    if instance.kind == "pagure":
-        from ogr.services.pagure import PagureService
-
-        return PagureService(token=instance.token or None, instance_url=instance.api_url)
-    raise ForgeError(f"unknown forge kind {instance.kind!r}")
-
-
-def http_status_of(exc: BaseException) -> int | None:
-    """The HTTP status somewhere in an exception's cause chain, if any."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        for attr in ("status", "response_code", "status_code"):
-            value = getattr(current, attr, None)
-            if isinstance(value, int) and 100 <= value < 600:
-                return value
-        response = getattr(current, "response", None)
-        status = getattr(response, "status_code", None)
-        if isinstance(status, int):
-            return status
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def _is_network_error(exc: BaseException) -> bool:
-    current: BaseException | None = exc
-    while current is not None:
-        if isinstance(current, requests.ConnectionError | requests.Timeout | ConnectionError | TimeoutError):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def classify(exc: Exception, what: str) -> ForgeError:
-    """Turn a library exception into forgeflow's transient/permanent forge errors."""
-    status = http_status_of(exc)
-    message = f"{what}: {type(exc).__name__}: {exc}"
-    if status is not None:
-        message = f"{what}: HTTP {status}: {exc}"
-    text = str(exc).lower()
-    if status is None and _is_network_error(exc):
-        return TransientForgeError(message)
-    if status is not None and (status >= 500 or status == 429):
-        return TransientForgeError(message)
-    if status == 403 and "rate limit" in text:
-        return TransientForgeError(message, retry_after=60)
-    if status is None and "rate limit" in text:
-        return TransientForgeError(message, retry_after=60)
-    return ForgeError(message)
+def already_shown(exc: ForgeError) -> bool:
+    """GitLab's answer to a state posted twice: 400 "Cannot transition status via :run from
+    :running" (also :enqueue from :pending, and from a later state): the forge shows it already."""
+    return "cannot transition status" in str(exc).lower()
 
 
 class OgrForge:
     """A configured forge instance, spoken to through ogr."""
 
-    def __init__(self, instance: ForgeInstance) -> None:
+    kind: str = ""
+
+    def __init__(
+        self,
+        instance: ForgeInstance,
+        notes: NoteLedger | None = None,
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
+    ) -> None:
         self.instance = instance
-        self.kind: str = instance.kind
+        self.kind = instance.kind
         self.name: str = instance.name
-        self._service = _service_for(instance)
+        self.notes = notes
+        self.timeout = timeout
+        self._service = self.make_service()
         self._projects: dict[str, tuple[float, Any]] = {}
         self._projects_lock = threading.Lock()
+
+    # -- what subclasses provide -----------------------------------------------------------
+
+    def make_service(self) -> Any:
+        """ogr's service object for this instance."""
+        raise NotImplementedError
+
+    def get_project(self, repo: Repository) -> Any:
+        """ogr's project object for ``repo`` (not cached; see :meth:`project`)."""
+        return self._service.get_project(namespace=repo.namespace, repo=repo.name)
+
+    def post_status(
+        self, repo: Repository, sha: str, report: StatusReport, state: CommitStatus, description: str
+    ) -> None:
+        """Post one status with the forge's state and description already chosen."""
+        self.project(repo).set_commit_status(
+            sha, state, report.target_url, description, report.context, trim=True
+        )
+
+    # -- shared machinery ------------------------------------------------------------------
 
     def project(self, repo: Repository) -> Any:
         """ogr's project object, kept a few minutes: it caches what the forge said about the
@@ -218,7 +96,7 @@ class OgrForge:
             cached = self._projects.get(key)
             if cached is not None and moment - cached[0] < PROJECT_CACHE_SECONDS:
                 return cached[1]
-        project = self._service.get_project(namespace=repo.namespace, repo=repo.name)
+        project = self.get_project(repo)
         with self._projects_lock:
             if len(self._projects) > 1000:
                 self._projects.clear()
@@ -232,6 +110,8 @@ class OgrForge:
             raise
         except Exception as exc:
             raise classify(exc, what) from exc
+
+    # -- the seam --------------------------------------------------------------------------
 
     def read_file(self, repo: Repository, path: str, ref: str) -> str | None:
         def read() -> str | None:
@@ -250,18 +130,13 @@ class OgrForge:
     def set_status(self, repo: Repository, sha: str, status: StatusReport) -> None:
         state = forge_state(self.kind, status.state, status.description)
         description = forge_description(self.kind, status.state, status.description)
-
-        def post() -> None:
-            self.project(repo).set_commit_status(
-                sha, state, status.target_url, description, status.context, trim=True
-            )
-
         try:
-            self._call(f"setting {status.context} on {repo.full_name}@{sha[:7]}", post)
+            self._call(
+                f"setting {status.context} on {repo.full_name}@{sha[:7]}",
+                lambda: self.post_status(repo, sha, status, state, description),
+            )
         except ForgeError as exc:
-            # GitLab answers 400 "Cannot transition status via :run from :running" when the
-            # state is already what we post: the forge already shows it.
-            if "cannot transition status" in str(exc).lower():
+            if already_shown(exc):
                 log.info("%s already shows %s for %s", self.name, state.name, status.context)
                 return
             raise
@@ -300,25 +175,15 @@ class OgrForge:
 
         return self._call(f"resolving {ref} of {repo.full_name}", resolve)
 
-    # -- pull requests, permissions, conversation ------------------------------------------
-
     def changed_files(self, repo: Repository, base: str, head: str) -> list[str] | None:
-        if self.kind != "github":
-            return None  # forge-specific comparisons: see the forge's own module
-
-        def compare() -> list[str] | None:
-            comparison = self.project(repo).github_repo.compare(base, head)
-            files = [f.filename for f in comparison.files]
-            return None if len(files) >= GITHUB_COMPARE_FILE_CAP else sorted(set(files))
-
-        return self._call(f"comparing {base[:7]}...{head[:7]} of {repo.full_name}", compare)
+        return None  # a forge that can compare commits overrides this
 
     def pull_request_files(self, repo: Repository, number: int) -> list[str] | None:
         def files() -> list[str] | None:
-            if self.kind == "github":
-                names = [f.filename for f in self.project(repo).github_repo.get_pull(number).get_files()]
-                return None if len(names) >= GITHUB_PR_FILE_CAP else sorted(set(names))
-            diff = self.project(repo).get_pr_files_diff(number)
+            try:
+                diff = self.project(repo).get_pr_files_diff(number)
+            except NotImplementedError:
+                return None
             return sorted(diff) if isinstance(diff, dict) else None
 
         return self._call(f"listing the files of #{number} in {repo.full_name}", files)
@@ -327,12 +192,11 @@ class OgrForge:
         def read() -> PullRequestInfo:
             pr = self.project(repo).get_pr(number)
             source = pr.source_project
-            source_repo = Repository(namespace=source.namespace, name=source.repo, clone_url="")
             try:
                 clone = source.get_git_urls().get("git", "")
             except Exception:  # a deleted fork
                 clone = ""
-            source_repo = Repository(source_repo.namespace, source_repo.name, clone)
+            source_repo = Repository(namespace=source.namespace, name=source.repo, clone_url=clone)
             status = getattr(pr.status, "name", str(pr.status))
             return PullRequestInfo(
                 number=number,
@@ -366,10 +230,13 @@ class OgrForge:
             self.project(repo).get_pr(number).get_comment(int(comment_id)).add_reaction(reaction)
             return True
 
+        return self._reacting(repo, comment_id, add)
+
+    def _reacting(self, repo: Repository, comment_id: str, add: Callable[[], bool]) -> bool:
         try:
             return self._call(f"reacting to comment {comment_id} on {repo.full_name}", add)
+        except TransientForgeError:
+            raise
         except ForgeError as exc:
-            if isinstance(exc, TransientForgeError):
-                raise
             log.info("no reaction on %s: %s", self.name, exc)
             return False

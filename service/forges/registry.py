@@ -5,10 +5,23 @@ from __future__ import annotations
 import threading
 
 from service.forges.base import Forge, ForgeError
+from service.forges.forgejo import ForgejoForge
+from service.forges.github import GithubForge
+from service.forges.gitlab import GitlabForge
 from service.forges.local import LocalForge
+from service.forges.notes import NoteLedger
 from service.forges.ogr_forge import OgrForge
+from service.forges.pagure import PagureForge
 from service.settings import ForgeInstance, Settings, local_webhook_secret
 from service.store.db import Database
+
+# forge kind -> the class that speaks to an instance of it
+FORGE_CLASSES: dict[str, type[OgrForge]] = {
+    "github": GithubForge,
+    "gitlab": GitlabForge,
+    "forgejo": ForgejoForge,
+    "pagure": PagureForge,
+}
 
 
 class ForgeRegistry:
@@ -16,6 +29,7 @@ class ForgeRegistry:
         self.settings = settings
         self.instances = settings.forge_instances()
         self.local = LocalForge(settings.repos_dir, db)
+        self.notes = NoteLedger(db)
         self._forges: dict[str, OgrForge] = {}
         self._lock = threading.Lock()
 
@@ -41,7 +55,7 @@ class ForgeRegistry:
         key = f"{kind}:{instance.name}"
         with self._lock:
             if key not in self._forges:
-                self._forges[key] = OgrForge(instance)
+                self._forges[key] = FORGE_CLASSES[instance.kind](instance, notes=self.notes)
             return self._forges[key]
 
     def choose_instance(self, kind: str, verified: list[str], payload_instance: str) -> str:

@@ -164,3 +164,35 @@ class LocalStatus(Base):
     description: Mapped[str] = mapped_column(String(1024), default="")
     target_url: Mapped[str] = mapped_column(String(1024), default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class WorkflowLog(Base):
+    """A finished job's log on the ``argo`` executor, kept after Argo deleted its pod
+    (``podGC``); see :mod:`service.executors.argo_logs`."""
+
+    __tablename__ = "workflow_logs"
+    __table_args__ = (UniqueConstraint("namespace", "workflow", "task", name="uq_workflow_log"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(255))
+    workflow: Mapped[str] = mapped_column(String(255))
+    task: Mapped[str] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(Text, default="")
+    stored_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ForgeNote(Base):
+    """A note forgeflow posts at most once on a pull/merge request, e.g. "statuses cannot be
+    posted on this fork". The row is claimed before the note is posted, so concurrent reporters
+    and redeliveries never post it twice."""
+
+    __tablename__ = "forge_notes"
+    __table_args__ = (UniqueConstraint("forge", "instance", "repo", "number", "topic", name="uq_forge_note"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    forge: Mapped[str] = mapped_column(String(32))
+    instance: Mapped[str] = mapped_column(String(255), default="")
+    repo: Mapped[str] = mapped_column(String(255))
+    number: Mapped[int] = mapped_column(Integer)  # the pull/merge request
+    topic: Mapped[str] = mapped_column(String(64))  # what the note is about
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

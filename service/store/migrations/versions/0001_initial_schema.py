@@ -37,6 +37,18 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_deliveries_state"), ["state"], unique=False)
 
     op.create_table(
+        "forge_notes",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("forge", sa.String(length=32), nullable=False),
+        sa.Column("instance", sa.String(length=255), nullable=False),
+        sa.Column("repo", sa.String(length=255), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("topic", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("forge", "instance", "repo", "number", "topic", name="uq_forge_note"),
+    )
+    op.create_table(
         "local_statuses",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("repo", sa.String(length=255), nullable=False),
@@ -48,6 +60,17 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("repo", "sha", "context", name="uq_local_status"),
+    )
+    op.create_table(
+        "workflow_logs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("namespace", sa.String(length=255), nullable=False),
+        sa.Column("workflow", sa.String(length=255), nullable=False),
+        sa.Column("task", sa.String(length=255), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("stored_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("namespace", "workflow", "task", name="uq_workflow_log"),
     )
     op.create_table(
         "runs",
@@ -130,7 +153,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_runs_concurrency_group"))
 
     op.drop_table("runs")
+    op.drop_table("workflow_logs")
     op.drop_table("local_statuses")
+    op.drop_table("forge_notes")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_deliveries_state"))
 

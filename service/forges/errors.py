@@ -1,0 +1,90 @@
+"""Sort what ogr and the libraries under it raise into retry-worthy and permanent forge errors.
+
+Every forge library fails its own way: PyGithub raises ``GithubException`` (``.status``),
+python-gitlab ``GitlabError`` (``.response_code``), pyforgejo ``ApiError`` (``.status_code``) and
+``httpx`` transport errors, Pagure's ``requests``-based client ``PagureAPIException``
+(``.response_code``), ``GitForgeInternalError`` for any 5xx (with the status only in its message)
+and ``OgrNetworkError`` when it cannot connect. ogr often wraps these again, so the whole cause
+chain is searched.
+"""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import requests
+from ogr.exceptions import GitForgeInternalError, OgrNetworkError
+
+from service.forges.base import ForgeError, TransientForgeError
+
+STATUS_ATTRIBUTES = ("status", "response_code", "status_code")
+# ogr's GitForgeInternalError: "Pagure API returned 502 status for `...`"
+STATUS_IN_MESSAGE = re.compile(r"returned (\d{3}) status")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: set[int] = set()
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _status_attribute(exc: BaseException) -> int | None:
+    for attr in STATUS_ATTRIBUTES:
+        try:
+            value = getattr(exc, attr, None)
+        except Exception:  # ogr's abstract APIException.response_code raises NotImplementedError
+            value = None
+        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value < 600:
+            return value
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if isinstance(status, int) and 100 <= status < 600:
+        return status
+    if isinstance(exc, GitForgeInternalError) and (match := STATUS_IN_MESSAGE.search(str(exc))):
+        return int(match.group(1))
+    return None
+
+
+def http_status_of(exc: BaseException) -> int | None:
+    """The HTTP status somewhere in an exception's cause chain, if any."""
+    for current in _chain(exc):
+        status = _status_attribute(current)
+        if status is not None:
+            return status
+    return None
+
+
+NETWORK_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    httpx.TransportError,  # pyforgejo: connect/read timeouts, refused connections
+    ConnectionError,
+    TimeoutError,
+    OgrNetworkError,  # Pagure: cannot connect, and GitForgeInternalError (5xx)
+)
+
+
+def is_network_error(exc: BaseException) -> bool:
+    return any(isinstance(current, NETWORK_ERRORS) for current in _chain(exc))
+
+
+def classify(exc: Exception, what: str) -> ForgeError:
+    """Turn a library exception into forgeflow's transient/permanent forge errors."""
+    status = http_status_of(exc)
+    message = f"{what}: {type(exc).__name__}: {exc}"
+    if status is not None:
+        message = f"{what}: HTTP {status}: {exc}"
+    text = str(exc).lower()
+    if status is not None and (status >= 500 or status == 429):
+        return TransientForgeError(message)
+    if "rate limit" in text and status in (None, 403):
+        return TransientForgeError(message, retry_after=60)
+    if status is None and is_network_error(exc):
+        return TransientForgeError(message)
+    return ForgeError(message)

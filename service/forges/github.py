@@ -1,0 +1,81 @@
+"""GitHub (and GitHub Enterprise) through ogr and PyGithub.
+
+What differs from the generic ogr forge: the API root is configurable (Enterprise, tests), and
+changed files come from GitHub's compare and pull-request files APIs, which cap their lists
+(at the cap the list may be partial, so path filters treat it as unknown).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import github
+from ogr.services.github import GithubService
+from ogr.services.github.auth_providers.token import TokenAuthentication
+
+from service.events import Repository
+from service.forges.ogr_forge import OgrForge
+
+# GitHub lists at most 300 files in a comparison and 3,000 in a pull request.
+GITHUB_COMPARE_FILE_CAP = 300
+GITHUB_PR_FILE_CAP = 3000
+
+
+class _ApiRootToken(TokenAuthentication):  # type: ignore[misc]
+    """ogr's token authentication, but against a chosen API root (Enterprise, tests)."""
+
+    def __init__(self, token: str, api_url: str, timeout: float) -> None:
+        self._token = token
+        self._pygithub_instance = _pygithub(token, api_url, timeout)
+
+
+def _pygithub(token: str, api_url: str, timeout: float) -> github.Github:
+    """PyGithub without its built-in pacing (0.25 s between requests, 1 s between writes): a
+    run's statuses would queue behind each other for seconds. Rate limits are handled by
+    forgeflow's retries instead (403/429 with Retry-After are transient)."""
+    auth = github.Auth.Token(token) if token else None
+    return github.Github(
+        auth=auth,
+        base_url=api_url,
+        retry=None,
+        timeout=int(timeout),
+        per_page=100,
+        seconds_between_requests=None,
+        seconds_between_writes=None,
+    )
+
+
+class GithubApiService(GithubService):  # type: ignore[misc]
+    """ogr's GithubService with a custom API root, which GitHub Enterprise users need."""
+
+    def __init__(self, token: str, api_url: str, timeout: float = 15) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.timeout = timeout
+        super().__init__(github_authentication=_ApiRootToken(token, self.api_url, timeout))
+        self._token = token
+
+    def get_pygithub_instance(self, namespace: str, repo: str) -> github.Github:
+        return _pygithub(self._token, self.api_url, self.timeout)
+
+
+class GithubForge(OgrForge):
+    """github.com or a GitHub Enterprise instance."""
+
+    def make_service(self) -> Any:
+        return GithubApiService(self.instance.token, self.instance.api_url, self.timeout)
+
+    def changed_files(self, repo: Repository, base: str, head: str) -> list[str] | None:
+        def compare() -> list[str] | None:
+            comparison = self.project(repo).github_repo.compare(base, head)
+            files = [f.filename for f in comparison.files]
+            return None if len(files) >= GITHUB_COMPARE_FILE_CAP else sorted(set(files))
+
+        return self._call(f"comparing {base[:7]}...{head[:7]} of {repo.full_name}", compare)
+
+    def pull_request_files(self, repo: Repository, number: int) -> list[str] | None:
+        def files() -> list[str] | None:
+            pull = self.project(repo).github_repo.get_pull(number)
+            names = [f.filename for f in pull.get_files()]
+            return None if len(names) >= GITHUB_PR_FILE_CAP else sorted(set(names))
+
+        return self._call(f"listing the files of #{number} in {repo.full_name}", files)
