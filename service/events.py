@@ -37,6 +37,23 @@ class PullRequestAction(StrEnum):
     EDITED = "edited"
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        cls = type(value)
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(value))
+        return {name: _plain(getattr(value, name)) for name in names}
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
 @dataclass(frozen=True)
 class Repository:
     """A repository on a forge. ``full_name`` is ``namespace/name`` (GitLab groups may nest)."""
@@ -118,7 +135,9 @@ class Event:
         return self.branch
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain JSON-ready data (what ``dataclasses.asdict`` gives, without its deep copies)."""
+        result: dict[str, Any] = _plain(self)
+        return result
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -163,4 +182,8 @@ class Event:
             return f"{where}: tag {self.tag} at {self.short_sha}"
         if self.kind is EventKind.PUSH:
             return f"{where}: push to {self.branch} at {self.short_sha}"
+        if self.kind is EventKind.MANUAL:
+            what = self.branch or self.tag or self.ref or "commit"
+            by = f" by {self.sender}" if self.sender else ""
+            return f"{where}: manual run of {what} at {self.short_sha}{by}"
         return f"{where}: {self.kind.value} at {self.short_sha}"

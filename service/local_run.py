@@ -1,9 +1,16 @@
-"""``forgeflow render`` and ``forgeflow exec``: an event file and a checkout, no service needed."""
+"""``forgeflow render`` and ``forgeflow exec``: an event file and a checkout, no service needed.
+
+Everything the service would ask the forge comes from the checkout instead: the job file and
+``uses`` templates (``.forgeflow/templates/NAME.yaml``, then the service config's), and the
+changed files for ``paths`` filters (its git history: ``before..after`` for a push, the merge
+base of the pull request's base and head for a pull request).
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -11,11 +18,13 @@ from typing import Any, TextIO
 from service.argo.validation import InvalidManifest, validate_manifest
 from service.compiler import compile_workflow
 from service.event_files import EventFileError, event_from_file
-from service.events import Event
+from service.events import Event, EventKind
+from service.job_sources import job_limits, push_base, run_is_trusted
 from service.jobs.durations import parse_duration
 from service.jobs.loader import JobFileError, load_job_file
-from service.jobs.matcher import Decision, match_jobs
+from service.jobs.matcher import ChangedFiles, Decision, match_jobs
 from service.jobs.plan import PlanOptions, WorkflowPlan, plan_workflow
+from service.jobs.templates import TemplateDocument, TemplateSource, first_of, settings_source, template_path
 from service.settings import Settings, load_settings
 
 
@@ -27,7 +36,7 @@ def explain(decisions: list[Decision]) -> list[str]:
     return [f"{d.job}: {'runs' if d.matched else 'skipped'}: {d.reason}" for d in decisions]
 
 
-def _options(settings: Settings, run_id: int) -> PlanOptions:
+def _options(settings: Settings, event: Event, run_id: int) -> PlanOptions:
     return PlanOptions(
         namespace=settings.namespace,
         service_account=settings.service_account,
@@ -35,7 +44,64 @@ def _options(settings: Settings, run_id: int) -> PlanOptions:
         default_timeout_seconds=int(parse_duration(settings.default_timeout)),
         ttl_seconds=settings.workflow_ttl_seconds,
         run_url=f"{settings.public_url}/runs/{run_id}",
+        allow_secrets=settings.policy_for(event.repository.full_name).allow_secrets,
+        trusted=run_is_trusted(settings, event),
     )
+
+
+def checkout_templates(repo: Path, settings: Settings) -> TemplateSource:
+    """Templates from the checkout's ``.forgeflow/templates``, then from the service config."""
+
+    def from_checkout(name: str) -> TemplateDocument | None:
+        path = repo / template_path(name)
+        try:
+            return TemplateDocument(str(path), text=path.read_bytes())
+        except OSError:
+            return None
+
+    return first_of(from_checkout, settings_source(settings.templates))
+
+
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
+
+
+def _commit(repo: Path, ref: str) -> str:
+    if not ref:
+        return ""
+    found = _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    return found.stdout.strip() if found.returncode == 0 else ""
+
+
+def _first_commit(repo: Path, *refs: str) -> str:
+    return next((sha for sha in (_commit(repo, r) for r in refs) if sha), "")
+
+
+def checkout_changed_files(repo: Path, event: Event) -> ChangedFiles:
+    """The files the event changed, from the checkout's history (None when it lacks a commit)."""
+
+    def provide() -> Sequence[str] | None:
+        if event.changed_files is not None:
+            return event.changed_files
+        pr = event.pull_request
+        if event.kind is EventKind.PULL_REQUEST and pr is not None:
+            target = pr.target_branch
+            base = _first_commit(repo, pr.base_sha, f"origin/{target}" if target else "", target)
+            head = _first_commit(repo, pr.head_sha, event.sha)
+            spec = f"{base}...{head}"
+        elif event.kind is EventKind.PUSH:
+            wanted = push_base(event)
+            base = _first_commit(repo, wanted, f"origin/{wanted}" if wanted else "")
+            head = _first_commit(repo, event.sha)
+            spec = f"{base}..{head}"
+        else:
+            return None
+        if not base or not head:
+            return None
+        diff = _git(repo, "diff", "--name-only", "--no-renames", spec)
+        return sorted({line for line in diff.stdout.splitlines() if line}) if diff.returncode == 0 else None
+
+    return provide
 
 
 def plan_from_files(
@@ -52,20 +118,24 @@ def plan_from_files(
         raise RenderError(str(exc)) from exc
     job_path = repo / settings.job_file
     try:
-        job_file = load_job_file(job_path.read_bytes(), str(job_path))
+        text = job_path.read_bytes()
     except OSError as exc:
         raise RenderError(f"{job_path}: cannot read: {exc.strerror}") from exc
+    try:
+        templates = checkout_templates(repo, settings)
+        job_file = load_job_file(text, str(job_path), job_limits(settings), templates)
+        decisions = match_jobs(event, job_file, checkout_changed_files(repo, event))
+        lines = [f"event: {event.describe()}", *explain(decisions)]
+        if not any(d.matched for d in decisions):
+            return event, None, [*lines, "no job matched: nothing would be submitted"]
+        plan = plan_workflow(run_id, event, job_file, decisions, _options(settings, event, run_id))
     except JobFileError as exc:
         raise RenderError(str(exc)) from exc
-    decisions = match_jobs(event, job_file)
-    lines = [f"event: {event.describe()}", *explain(decisions)]
-    if not any(d.matched for d in decisions):
-        return event, None, [*lines, "no job matched: nothing would be submitted"]
-    return (
-        event,
-        plan_workflow(run_id, event, job_file, decisions, _options(settings, run_id)),
-        lines,
-    )
+    lines += [f"{r.context}: not run: {r.reason}" for r in plan.refused]
+    if plan.concurrency_group:
+        cancel = " (cancels runs in progress)" if plan.cancel_in_progress else ""
+        lines.append(f"concurrency group: {plan.concurrency_group}{cancel}")
+    return event, plan, lines
 
 
 def render(
@@ -75,11 +145,12 @@ def render(
     forge: str | None = None,
     event_type: str | None = None,
     run_id: int = 1,
+    settings: Settings | None = None,
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """The Workflow an event would submit (None when no job matches) and why each job did or didn't."""
-    settings = load_settings()
+    settings = settings or load_settings()
     _, plan, lines = plan_from_files(event_file, repo, settings, forge, event_type, run_id)
-    if plan is None:
+    if plan is None or not plan.tasks:
         return None, lines
     manifest = compile_workflow(plan)
     try:
@@ -91,20 +162,10 @@ def render(
 
 def _local_revision(repo: Path, sha: str) -> str:
     """The event's commit if the checkout has it, else the checkout's HEAD."""
-
-    def rev(ref: str) -> str:
-        result = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return result.stdout.strip() if result.returncode == 0 else ""
-
-    found = rev(sha) if sha else ""
+    found = _commit(repo, sha)
     if found:
         return found
-    head = rev("HEAD")
+    head = _commit(repo, "HEAD")
     if not head:
         raise RenderError(f"{repo} is not a git checkout with commits")
     return head
@@ -126,7 +187,7 @@ def execute(
     event, plan, lines = plan_from_files(event_file, repo, settings, forge, event_type, run_id=0)
     for line in lines:
         print(line, file=out)
-    if plan is None:
+    if plan is None or not plan.tasks:
         raise RenderError("no job matched the event")
     revision = _local_revision(repo, event.sha)
     if revision != event.sha:

@@ -19,16 +19,16 @@ from service.compiler import compile_workflow
 from service.context import Context
 from service.events import Event, EventKind
 from service.executors.base import WorkflowRef
+from service.job_sources import forge_changed_files, forge_templates, job_limits, run_is_trusted
 from service.jobs.durations import parse_duration
 from service.jobs.loader import JobFileError, load_job_file
 from service.jobs.matcher import Decision, match_jobs
 from service.jobs.model import JobFile
 from service.jobs.plan import PlanOptions, plan_workflow
-from service.jobs.yaml_source import Limits
 from service.reporter import report_run, run_url
 from service.status_mapping import now
 from service.store.models import Delivery, DeliveryState, Job, JobState, Run, RunPhase
-from service.supersede import stop_pull_request_runs, stop_superseded_runs
+from service.supersede import concurrency_blocker, stop_pull_request_runs, stop_superseded_runs
 
 log = logging.getLogger(__name__)
 CONFIG_CONTEXT = "forgeflow/config"
@@ -83,12 +83,15 @@ def handle_event(
     if text is None:
         return Result(f"no {ctx.settings.job_file} at {event.short_sha}")
     try:
-        job_file = load_job_file(text, ctx.settings.job_file, _limits(ctx))
+        templates = forge_templates(forge, event, ctx.settings)
+        job_file = load_job_file(text, ctx.settings.job_file, job_limits(ctx.settings), templates)
+        decisions = match_jobs(event, job_file, forge_changed_files(forge, event))
+        if any(d.matched for d in decisions):  # what only the event or the policy reveal
+            plan_workflow(0, event, job_file, decisions, plan_options(ctx, event, 0))
     except JobFileError as exc:
         run_id = _record_config_error(ctx, event, instance, trigger_key, delivery_pk, exc)
         report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id)
         return Result(f"broken {ctx.settings.job_file}: {exc.summary}", run_id)
-    decisions = match_jobs(event, job_file)
     if not any(d.matched for d in decisions):
         return Result("no job matched: " + "; ".join(f"{d.job}: {d.reason}" for d in decisions))
     run_id = _create_run(ctx, event, instance, trigger_key, delivery_pk, job_file, decisions)
@@ -105,6 +108,9 @@ def resume_run(ctx: Context, run_id: int) -> Result:
         if run.phase != RunPhase.CREATED:
             return Result(f"run {run_id} already {run.phase}", run_id)
         manifest = json.loads(run.manifest_json)
+    blocker = concurrency_blocker(ctx, run_id)
+    if blocker is not None:  # the watcher or the sweep submits it when its group is free
+        return Result(f"run {run_id} is {blocker}", run_id)
     ref = ctx.executor.submit(manifest)
     with ctx.db.session() as session:
         run = session.get(Run, run_id)
@@ -113,10 +119,6 @@ def resume_run(ctx: Context, run_id: int) -> Result:
             run.phase = RunPhase.SUBMITTED
             run.namespace, run.workflow_name = ref.namespace, ref.name
     return Result(f"run {run_id} submitted as {ref.namespace}/{ref.name}", run_id)
-
-
-def _limits(ctx: Context) -> Limits:
-    return Limits(max_bytes=ctx.settings.max_job_file_bytes)
 
 
 def _with_sha(event: Event, sha: str) -> Event:
@@ -188,6 +190,8 @@ def plan_options(ctx: Context, event: Event, run_id: int) -> PlanOptions:
         default_timeout_seconds=int(parse_duration(settings.default_timeout)),
         ttl_seconds=settings.workflow_ttl_seconds,
         run_url=run_url(settings.public_url, run_id),
+        allow_secrets=policy.allow_secrets,
+        trusted=run_is_trusted(settings, event),
     )
 
 
@@ -209,8 +213,23 @@ def _create_run(
         manifest = compile_workflow(plan)
         for task in plan.tasks:
             run.jobs.append(Job(name=task.job, task=task.task, context=task.context, description="queued"))
+        for refused in plan.refused:  # final at once: never in the Workflow
+            run.jobs.append(
+                Job(
+                    name=refused.job,
+                    task=refused.task,
+                    context=refused.context,
+                    state=JobState.ERROR,
+                    description=refused.reason,
+                    finished_at=now(),
+                )
+            )
+        run.concurrency_group, run.cancel_in_progress = plan.concurrency_group, plan.cancel_in_progress
+        if not plan.tasks:  # every matched job was refused: nothing to submit
+            run.phase, run.message, run.finished_at = RunPhase.ERROR, plan.refused[0].reason, now()
         try:
-            validate_manifest(manifest)
+            if plan.tasks:
+                validate_manifest(manifest)
         except InvalidManifest as exc:
             log.error("run %s compiled into an invalid Workflow: %s", run.id, exc)
             run.phase = RunPhase.ERROR

@@ -48,46 +48,66 @@ def _duration(node: dict[str, Any]) -> str:
 
 
 def task_nodes(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The node of each DAG task, keyed by task name (the outermost node wins: Retry over Pod)."""
+    """The node of each DAG task, keyed by its path: ``lint``, or ``tests.3-12`` for the task
+    ``3-12`` of the nested DAG that the task ``tests`` runs (a matrix job's cell). A task's node
+    is the outermost one: a Retry node over its Pod attempts, a DAG node over its children."""
     status = workflow.get("status") or {}
     nodes: dict[str, dict[str, Any]] = status.get("nodes") or {}
     name = (workflow.get("metadata") or {}).get("name", "")
     found: dict[str, dict[str, Any]] = {}
     for node in nodes.values():
-        if not isinstance(node, dict) or node.get("type") in ("DAG", "Steps", "StepGroup"):
+        if not isinstance(node, dict):
             continue
         node_name = str(node.get("name") or "")
         display = str(node.get("displayName") or "")
-        # "<wf>.<task>" is the task itself; "<wf>.<task>(0)" a retry attempt below it
-        if node_name == f"{name}.{display}" or (not name and display and "(" not in display):
-            current = found.get(display)
-            if current is None or (current.get("type") == "Pod" and node.get("type") == "Retry"):
-                found[display] = node
+        if name and node_name.startswith(f"{name}."):
+            # "<wf>.<task>" is the task itself; "<wf>.<task>(0)" a retry attempt below it
+            path = node_name[len(name) + 1 :]
+        elif (
+            not name
+            and display
+            and "(" not in display
+            and node.get("type") not in ("DAG", "Steps", "StepGroup")
+        ):
+            path = display
+        else:
+            continue
+        current = found.get(path)
+        if current is None or (current.get("type") == "Pod" and node.get("type") == "Retry"):
+            found[path] = node
     return found
 
 
+def _dag_dependencies(task: dict[str, Any]) -> list[str]:
+    deps = list(task.get("dependencies") or [])
+    depends = task.get("depends")
+    if isinstance(depends, str):
+        deps += [
+            part.strip().split(".")[0]
+            for part in depends.replace("(", " ").replace(")", " ").replace("||", "&&").split("&&")
+            if part.strip()
+        ]
+    return deps
+
+
 def dependencies_of(workflow: dict[str, Any]) -> dict[str, list[str]]:
-    """Each DAG task's dependencies, read from the Workflow's own spec."""
+    """Each DAG task's dependencies, read from the Workflow's own spec, keyed by task path
+    (tasks of nested DAG templates too, their dependencies as paths)."""
     spec = workflow.get("spec") or {}
-    entry = spec.get("entrypoint")
-    for template in spec.get("templates") or []:
-        if template.get("name") == entry and isinstance(template.get("dag"), dict):
-            result: dict[str, list[str]] = {}
-            for task in template["dag"].get("tasks") or []:
-                deps = list(task.get("dependencies") or [])
-                depends = task.get("depends")
-                if isinstance(depends, str):
-                    deps += [
-                        part.strip().split(".")[0]
-                        for part in depends.replace("(", " ")
-                        .replace(")", " ")
-                        .replace("||", "&&")
-                        .split("&&")
-                        if part.strip()
-                    ]
-                result[str(task.get("name"))] = deps
-            return result
-    return {}
+    templates = {t.get("name"): t for t in spec.get("templates") or [] if isinstance(t, dict)}
+    result: dict[str, list[str]] = {}
+
+    def walk(template_name: Any, prefix: str, depth: int) -> None:
+        template = templates.get(template_name)
+        if template is None or depth > 5 or not isinstance(template.get("dag"), dict):
+            return
+        for task in template["dag"].get("tasks") or []:
+            path = f"{prefix}{task.get('name')}"
+            result[path] = [f"{prefix}{dep}" for dep in _dag_dependencies(task)]
+            walk(task.get("template"), f"{path}.", depth + 1)
+
+    walk(spec.get("entrypoint"), "", 0)
+    return result
 
 
 def _failure_text(node: dict[str, Any], nodes: dict[str, dict[str, Any]] | None = None) -> str:
@@ -150,8 +170,11 @@ def job_update(
         ]
         if stop_reason:
             return JobUpdate("error", stop_reason, started, finished)
-        if failed:
-            return JobUpdate("error", f"skipped: {', '.join(failed)} failed", started, finished)
+        ran = [d for d in failed if not states[d].description.startswith("skipped")]
+        if ran:
+            return JobUpdate("error", f"skipped: {', '.join(ran)} failed", started, finished)
+        if failed:  # its needs were skipped themselves (a failure further up)
+            return JobUpdate("error", f"skipped: {', '.join(failed)} did not run", started, finished)
         return JobUpdate("error", "skipped", started, finished)
     text = _failure_text(node, (workflow.get("status") or {}).get("nodes"))
     lowered = text.lower()
@@ -177,7 +200,8 @@ def job_updates(workflow: dict[str, Any], tasks: list[str], stop_reason: str = "
     def visit(task: str, trail: frozenset[str] = frozenset()) -> None:
         if task in seen or task in trail:
             return
-        for dep in deps.get(task, []):
+        parent = task.rsplit(".", 1)[0] if "." in task else ""
+        for dep in [*deps.get(task, []), *([parent] if parent else [])]:
             visit(dep, trail | {task})
         seen.add(task)
         ordered.append(task)
@@ -186,8 +210,28 @@ def job_updates(workflow: dict[str, Any], tasks: list[str], stop_reason: str = "
         visit(task)
     states: dict[str, JobUpdate] = {}
     for task in ordered:
-        states[task] = job_update(task, nodes.get(task), workflow, states, stop_reason)
+        node = nodes.get(task)
+        parent = task.rsplit(".", 1)[0] if "." in task else ""
+        if node is None and parent and parent in states:
+            states[task] = _unstarted_child(parent, nodes.get(parent), states[parent], stop_reason)
+            if states[task].state != "pending":
+                continue
+        states[task] = job_update(task, node, workflow, states, stop_reason)
     return {task: states[task] for task in tasks}
+
+
+def _unstarted_child(
+    parent: str, node: dict[str, Any] | None, update: JobUpdate, stop_reason: str
+) -> JobUpdate:
+    """A task of a nested DAG that has no node: skipped with its parent, or stopped by the
+    parent's failFast once a sibling failed (Argo starts no new task then)."""
+    phase = str((node or {}).get("phase") or "")
+    if phase in ("Omitted", "Skipped"):
+        return update
+    if phase in ("Failed", "Error"):
+        reason = stop_reason or f"skipped: another cell of {parent} failed (fail-fast)"
+        return JobUpdate("error", reason, finished_at=update.finished_at)
+    return JobUpdate("pending", "queued")
 
 
 def now() -> datetime:

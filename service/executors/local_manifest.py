@@ -1,8 +1,9 @@
 """Read a Workflow manifest into what the local runner executes, or say what it can't run.
 
-:func:`build_plan` accepts the subset of Argo that forgeflow's compiler produces (a flat DAG of
-container/script templates, or a single container/script entrypoint; git and raw input
-artifacts; retries; deadlines) and raises :class:`UnsupportedManifest` with a message naming
+:func:`build_plan` accepts the subset of Argo that forgeflow's compiler produces (a DAG of
+container/script templates whose tasks may run one level of nested DAG, as matrix jobs do, or
+a single container/script entrypoint; git and raw input artifacts; output artifacts; retries;
+deadlines) and raises :class:`UnsupportedManifest` with a message naming
 anything else, which the runner reports as the workflow's ``Error`` message. Fields that only
 matter on a cluster (service accounts, resources, pod GC, TTLs...) are accepted and ignored.
 Pure: no I/O.
@@ -14,8 +15,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from service.executors.local_fields import (
+    Retry,
+    check_workspace_path,
+    env_entry,
+    env_from_entry,
+    input_artifacts,
+    output_artifacts,
+    retry_strategy,
+)
 from service.executors.local_values import (
-    WORKSPACE,
     UnsupportedManifest,
     check_keys,
     parse_duration,
@@ -23,7 +32,7 @@ from service.executors.local_values import (
     substitute,
 )
 
-__all__ = ["Dependency", "Plan", "PodTemplate", "Retry", "Task", "UnsupportedManifest", "build_plan"]
+__all__ = ["Dependency", "Group", "Plan", "PodTemplate", "Retry", "Task", "UnsupportedManifest", "build_plan"]
 
 SPEC_KEYS = {"entrypoint", "templates", "activeDeadlineSeconds", "shutdown", "arguments"}
 SPEC_KEYS |= {"parallelism"}
@@ -51,40 +60,7 @@ CONTAINER_IGNORED = {
     "lifecycle", "stdin", "stdinOnce", "tty", "volumeMounts",
 }  # fmt: skip
 TASK_KEYS = {"name", "template", "dependencies", "depends", "arguments"}
-ARTIFACT_KEYS = {"name", "path", "git", "raw", "mode", "optional"}
-GIT_KEYS = {"repo", "revision", "depth", "singleBranch", "branch", "fetch"}
-GIT_KEYS |= {"insecureIgnoreHostKey", "disableSubmodules"}
-RETRY_POLICIES = ("Always", "OnFailure", "OnError", "OnTransientError")
 _DEPENDS_TERM = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_]*)(\.Succeeded)?$")
-
-
-@dataclass(frozen=True)
-class Retry:
-    """A template's ``retryStrategy``.
-
-    ``limit`` counts the attempts after the first (None: no limit, as in Argo); ``policy``
-    says which endings are retried; the backoff fields say how long to wait in between.
-    """
-
-    limit: int | None
-    policy: str
-    backoff: float
-    factor: float
-    max_backoff: float | None
-    max_duration: float | None
-
-    def retries(self, phase: str) -> bool:
-        """Whether a ``phase`` (Failed/Error) attempt is retried under this policy."""
-        if self.policy == "Always":
-            return True
-        if self.policy == "OnFailure":
-            return phase == "Failed"
-        return phase == "Error"
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before attempt number ``attempt`` (1 = the first retry)."""
-        wait = self.backoff * self.factor ** max(attempt - 1, 0)
-        return min(wait, self.max_backoff) if self.max_backoff is not None else wait
 
 
 @dataclass(frozen=True)
@@ -102,6 +78,7 @@ class PodTemplate:
     script: str | None
     deadline: float | None
     retry: Retry | None
+    outputs: tuple[dict[str, Any], ...] = ()  # output artifacts, kept under the workflow's folder
 
 
 @dataclass(frozen=True)
@@ -123,6 +100,19 @@ class Task:
     name: str
     template: PodTemplate
     deps: tuple[Dependency, ...] = ()
+    group: str | None = None  # the task of the outer DAG whose nested DAG this task is in
+
+
+@dataclass(frozen=True)
+class Group:
+    """A task of the entrypoint DAG that runs a nested DAG: its tasks are ``<name>.<task>``."""
+
+    name: str
+    template_name: str
+    deps: tuple[Dependency, ...]
+    fail_fast: bool
+    parallelism: int | None
+    members: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -135,6 +125,7 @@ class Plan:
     fail_fast: bool
     parallelism: int | None
     deadline: float | None
+    groups: tuple[Group, ...] = ()
 
 
 def build_plan(manifest: dict[str, Any]) -> Plan:
@@ -157,10 +148,10 @@ def build_plan(manifest: dict[str, Any]) -> Plan:
     dag = entry["dag"] or {}
     check_keys(dag, {"tasks", "failFast"}, f"templates.{entry_name}.dag")
     template_parallelism = parse_int(entry.get("parallelism"), f"templates.{entry_name}")
-    tasks = _dag_tasks(dag.get("tasks") or [], templates, variables)
+    tasks, groups = _dag_tasks(dag.get("tasks") or [], templates, variables)
     fail_fast = dag.get("failFast") is not False
     limits = [n for n in (parallelism, template_parallelism) if n]
-    return Plan(entry_name, True, tasks, fail_fast, min(limits, default=None), deadline)
+    return Plan(entry_name, True, tasks, fail_fast, min(limits, default=None), deadline, groups)
 
 
 def _global_variables(manifest: dict[str, Any]) -> dict[str, str]:
@@ -207,13 +198,17 @@ def _dag_tasks(
     raw_tasks: list[dict[str, Any]],
     templates: dict[str, dict[str, Any]],
     variables: dict[str, str],
-) -> tuple[Task, ...]:
+    group: str | None = None,
+) -> tuple[tuple[Task, ...], tuple[Group, ...]]:
     if not raw_tasks:
-        raise UnsupportedManifest("the entrypoint DAG has no tasks")
+        raise UnsupportedManifest(f"the DAG {group or 'entrypoint'!r} has no tasks")
     names = [str(t.get("name") or "") for t in raw_tasks]
     if len(set(names)) != len(names) or not all(names):
         raise UnsupportedManifest("DAG task names are missing or repeated")
-    tasks = []
+    prefix = f"{group}." if group else ""
+    tasks: list[Task] = []
+    groups: list[Group] = []
+    graph: dict[str, set[str]] = {}
     for raw in raw_tasks:
         name = raw["name"]
         check_keys(raw, TASK_KEYS, f"DAG task {name!r}")
@@ -223,12 +218,24 @@ def _dag_tasks(
         if template is None:
             raise UnsupportedManifest(f"DAG task {name!r}: template {raw.get('template')!r}")
         _check_template_type(template)
-        if "dag" in template:
-            raise UnsupportedManifest(f"DAG task {name!r}: nested DAG templates")
-        deps = _dependencies(raw, set(names))
-        tasks.append(Task(name, _pod_template(template, variables), deps))
-    _check_acyclic(tasks)
-    return tuple(tasks)
+        deps = tuple(Dependency(prefix + d.task, d.succeeded_only) for d in _dependencies(raw, set(names)))
+        graph[name] = {d.task for d in _dependencies(raw, set(names))}
+        if "dag" not in template:
+            tasks.append(Task(prefix + name, _pod_template(template, variables), deps, group))
+            continue
+        if group is not None:
+            raise UnsupportedManifest(f"DAG task {name!r}: nested DAG templates more than one level deep")
+        nested = template["dag"] or {}
+        check_keys(nested, {"tasks", "failFast"}, f"templates.{template['name']}.dag")
+        members, _ = _dag_tasks(nested.get("tasks") or [], templates, variables, group=name)
+        parallelism = parse_int(template.get("parallelism"), f"templates.{template['name']}")
+        fail_fast = nested.get("failFast") is not False
+        groups.append(
+            Group(name, template["name"], deps, fail_fast, parallelism, tuple(t.name for t in members))
+        )
+        tasks += members
+    _check_acyclic(graph)
+    return tuple(tasks), tuple(groups)
 
 
 def _dependencies(raw: dict[str, Any], names: set[str]) -> tuple[Dependency, ...]:
@@ -255,8 +262,7 @@ def _depends_term(task: str, term: str) -> Dependency:
     return Dependency(match.group(1), bool(match.group(2)))
 
 
-def _check_acyclic(tasks: list[Task]) -> None:
-    deps = {t.name: {d.task for d in t.deps} for t in tasks}
+def _check_acyclic(deps: dict[str, set[str]]) -> None:
     done: set[str] = set()
     while len(done) < len(deps):
         ready = {n for n, d in deps.items() if n not in done and d <= done}
@@ -273,13 +279,11 @@ def _pod_template(template: dict[str, Any], variables: dict[str, str]) -> PodTem
     check_keys(body, CONTAINER_KEYS | CONTAINER_IGNORED, where)
     if body.get("volumeMounts"):
         raise UnsupportedManifest(f"{where}: volumeMounts")
-    if template.get("outputs"):
-        raise UnsupportedManifest(f"{where}: outputs")
     if not body.get("image"):
         raise UnsupportedManifest(f"{where}: no image")
     working_dir = body.get("workingDir")
     if working_dir is not None:
-        _check_workspace_path(str(working_dir), f"{where}: workingDir")
+        check_workspace_path(str(working_dir), f"{where}: workingDir")
     script = str(body.get("source", "")) if "script" in template else None
     return PodTemplate(
         name=name,
@@ -287,12 +291,13 @@ def _pod_template(template: dict[str, Any], variables: dict[str, str]) -> PodTem
         command=_strings(body.get("command"), f"{where}: command"),
         args=_strings(body.get("args"), f"{where}: args"),
         working_dir=working_dir,
-        env=tuple(_env_entry(e, where) for e in body.get("env") or ()),
-        env_from=tuple(_env_from_entry(e, where) for e in body.get("envFrom") or ()),
-        artifacts=_input_artifacts(template.get("inputs") or {}, where),
+        env=tuple(env_entry(e, where) for e in body.get("env") or ()),
+        env_from=tuple(env_from_entry(e, where) for e in body.get("envFrom") or ()),
+        artifacts=input_artifacts(template.get("inputs") or {}, where),
         script=script,
         deadline=parse_duration(template.get("activeDeadlineSeconds"), where),
-        retry=_retry(template.get("retryStrategy"), where),
+        retry=retry_strategy(template.get("retryStrategy"), where),
+        outputs=output_artifacts(template.get("outputs") or {}, where),
     )
 
 
@@ -302,59 +307,3 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise UnsupportedManifest(f"{where} is not a list")
     return tuple(str(item) for item in value)
-
-
-def _check_workspace_path(path: str, where: str) -> None:
-    inside = path == WORKSPACE or path.startswith(WORKSPACE + "/")
-    if not inside or "/../" in path + "/":
-        raise UnsupportedManifest(f"{where}: path {path!r} outside {WORKSPACE}")
-
-
-def _env_entry(entry: dict[str, Any], where: str) -> dict[str, Any]:
-    source = entry.get("valueFrom")
-    if source and not set(source) <= {"secretKeyRef", "configMapKeyRef"}:
-        raise UnsupportedManifest(f"{where}: env {entry.get('name')!r} valueFrom {sorted(source)}")
-    return dict(entry)
-
-
-def _env_from_entry(entry: dict[str, Any], where: str) -> dict[str, Any]:
-    if not ({"secretRef", "configMapRef"} & set(entry)):
-        raise UnsupportedManifest(f"{where}: envFrom {sorted(entry)}")
-    return dict(entry)
-
-
-def _input_artifacts(inputs: dict[str, Any], where: str) -> tuple[dict[str, Any], ...]:
-    check_keys(inputs, {"artifacts"}, f"{where} inputs")
-    artifacts = []
-    for artifact in inputs.get("artifacts") or []:
-        label = f"{where} input artifact {artifact.get('name')!r}"
-        check_keys(artifact, ARTIFACT_KEYS, label)
-        if "git" in artifact:
-            check_keys(artifact["git"] or {}, GIT_KEYS, f"{label} git")
-            if not (artifact["git"] or {}).get("repo"):
-                raise UnsupportedManifest(f"{label}: git without repo")
-        elif "raw" not in artifact:
-            raise UnsupportedManifest(f"{label}: only git and raw artifacts")
-        _check_workspace_path(str(artifact.get("path", "")), label)
-        artifacts.append(dict(artifact))
-    return tuple(artifacts)
-
-
-def _retry(raw: dict[str, Any] | None, where: str) -> Retry | None:
-    if raw is None:
-        return None
-    check_keys(raw, {"limit", "retryPolicy", "backoff"}, f"{where} retryStrategy")
-    policy = raw.get("retryPolicy") or "OnFailure"
-    if policy not in RETRY_POLICIES:
-        raise UnsupportedManifest(f"{where}: retryPolicy {policy!r}")
-    backoff = raw.get("backoff") or {}
-    check_keys(backoff, {"duration", "factor", "maxDuration", "cap"}, f"{where} backoff")
-    factor = backoff.get("factor")
-    return Retry(
-        limit=parse_int(raw.get("limit"), f"{where} retryStrategy.limit"),
-        policy=policy,
-        backoff=parse_duration(backoff.get("duration"), f"{where} backoff.duration") or 0.0,
-        factor=float(parse_int(factor, f"{where} backoff.factor") or 1) if factor else 1.0,
-        max_backoff=parse_duration(backoff.get("cap"), f"{where} backoff.cap"),
-        max_duration=parse_duration(backoff.get("maxDuration"), f"{where} backoff.maxDuration"),
-    )

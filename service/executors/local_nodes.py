@@ -129,6 +129,8 @@ def outbound_ids(nodes: dict[str, Node], nid: str) -> list[str]:
     if node["type"] == TYPE_RETRY:
         children = node.get("children") or []
         return [children[-1]] if children else [nid]
+    if node["type"] == TYPE_DAG and node.get("outboundNodes"):
+        return list(node["outboundNodes"])
     return [nid]
 
 

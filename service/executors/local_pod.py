@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -63,6 +64,7 @@ class PodContext:
     runtime: str | None = None
     header: str | None = None
     sink: LineSink | None = None
+    artifacts_dir: Path | None = None  # where output artifacts are kept (``<name>/<basename>``)
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,10 @@ def run_pod(ctx: PodContext, cancel: threading.Event, on_running: Callable[[], N
     if outcome != "exited" and ctx.runtime:
         _remove_container(ctx)
     code = exit_code(proc.returncode)
+    if outcome == "exited":
+        problem = save_outputs(ctx)
+        if problem and code == 0:
+            return PodResult(ERROR, problem, 0)
     if outcome == "cancelled":
         return PodResult(FAILED, None, code, cancelled=True)
     if outcome == "deadline":
@@ -175,6 +181,26 @@ def _write_script(ctx: PodContext) -> Path | None:
     path = ctx.pod_dir / "staging" / "script"
     path.write_text(ctx.template.script)
     return path
+
+
+def save_outputs(ctx: PodContext) -> str | None:
+    """Copy the template's output artifacts out of the workspace; a problem, or None."""
+    if ctx.artifacts_dir is None:
+        return None
+    workspace = ctx.pod_dir / "workspace"
+    for artifact in ctx.template.outputs:
+        source = host_path(workspace, str(artifact.get("path", "")))
+        dest = ctx.artifacts_dir / str(artifact.get("name")) / source.name
+        if not os.path.lexists(source):
+            if artifact.get("optional"):
+                continue
+            return f"failed to save outputs: {artifact.get('path')} not found"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir() and not source.is_symlink():
+            shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, dest, follow_symlinks=False)
+    return None
 
 
 def _spawn(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -184,23 +184,7 @@ class Runner:
     def _schedule(self) -> None:
         if self.stop_reason:
             return
-        state = self._run_state()
-        changed = True
-        while changed:
-            changed = False
-            for task_state in state.tasks.values():
-                if task_state.node_id is not None:
-                    continue
-                ready = state.ready(task_state)
-                if ready is False:
-                    state.omit(task_state)
-                    changed = True
-                elif ready and state.plan.fail_fast and state.any_failed():
-                    state.blocked_by_fail_fast = True
-                elif ready and state.running_count() < self.max_parallel:
-                    self._start_attempt(task_state)
-                    changed = True
-        if changed:
+        if self._run_state().schedule(self.max_parallel, self._start_attempt):
             self._save()
 
     def _start_due_retries(self) -> None:
@@ -230,6 +214,7 @@ class Runner:
             runtime=self.runtime,
             header=header,
             sink=self.sink,
+            artifacts_dir=self.dir / "artifacts" / name,
         )
         thread = threading.Thread(
             target=self._attempt_thread, args=(ctx, attempt), name=f"pod-{name}", daemon=True

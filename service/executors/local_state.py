@@ -2,15 +2,19 @@
 
 Pure bookkeeping over ``status.nodes`` (no processes, no files): which task may start, which
 must be ``Omitted``, how a Retry node and its attempts are wired, and the DAG's final phase.
+A task of the entrypoint DAG may run a nested DAG (a :class:`Group`): it gets a ``DAG`` node
+``<wf>.<task>`` once its dependencies are met, its tasks nodes ``<wf>.<task>.<inner>`` below
+it, and its own failFast (no new task starts after one failed) and parallelism.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.executors.local_manifest import Plan, Task
+from service.executors.local_manifest import Dependency, Group, Plan, Task
 from service.executors.local_nodes import (
     ERROR,
     FAILED,
@@ -60,6 +64,16 @@ class TaskState:
         return self.attempt is not None or self.retry_at is not None
 
 
+@dataclass
+class GroupState:
+    """Where one nested DAG is: its node, whether it ended, whether failFast stopped it."""
+
+    group: Group
+    node_id: str | None = None
+    done: bool = False
+    blocked: bool = False
+
+
 class RunState:
     """``status.nodes`` of one run plus the task bookkeeping behind it."""
 
@@ -68,6 +82,7 @@ class RunState:
         self.plan = plan
         self.nodes: dict[str, Node] = {}
         self.tasks = {t.name: TaskState(t) for t in plan.tasks}
+        self.groups = {g.name: GroupState(g) for g in plan.groups}
         self.blocked_by_fail_fast = False
         if plan.dag:
             root = new_node(
@@ -90,18 +105,29 @@ class RunState:
         return f"{self.workflow}.{task}" if self.plan.dag else self.workflow
 
     def display_name(self, task: str) -> str:
-        return task if self.plan.dag else self.workflow
+        return task.rsplit(".", 1)[-1] if self.plan.dag else self.workflow
 
     @property
     def boundary(self) -> str | None:
         return self.root_id if self.plan.dag else None
 
+    def boundary_of(self, task: Task) -> str | None:
+        """A task's boundary: its nested DAG's node, or the workflow's DAG."""
+        if task.group is not None:
+            return self.groups[task.group].node_id
+        return self.boundary
+
     def node(self, state: TaskState) -> Node | None:
         return self.nodes.get(state.node_id) if state.node_id else None
 
     def phase(self, task: str) -> str | None:
-        node = self.node(self.tasks[task])
+        """The phase of a task or of a nested DAG, by name."""
+        node_id = self.groups[task].node_id if task in self.groups else self.tasks[task].node_id
+        node = self.nodes.get(node_id) if node_id else None
         return node["phase"] if node else None
+
+    def is_done(self, name: str) -> bool:
+        return self.groups[name].done if name in self.groups else self.tasks[name].done
 
     # -- creating nodes --------------------------------------------------------------------
     def _add(self, node: Node, state: TaskState) -> Node:
@@ -111,17 +137,21 @@ class RunState:
         return node
 
     def _connect(self, state: TaskState) -> None:
-        """Hang the task's node under the DAG (no deps) or its dependencies' outbound nodes."""
-        if not self.plan.dag or state.node_id is None:
+        if self.plan.dag and state.node_id is not None:
+            self._hang(state.node_id, state.task.deps, self.boundary_of(state.task) or self.root_id)
+
+    def _hang(self, node_id: str, deps: tuple[Dependency, ...], parent_id: str) -> None:
+        """Hang a node under its DAG (no deps) or its dependencies' outbound nodes."""
+        if not deps:
+            add_child(self.nodes[parent_id], node_id)
             return
-        if not state.task.deps:
-            add_child(self.nodes[self.root_id], state.node_id)
-            return
-        for dep in state.task.deps:
-            dep_id = self.tasks[dep.task].node_id
+        for dep in deps:
+            dep_id = (
+                self.groups[dep.task].node_id if dep.task in self.groups else self.tasks[dep.task].node_id
+            )
             if dep_id:
                 for parent in outbound_ids(self.nodes, dep_id):
-                    add_child(self.nodes[parent], state.node_id)
+                    add_child(self.nodes[parent], node_id)
 
     def omit(self, state: TaskState) -> Node:
         """A task whose dependencies did not succeed: Argo's ``Omitted`` node."""
@@ -133,7 +163,7 @@ class RunState:
             node_type=TYPE_SKIPPED,
             template_name=state.task.template.name,
             phase=OMITTED,
-            boundary_id=self.boundary,
+            boundary_id=self.boundary_of(state.task),
             message=MSG_OMITTED,
         )
         state.done = True
@@ -165,45 +195,167 @@ class RunState:
             node_type=node_type,
             template_name=task.template.name,
             phase=phase,
-            boundary_id=self.boundary,
+            boundary_id=self.boundary_of(task),
         )
 
+    # -- nested DAGs -------------------------------------------------------------------------
+    def _group_node(self, state: GroupState, node_type: str, phase: str, message: str | None) -> None:
+        group = state.group
+        node = new_node(
+            self.workflow,
+            self.node_name(group.name),
+            display_name=group.name,
+            node_type=node_type,
+            template_name=group.template_name,
+            phase=phase,
+            boundary_id=self.boundary,
+            message=message,
+        )
+        self.nodes[node["id"]] = node
+        state.node_id = node["id"]
+        self._hang(node["id"], group.deps, self.root_id)
+
+    def _members(self, state: GroupState) -> list[TaskState]:
+        return [self.tasks[m] for m in state.group.members]
+
+    def _member_failed(self, state: GroupState) -> bool:
+        return any(self.phase(m.task.name) in (FAILED, ERROR) for m in self._members(state) if m.done)
+
+    def _update_groups(self) -> bool:
+        """Start, omit or close nested DAGs as their dependencies and tasks allow."""
+        changed = False
+        for state in self.groups.values():
+            if state.done:
+                continue
+            if state.node_id is None:
+                ready = self._ready(state.group.deps)
+                if ready is False:
+                    self._group_node(state, TYPE_SKIPPED, OMITTED, MSG_OMITTED)
+                    state.done = True
+                    for member in self._members(state):
+                        member.done = True
+                    changed = True
+                elif ready and not self._main_blocked():
+                    self._group_node(state, TYPE_DAG, RUNNING, None)
+                    changed = True
+                continue
+            members = self._members(state)
+            if any(m.active for m in members):
+                continue
+            stopped = state.group.fail_fast and self._member_failed(state)
+            if all(m.done for m in members) or stopped:
+                self._close_group(state, stopped and not all(m.done for m in members))
+                changed = True
+        return changed
+
+    def _close_group(self, state: GroupState, blocked: bool, stop_message: str | None = None) -> None:
+        members = self._members(state)
+        for member in members:
+            member.done = True
+        node = self.nodes[state.node_id or ""]
+        failed = [m for m in members if self.phase(m.task.name) in (FAILED, ERROR)]
+        if stop_message:
+            set_phase(node, FAILED, stop_message)
+        elif failed:
+            set_phase(
+                node, FAILED, MSG_FAIL_FAST if blocked else child_failed_message(failed[0].node_id or "")
+            )
+        else:
+            set_phase(node, SUCCEEDED)
+        needed = {d.task for m in members for d in m.task.deps}
+        node["outboundNodes"] = [
+            out
+            for m in members
+            if m.task.name not in needed and m.node_id
+            for out in outbound_ids(self.nodes, m.node_id)
+        ]
+        state.done = True
+
     # -- scheduling ------------------------------------------------------------------------
+    def _top_level(self) -> list[str]:
+        return [*(n for n, s in self.tasks.items() if s.task.group is None), *self.groups]
+
     def any_failed(self) -> bool:
-        return any(self.phase(t) in (FAILED, ERROR) for t, s in self.tasks.items() if s.done)
+        """Whether a task of the entrypoint DAG (or a nested DAG as a whole) failed."""
+        return any(self.phase(n) in (FAILED, ERROR) for n in self._top_level() if self.is_done(n))
 
-    def running_count(self) -> int:
-        return sum(1 for s in self.tasks.values() if s.active)
+    def running_count(self, group: str | None = None) -> int:
+        return sum(1 for s in self.tasks.values() if s.active and (group is None or s.task.group == group))
 
-    def ready(self, state: TaskState) -> bool | None:
-        """None: dependencies unfinished; True: may run; False: must be Omitted."""
+    def _ready(self, deps: tuple[Dependency, ...]) -> bool | None:
         phases = []
-        for dep in state.task.deps:
-            dep_state = self.tasks[dep.task]
-            if not dep_state.done:
+        for dep in deps:
+            if not self.is_done(dep.task):
                 return None
             phases.append((dep, self.phase(dep.task) or ""))
         return all(dep.satisfied_by(phase) for dep, phase in phases)
 
+    def ready(self, state: TaskState) -> bool | None:
+        """None: dependencies unfinished; True: may run; False: must be Omitted."""
+        return self._ready(state.task.deps)
+
+    def _main_blocked(self) -> bool:
+        if self.plan.fail_fast and self.any_failed():
+            self.blocked_by_fail_fast = True
+            return True
+        return False
+
+    def schedule(self, max_parallel: int, start: Callable[[TaskState], None]) -> bool:
+        """Omit, start (through ``start``) and close what Argo's DAG rules allow now."""
+        any_change = changed = False
+        while True:
+            changed = self._update_groups()
+            for state in self.tasks.values():
+                if state.node_id is not None or state.done:
+                    continue
+                group = self.groups.get(state.task.group or "")
+                if group is not None and (group.node_id is None or group.done):
+                    continue
+                ready = self.ready(state)
+                if ready is False:
+                    self.omit(state)
+                    changed = True
+                elif not ready or (group is None and self._main_blocked()):
+                    continue
+                elif group is not None and group.group.fail_fast and self._member_failed(group):
+                    group.blocked = True
+                elif self.running_count() < max_parallel and self._has_room(group):
+                    start(state)
+                    changed = True
+            any_change = any_change or changed
+            if not changed:
+                return any_change
+
+    def _has_room(self, group: GroupState | None) -> bool:
+        limit = group.group.parallelism if group is not None else None
+        return limit is None or self.running_count(group.group.name if group else None) < limit
+
     # -- finishing -------------------------------------------------------------------------
+    def _item_node(self, name: str) -> Node | None:
+        node_id = self.groups[name].node_id if name in self.groups else self.tasks[name].node_id
+        return self.nodes.get(node_id) if node_id else None
+
     def dag_outcome(self) -> tuple[str, str | None]:
         """The DAG's phase and message once nothing runs (Argo's failFast/branch rules)."""
-        for state in self.tasks.values():
-            node = self.node(state)
+        for name in self._top_level():
+            node = self._item_node(name)
             if node and node["phase"] in (FAILED, ERROR):
                 message = MSG_FAIL_FAST if self.blocked_by_fail_fast else None
                 return node["phase"], message or child_failed_message(node["id"])
-        if all(s.done for s in self.tasks.values()):
+        if all(self.is_done(n) for n in self._top_level()):
             return SUCCEEDED, None
         return FAILED, "not every task ran"
 
     def outbound_nodes(self) -> list[str]:
         """The DAG's ``outboundNodes``: outbound nodes of tasks nothing depends on."""
-        needed = {d.task for s in self.tasks.values() for d in s.task.deps}
+        top = self._top_level()
+        needed = {d.task for s in self.tasks.values() if s.task.group is None for d in s.task.deps}
+        needed |= {d.task for g in self.groups.values() for d in g.group.deps}
         out: list[str] = []
-        for name, state in self.tasks.items():
-            if name not in needed and state.node_id:
-                out.extend(outbound_ids(self.nodes, state.node_id))
+        for name in top:
+            node = self._item_node(name)
+            if name not in needed and node is not None:
+                out.extend(outbound_ids(self.nodes, node["id"]))
         return out
 
     def finish(self, stopped: bool, stop_message: str | None) -> tuple[str, str | None]:
@@ -215,6 +367,9 @@ class RunState:
         for node in self.unfinished_nodes():
             if node["type"] != TYPE_DAG:
                 set_phase(node, FAILED, stop_message)
+        for group in self.groups.values():
+            if group.node_id is not None and not group.done:
+                self._close_group(group, group.blocked, stop_message if stopped else None)
         if self.plan.dag:
             phase, message = self.dag_outcome()
             phase, message = (FAILED, stop_message) if stopped else (phase, message)

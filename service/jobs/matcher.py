@@ -1,16 +1,25 @@
 """Which jobs of a job file an event triggers, and why the others did not.
 
-Pure: an :class:`Event` and a :class:`JobFile` in, one :class:`Decision` per job out.
+Pure: an :class:`Event`, a :class:`JobFile` and (for path filters) a provider of the changed
+files in; one :class:`Decision` per job out. The provider is only called when a job that is
+otherwise triggered has ``paths``/``paths-ignore``, and at most once (the caller's provider may
+ask the forge). Order of the checks: event kind and trigger filters (branches, tags, types,
+labels), then ``if:`` (CEL), then paths.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from service.events import Event, EventKind
+from service.jobs.errors import ConfigProblem, JobFileError, dotted
+from service.jobs.expressions import ExpressionError, evaluate_condition, event_context
 from service.jobs.globs import matches_any
 from service.jobs.model import JobFile, JobSpec
+
+ChangedFiles = Callable[[], Sequence[str] | None]
+PATH_EVENTS = (EventKind.PUSH, EventKind.PULL_REQUEST)
 
 
 @dataclass(frozen=True)
@@ -18,6 +27,21 @@ class Decision:
     job: str
     matched: bool
     reason: str
+
+
+class _Changed:
+    """Calls the provider once, on first use."""
+
+    def __init__(self, provider: ChangedFiles | None) -> None:
+        self.provider = provider
+        self.asked = False
+        self.files: Sequence[str] | None = None
+
+    def get(self) -> Sequence[str] | None:
+        if not self.asked:
+            self.asked = True
+            self.files = self.provider() if self.provider is not None else None
+        return self.files
 
 
 def _branch_filter(
@@ -39,43 +63,117 @@ def _branch_filter(
     return None
 
 
-def decide(event: Event, name: str, job: JobSpec) -> Decision:
-    """Whether ``job`` runs for ``event`` (comment commands are decided elsewhere)."""
-    on = job.on
-    kind = event.kind
+def _label_filter(event: Event, job: JobSpec, trigger_labels: Sequence[str] | None) -> str | None:
+    labels = event.pull_request.labels if event.pull_request else ()
+    for where, patterns in (("labels", job.labels), ("on.labels", trigger_labels)):
+        if patterns is not None and not any(matches_any(patterns, label) for label in labels):
+            return f"no label in {where} {list(patterns)} (labels: {list(labels)})"
+    return None
+
+
+def _trigger(event: Event, job: JobSpec) -> tuple[str | None, str]:
+    """(why not, what it was): the event kind and its trigger's own filters."""
+    on, kind = job.on, event.kind
     if kind is EventKind.PUSH:
         if on.push is None:
-            return Decision(name, False, "not triggered by push")
+            return "not triggered by push", ""
         why = _branch_filter(event.branch, job, on.push.branches, on.push.branches_ignore)
-        return Decision(name, why is None, why or f"push to {event.branch}")
-    if kind is EventKind.TAG:
-        if on.tag is None:
-            return Decision(name, False, "not triggered by tag")
-        if on.tag.tags is not None and not matches_any(on.tag.tags, event.tag):
-            return Decision(name, False, f"tag {event.tag!r} is not in on.tag {list(on.tag.tags)}")
-        return Decision(name, True, f"tag {event.tag}")
-    if kind is EventKind.PULL_REQUEST:
-        trigger = on.pull_request
+        return why, f"push to {event.branch}"
+    if kind in (EventKind.TAG, EventKind.RELEASE):
+        word = kind.value
+        trigger = on.tag if kind is EventKind.TAG else on.release
         if trigger is None:
-            return Decision(name, False, "not triggered by pull_request")
+            return f"not triggered by {word}", ""
+        tag_patterns = on.tag.tags if on.tag is not None and kind is EventKind.TAG else None
+        for where, patterns in (("on.tag", tag_patterns), ("tags", job.tags)):
+            if patterns is not None and not matches_any(patterns, event.tag):
+                return f"tag {event.tag!r} is not in {where} {list(patterns)}", ""
+        return None, f"{word} {event.tag}"
+    if kind is EventKind.PULL_REQUEST:
+        pr = on.pull_request
+        if pr is None:
+            return "not triggered by pull_request", ""
         action = "closed" if event.action == "merged" else event.action
-        if action not in trigger.types:
-            return Decision(
-                name, False, f"pull_request {event.action!r} is not in types {list(trigger.types)}"
-            )
-        why = _branch_filter(event.target_branch, job, trigger.branches, trigger.branches_ignore)
-        return Decision(name, why is None, why or f"pull request {event.action} into {event.target_branch}")
-    if kind is EventKind.RELEASE:
-        if on.release is None:
-            return Decision(name, False, "not triggered by release")
-        return Decision(name, True, f"release {event.tag}")
+        if action not in pr.types:
+            return f"pull_request {event.action!r} is not in types {list(pr.types)}", ""
+        why = _branch_filter(event.target_branch, job, pr.branches, pr.branches_ignore)
+        why = why or _label_filter(event, job, pr.labels)
+        return why, f"pull request {event.action} into {event.target_branch}"
     if kind is EventKind.MANUAL:
         if on.manual is None:
-            return Decision(name, False, "not triggered manually (add 'manual' to on)")
-        return Decision(name, True, "started manually")
-    return Decision(name, False, f"{kind.value} events are decided by commands")
+            return "not triggered manually (add 'manual' to on)", ""
+        return None, "started manually"
+    return f"{kind.value} events are decided by commands", ""
 
 
-def match_jobs(event: Event, job_file: JobFile) -> list[Decision]:
-    """A decision for every job, in the file's order."""
-    return [decide(event, name, job) for name, job in job_file.jobs.items()]
+def _path_filter(event: Event, job: JobSpec, changed: _Changed) -> tuple[str | None, str]:
+    """(why not, note) for ``paths``/``paths-ignore`` (the job's and its trigger's)."""
+    if event.kind not in PATH_EVENTS:
+        return None, ""
+    trigger = job.on.push if event.kind is EventKind.PUSH else job.on.pull_request
+    includes = [p for p in (job.paths, trigger.paths if trigger else None) if p is not None]
+    ignores = [p for p in (job.paths_ignore, trigger.paths_ignore if trigger else None) if p is not None]
+    if not includes and not ignores:
+        return None, ""
+    files = changed.get()
+    if files is None:
+        return None, "; the forge could not list the changed files, so paths filters were not applied"
+    for patterns in includes:
+        if not any(matches_any(patterns, f) for f in files):
+            return f"no changed file matches paths {list(patterns)} ({_count(files)})", ""
+    for patterns in ignores:
+        if all(matches_any(patterns, f) for f in files):
+            return f"every changed file matches paths-ignore {list(patterns)} ({_count(files)})", ""
+    return None, f"; {_count(files)} match the paths filters"
+
+
+def _count(files: Sequence[str]) -> str:
+    return f"{len(files)} changed file{'s' if len(files) != 1 else ''}"
+
+
+def _condition_error(job_file: JobFile, name: str, exc: ExpressionError) -> JobFileError:
+    path = ("jobs", name, "if")
+    file, line, column = job_file.where(path)
+    return JobFileError([ConfigProblem(file, line, column, dotted(path), str(exc))])
+
+
+def decide(
+    event: Event, name: str, job: JobSpec, changed: _Changed | None = None, job_file: JobFile | None = None
+) -> Decision:
+    """Whether ``job`` runs for ``event``. Raises :class:`JobFileError` when ``if:`` fails to
+    evaluate (a runtime error is a problem of the job file, reported like a syntax error)."""
+    why, what = _trigger(event, job)
+    if why is not None:
+        return Decision(name, False, why)
+    requested = [j for j in event.extra.get("jobs", "").split(",") if j]
+    if event.kind is EventKind.MANUAL and requested and name not in requested:
+        return Decision(name, False, f"not requested (the run asked for {', '.join(requested)})")
+    if job.if_ is not None:
+        try:
+            if not evaluate_condition(job.if_, {"event": event_context(event)}):
+                return Decision(name, False, f"if: {job.if_} is false")
+        except ExpressionError as exc:
+            raise _condition_error(job_file or JobFile(version=1, jobs={name: job}), name, exc) from exc
+    why, note = _path_filter(event, job, changed or _Changed(None))
+    if why is not None:
+        return Decision(name, False, why)
+    return Decision(name, True, what + note)
+
+
+def match_jobs(event: Event, job_file: JobFile, changed_files: ChangedFiles | None = None) -> list[Decision]:
+    """A decision for every job, in the file's order.
+
+    ``changed_files`` lists the files the push or pull request changed (None when unknown); it
+    is called at most once, and only when a path filter needs it.
+    """
+    changed = _Changed(changed_files)
+    decisions: list[Decision] = []
+    problems: list[ConfigProblem] = []
+    for name, job in job_file.jobs.items():
+        try:
+            decisions.append(decide(event, name, job, changed, job_file))
+        except JobFileError as exc:
+            problems += exc.problems
+    if problems:
+        raise JobFileError(problems)
+    return decisions

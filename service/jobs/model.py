@@ -10,7 +10,8 @@
         branches: [main, "release/*"]
         steps: [{run: make lint}]
 
-Unknown keys are errors (a typo must not silently disable a filter).
+Unknown keys are errors (a typo must not silently disable a filter). The README's "job file"
+section is the reference; ``config/schema/forgeflow.schema.json`` is generated from here.
 """
 
 from __future__ import annotations
@@ -18,122 +19,52 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, WithJsonSchema, field_validator, model_validator
 
-from service.jobs.durations import parse_duration
+from service.jobs.expressions import ExpressionError, compile_condition
+from service.jobs.options import (
+    ArgoJob,
+    Artifact,
+    Concurrency,
+    Duration,
+    Matrix,
+    Resources,
+    Retries,
+    Scalar,
+    Step,
+    WorkflowTemplateRef,
+    secret_names,
+)
+from service.jobs.triggers import (
+    DEFAULT_PULL_REQUEST_TYPES,
+    EVENT_NAMES,
+    PULL_REQUEST_TYPES,
+    Strict,
+    StrList,
+    Triggers,
+    default_triggers,
+)
+from service.jobs.yaml_source import Located, Path
+
+__all__ = [
+    "DEFAULT_PULL_REQUEST_TYPES",
+    "EVENT_NAMES",
+    "PULL_REQUEST_TYPES",
+    "Defaults",
+    "JobFile",
+    "JobSpec",
+    "Step",
+    "Triggers",
+]
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-EVENT_NAMES = ("push", "tag", "pull_request", "comment", "release", "manual")
-PULL_REQUEST_TYPES = ("opened", "synchronize", "reopened", "closed", "labeled", "ready_for_review")
-DEFAULT_PULL_REQUEST_TYPES = ("opened", "synchronize", "reopened")
-
-
-def _str_list(value: Any) -> Any:
-    """Accept ``x`` as shorthand for ``[x]``."""
-    return [value] if isinstance(value, str) else value
-
-
-StrList = Annotated[tuple[str, ...], BeforeValidator(_str_list)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-Duration = Annotated[int, BeforeValidator(parse_duration)]
-
-
-class Step(_Strict):
-    run: str = Field(min_length=1)
-    name: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        return {"run": value} if isinstance(value, str) else value
-
-
-class PushTrigger(_Strict):
-    branches: StrList | None = None
-    branches_ignore: StrList | None = Field(default=None, alias="branches-ignore")
-
-
-class TagTrigger(_Strict):
-    tags: StrList | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _list_form(cls, value: Any) -> Any:
-        return {"tags": value} if isinstance(value, list | str) else value
-
-
-class PullRequestTrigger(_Strict):
-    types: tuple[Literal[PULL_REQUEST_TYPES], ...] = DEFAULT_PULL_REQUEST_TYPES  # type: ignore[valid-type]
-    branches: StrList | None = None
-    branches_ignore: StrList | None = Field(default=None, alias="branches-ignore")
-
-    @field_validator("types", mode="before")
-    @classmethod
-    def _types(cls, value: Any) -> Any:
-        return _str_list(value)
-
-
-class CommentTrigger(_Strict):
-    command: str = "test"
-
-    @field_validator("command")
-    @classmethod
-    def _word(cls, value: str) -> str:
-        if not re.fullmatch(r"[a-z][a-z0-9_-]*", value):
-            raise ValueError("a command is one lower-case word, like 'test' or 'smoke'")
-        return value
-
-
-class EmptyTrigger(_Strict):
-    pass
-
-
-class Triggers(_Strict):
-    """The normalised ``on:``: each present key means the job answers that event."""
-
-    push: PushTrigger | None = None
-    tag: TagTrigger | None = None
-    pull_request: PullRequestTrigger | None = None
-    comment: CommentTrigger | None = None
-    release: EmptyTrigger | None = None
-    manual: EmptyTrigger | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _forms(cls, value: Any) -> Any:
-        """``on: push``, ``on: [push, tag]`` or ``on: {push: {...}, tag: [v*]}``."""
-        if isinstance(value, str):
-            value = [value]
-        if isinstance(value, list):
-            names: dict[str, Any] = {}
-            for item in value:
-                if not isinstance(item, str):
-                    raise ValueError("list items of 'on' are event names")
-                names[item] = {}
-            value = names
-        if isinstance(value, dict):
-            unknown = [k for k in value if k not in EVENT_NAMES]
-            if unknown:
-                raise ValueError(f"unknown event {unknown[0]!r}; 'on' takes {', '.join(EVENT_NAMES)}")
-            return {k: ({} if v is None else v) for k, v in value.items()}
-        return value
-
-
-class Defaults(_Strict):
-    image: str | None = None
-    timeout: Duration | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env(cls, value: Any) -> Any:
-        return _env_values(value)
+RUNS_ELSEWHERE = ("image", "steps", "env", "secrets", "resources", "artifacts", "retries")
+VALUES_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]},
+}
+EnvMap = Annotated[dict[str, str], WithJsonSchema(VALUES_SCHEMA)]
 
 
 def _env_values(value: Any) -> Any:
@@ -150,24 +81,21 @@ def _env_values(value: Any) -> Any:
     return result
 
 
-class JobSpec(_Strict):
-    on: Triggers = Field(
-        default_factory=lambda: Triggers(push=PushTrigger(), pull_request=PullRequestTrigger())
-    )
-    branches: StrList | None = None
-    branches_ignore: StrList | None = Field(default=None, alias="branches-ignore")
-    image: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    timeout: Duration | None = None
-    needs: StrList = ()
-    steps: tuple[Step, ...]
+def _env_names(value: dict[str, str]) -> dict[str, str]:
+    for key in value:
+        if not ENV_NAME.match(key):
+            raise ValueError(f"{key!r} is not a valid environment variable name")
+        if key.startswith("FORGEFLOW_"):
+            raise ValueError(f"{key!r}: names starting with FORGEFLOW_ are reserved")
+    return value
 
-    @field_validator("steps")
-    @classmethod
-    def _some_steps(cls, value: tuple[Step, ...]) -> tuple[Step, ...]:
-        if not value:
-            raise ValueError("a job needs at least one step")
-        return value
+
+class Defaults(Strict):
+    image: str | None = None
+    timeout: Duration | None = None
+    env: EnvMap = Field(default_factory=dict)
+    retries: Retries | None = None
+    resources: Resources | None = None
 
     @field_validator("env", mode="before")
     @classmethod
@@ -176,19 +104,115 @@ class JobSpec(_Strict):
 
     @field_validator("env")
     @classmethod
-    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not ENV_NAME.match(key):
-                raise ValueError(f"{key!r} is not a valid environment variable name")
-            if key.startswith("FORGEFLOW_"):
-                raise ValueError(f"{key!r}: names starting with FORGEFLOW_ are reserved")
+    def _env_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        return _env_names(value)
+
+
+class JobSpec(Strict):
+    # reuse (resolved before validation; see service.jobs.templates)
+    uses: str | None = None
+    with_: dict[str, Scalar] | None = Field(default=None, alias="with")
+    # when
+    on: Triggers = Field(default_factory=default_triggers)
+    branches: StrList | None = None
+    branches_ignore: StrList | None = Field(default=None, alias="branches-ignore")
+    tags: StrList | None = None
+    paths: StrList | None = None
+    paths_ignore: StrList | None = Field(default=None, alias="paths-ignore")
+    labels: StrList | None = None
+    if_: str | None = Field(default=None, alias="if", max_length=1000)
+    needs: StrList = ()
+    # how many
+    matrix: Matrix | None = None
+    fail_fast: bool = Field(default=True, alias="fail-fast")
+    max_parallel: int | None = Field(default=None, alias="max-parallel", ge=1)
+    # what
+    image: str | None = None
+    env: EnvMap = Field(default_factory=dict)
+    timeout: Duration | None = None
+    retries: Retries | None = None
+    resources: Resources | None = None
+    secrets: StrList = ()
+    artifacts: tuple[Artifact, ...] = ()
+    steps: tuple[Step, ...] = ()
+    argo: ArgoJob | None = None
+    workflow_template: WorkflowTemplateRef | None = Field(default=None, alias="workflowTemplate")
+    arguments: EnvMap = Field(default_factory=dict)
+
+    @field_validator("steps")
+    @classmethod
+    def _some_steps(cls, value: tuple[Step, ...]) -> tuple[Step, ...]:
+        if not value:
+            raise ValueError("a job needs at least one step")
         return value
 
+    @field_validator("env", "arguments", mode="before")
+    @classmethod
+    def _env(cls, value: Any) -> Any:
+        return _env_values(value)
 
-class JobFile(_Strict):
+    @field_validator("env")
+    @classmethod
+    def _env_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        return _env_names(value)
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return secret_names(value)
+
+    @field_validator("if_")
+    @classmethod
+    def _condition(cls, value: str | None) -> str | None:
+        if value is not None:
+            if "${{" in value:
+                raise ValueError("if is a CEL expression already: write it without ${{ }}")
+            try:
+                compile_condition(value)
+            except ExpressionError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("artifacts")
+    @classmethod
+    def _artifact_names(cls, value: tuple[Artifact, ...]) -> tuple[Artifact, ...]:
+        names = [a.name for a in value]
+        if len(set(names)) != len(names):
+            raise ValueError("two artifacts have the same name; give them names")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> JobSpec:
+        kinds = [k for k, v in (("steps", self.steps), ("argo", self.argo)) if v]
+        if self.workflow_template is not None:
+            kinds.append("workflowTemplate")
+        if not kinds:
+            raise ValueError("a job needs steps (or argo, or workflowTemplate)")
+        if len(kinds) > 1:
+            raise ValueError(f"a job has one of steps, argo or workflowTemplate, not {' and '.join(kinds)}")
+        if kinds[0] != "steps":
+            given = [k for k in RUNS_ELSEWHERE if getattr(self, k)]
+            if given:
+                raise ValueError(f"{kinds[0]} jobs set {', '.join(given)} in their Argo templates")
+        elif self.arguments:
+            raise ValueError("arguments are for argo and workflowTemplate jobs")
+        return self
+
+    @property
+    def kind(self) -> Literal["steps", "argo", "workflowTemplate"]:
+        if self.argo is not None:
+            return "argo"
+        return "workflowTemplate" if self.workflow_template is not None else "steps"
+
+
+class JobFile(Strict):
     version: Literal[1]
     defaults: Defaults = Field(default_factory=Defaults)
+    concurrency: Concurrency | None = None
     jobs: dict[str, JobSpec]
+
+    _located: Located | None = PrivateAttr(default=None)
+    _file: str = PrivateAttr(default=".forgeflow.yaml")
 
     @field_validator("jobs")
     @classmethod
@@ -199,3 +223,14 @@ class JobFile(_Strict):
             if not JOB_NAME.match(name):
                 raise ValueError(f"job name {name!r}: use letters, digits, '-', '_' or '.', at most 63")
         return value
+
+    def remember(self, located: Located, file: str) -> None:
+        """Keep where every value was written, for errors found after loading."""
+        self._located, self._file = located, file
+
+    def where(self, path: Path) -> tuple[str, int, int]:
+        """(file, line, column) of ``path``, as loaded; line 0 when unknown."""
+        if self._located is None:
+            return self._file, 0, 0
+        line, column = self._located.position(path)
+        return self._located.file_of(path, self._file), line, column

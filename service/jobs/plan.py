@@ -1,7 +1,8 @@
 """From a triggered job file to a :class:`WorkflowPlan`: everything the compiler needs, resolved.
 
-Pure. The plan fixes names (deterministic: run id + commit), images, timeouts, environment and
-DAG dependencies; the service config (not the job file) gives namespace and service account.
+Pure. The plan fixes names (deterministic: run id + commit), images, timeouts, environment,
+matrix cells and DAG dependencies; the service config (not the job file) gives namespace,
+service account and whether secrets may be used. Per-job details live in :mod:`units`.
 """
 
 from __future__ import annotations
@@ -9,66 +10,45 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from service.events import Event
+from service.jobs.errors import ConfigProblem, JobFileError, dotted
+from service.jobs.expressions import ExpressionError, event_context, interpolate
 from service.jobs.matcher import Decision
 from service.jobs.model import JobFile
+from service.jobs.plan_types import (
+    LABEL_PREFIX,
+    MANAGED_BY,
+    GroupPlan,
+    Pairs,
+    PlanOptions,
+    RawArgo,
+    RefusedJob,
+    RetryPlan,
+    TaskPlan,
+    WorkflowPlan,
+)
+from service.jobs.units import build_units, step_title, task_name
 
-LABEL_PREFIX = "forgeflow.dev"
-MANAGED_BY = ("app.kubernetes.io/managed-by", "forgeflow")
-
-
-@dataclass(frozen=True)
-class PlanOptions:
-    """Service-side choices: where and how workflows run."""
-
-    namespace: str
-    service_account: str
-    default_image: str
-    default_timeout_seconds: int
-    ttl_seconds: int
-    run_url: str  # the run's page, for FORGEFLOW_RUN_URL and annotations
-
-
-@dataclass(frozen=True)
-class TaskPlan:
-    """One DAG task: one job (or matrix cell), one pod running its steps in order."""
-
-    task: str
-    job: str
-    context: str
-    image: str
-    steps: tuple[tuple[str, str], ...]  # (name, script)
-    env: tuple[tuple[str, str], ...]
-    timeout_seconds: int
-    dependencies: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class WorkflowPlan:
-    name: str
-    namespace: str
-    service_account: str
-    ttl_seconds: int
-    clone_url: str
-    sha: str
-    labels: tuple[tuple[str, str], ...]
-    annotations: tuple[tuple[str, str], ...]
-    event_env: tuple[tuple[str, str], ...]
-    tasks: tuple[TaskPlan, ...]
-
-
-def task_name(job: str, taken: set[str]) -> str:
-    """A DNS-safe DAG task name for a job, unique within the run."""
-    base = re.sub(r"[^a-z0-9-]+", "-", job.lower()).strip("-")[:50] or "job"
-    name = base
-    counter = 2
-    while name in taken:
-        name = f"{base}-{counter}"
-        counter += 1
-    taken.add(name)
-    return name
+__all__ = [
+    "LABEL_PREFIX",
+    "MANAGED_BY",
+    "GroupPlan",
+    "Pairs",
+    "PlanOptions",
+    "RawArgo",
+    "RefusedJob",
+    "RetryPlan",
+    "TaskPlan",
+    "WorkflowPlan",
+    "event_environment",
+    "label_value",
+    "plan_workflow",
+    "source_clone_url",
+    "step_title",
+    "task_name",
+    "workflow_name",
+]
 
 
 def label_value(text: str) -> str:
@@ -78,12 +58,6 @@ def label_value(text: str) -> str:
         digest = hashlib.sha256(text.encode()).hexdigest()[:10]
         value = value[:52].rstrip("._-") + "-" + digest
     return value
-
-
-def step_title(script: str) -> str:
-    """An unnamed step is called by its first line, like ``pip install -e .``."""
-    first = next((line.strip() for line in script.splitlines() if line.strip()), "step")
-    return first if len(first) <= 60 else first[:57] + "..."
 
 
 def workflow_name(run_id: int, sha: str) -> str:
@@ -137,27 +111,14 @@ def plan_workflow(
     decisions: Sequence[Decision],
     options: PlanOptions,
 ) -> WorkflowPlan:
-    """The plan for the jobs ``decisions`` matched; ``needs`` on jobs not in the run are dropped."""
+    """The plan for the jobs ``decisions`` matched; ``needs`` on jobs not in the run are dropped.
+
+    Raises :class:`JobFileError` for what only the event or the service config reveal: a
+    secret the service config forbids, an argument or concurrency group that fails to evaluate.
+    """
     chosen = [d.job for d in decisions if d.matched]
-    taken: set[str] = set()
-    tasks_of = {job: task_name(job, taken) for job in chosen}
-    defaults = job_file.defaults
-    tasks = []
-    for job_name in chosen:
-        job = job_file.jobs[job_name]
-        env = {**defaults.env, **job.env}
-        tasks.append(
-            TaskPlan(
-                task=tasks_of[job_name],
-                job=job_name,
-                context=f"forgeflow/{job_name}",
-                image=job.image or defaults.image or options.default_image,
-                steps=tuple((step.name or step_title(step.run), step.run) for step in job.steps),
-                env=tuple(sorted(env.items())),
-                timeout_seconds=job.timeout or defaults.timeout or options.default_timeout_seconds,
-                dependencies=tuple(tasks_of[n] for n in job.needs if n in tasks_of),
-            )
-        )
+    units = build_units(event, job_file, chosen, options)
+    concurrency_group, cancel = _concurrency(event, job_file)
     return WorkflowPlan(
         name=workflow_name(run_id, event.sha),
         namespace=options.namespace,
@@ -179,5 +140,30 @@ def plan_workflow(
             (f"{LABEL_PREFIX}/run-url", options.run_url),
         ),
         event_env=event_environment(event, run_id, options.run_url),
-        tasks=tuple(tasks),
+        tasks=units.tasks,
+        groups=units.groups,
+        argo=units.argo,
+        refused=units.refused,
+        concurrency_group=concurrency_group,
+        cancel_in_progress=cancel,
     )
+
+
+MAX_GROUP = 255
+
+
+def _concurrency(event: Event, job_file: JobFile) -> tuple[str, bool]:
+    """The run's concurrency group, evaluated (at most 255 characters), and cancel-in-progress."""
+    spec = job_file.concurrency
+    if spec is None:
+        return "", False
+    try:
+        group = interpolate(spec.group, {"event": event_context(event), "matrix": {}})
+    except ExpressionError as exc:
+        path = ("concurrency", "group")
+        file, line, column = job_file.where(path)
+        raise JobFileError([ConfigProblem(file, line, column, dotted(path), str(exc))]) from exc
+    if len(group) > MAX_GROUP:
+        digest = hashlib.sha256(group.encode()).hexdigest()[:16]
+        group = group[: MAX_GROUP - 17] + "-" + digest
+    return group, spec.cancel_in_progress

@@ -22,6 +22,9 @@ class Limits:
     max_bytes: int = 256 * 1024
     max_nodes: int = 100_000  # values built, aliases counted every time they are used
     max_depth: int = 32
+    max_jobs: int = 200  # DAG tasks of one file: every matrix cell counts
+    max_matrix_cells: int = 256  # cells of one job's matrix
+    max_templates: int = 20  # distinct templates one file may use
 
 
 class YamlError(Exception):
@@ -36,10 +39,15 @@ class YamlError(Exception):
 
 @dataclass
 class Located:
-    """Plain data plus the position (1-based line, column) of every path in it."""
+    """Plain data plus the position (1-based line, column) of every path in it.
+
+    ``files`` names another file for the paths below a prefix (a job body that came from a
+    template): positions there are in that file.
+    """
 
     data: Any
     positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    files: dict[Path, str] = field(default_factory=dict)
 
     def position(self, path: Path) -> tuple[int, int]:
         """The position of ``path``, or of its nearest ancestor that has one."""
@@ -49,6 +57,15 @@ class Located:
                 return self.positions[probe]
             probe = probe[:-1]
         return self.positions.get((), (1, 1))
+
+    def file_of(self, path: Path, default: str) -> str:
+        """The file ``path`` was written in: ``default`` unless a template supplied it."""
+        probe = tuple(path)
+        while probe:
+            if probe in self.files:
+                return self.files[probe]
+            probe = probe[:-1]
+        return default
 
 
 class _Builder:

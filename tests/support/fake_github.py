@@ -3,6 +3,10 @@
 ogr (through PyGithub) talks to it exactly as to api.github.com: it serves repositories, file
 contents at a commit, commits, pull requests and collaborator permissions, and records every
 commit status posted, in order. Faults can be injected (the next N status posts answer 502).
+
+Changed files as GitHub lists them: ``/pulls/{n}/files`` pages (``per_page`` up to 100, a
+``Link`` header to the next page, at most 3,000 files in all) and ``/compare/{base}...{head}``
+(at most 300 files), computed from the git repository or set with :meth:`set_pull_files`.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,6 +45,7 @@ class FakeGitHub:
         self.statuses: list[PostedStatus] = []
         self.requests: list[tuple[str, str]] = []
         self.fail_status_posts = 0
+        self.pull_files: dict[tuple[str, int], list[str]] = {}
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         server.expect_request(re.compile(r"^/.*")).respond_with_handler(self.handle)
@@ -95,6 +101,9 @@ class FakeGitHub:
             ("GET", r"^/repos/([^/]+/[^/]+)/commits/([0-9a-f]{40})/statuses$", self.list_statuses),
             ("POST", r"^/repos/([^/]+/[^/]+)/statuses/([0-9a-f]{40})$", self.post_status),
             ("GET", r"^/repos/([^/]+/[^/]+)/pulls/(\d+)$", self.get_pull),
+            ("GET", r"^/repos/([^/]+/[^/]+)/pulls/(\d+)/files$", self.list_pull_files),
+            ("GET", r"^/repos/([^/]+/[^/]+)/compare/(.+)\.\.\.(.+)$", self.compare),
+            ("GET", r"^/repos/([^/]+/[^/]+)/branches/(.+)$", self.get_branch),
         ]
         for method, pattern, handler in route:
             match = re.match(pattern, path)
@@ -189,3 +198,122 @@ class FakeGitHub:
         if pull is None:
             return self.json({"message": "Not Found"}, 404)
         return self.json(pull)
+
+    # -- changed files ------------------------------------------------------------------------
+
+    PULL_FILES_CAP = 3000
+    COMPARE_FILES_CAP = 300
+
+    def add_pull(
+        self,
+        full_name: str,
+        number: int,
+        base_sha: str,
+        head_sha: str,
+        base: str = "main",
+        head: str = "feature",
+    ) -> dict[str, Any]:
+        """A pull request as ``GET /pulls/{number}`` answers it."""
+        pull = {
+            "number": number,
+            "url": f"{self.api_url}/repos/{full_name}/pulls/{number}",
+            "html_url": f"https://github.com/{full_name}/pull/{number}",
+            "state": "open",
+            "title": f"pull request {number}",
+            "user": {"login": "alice", "id": 3},
+            "head": {"ref": head, "sha": head_sha, "repo": self.repo_json(full_name)},
+            "base": {"ref": base, "sha": base_sha, "repo": self.repo_json(full_name)},
+            "labels": [],
+            "draft": False,
+            "merged": False,
+        }
+        self.pulls[(full_name, number)] = pull
+        return pull
+
+    def set_pull_files(self, full_name: str, number: int, files: list[str]) -> None:
+        """What ``/pulls/{number}/files`` lists (default: the git diff of its base and head)."""
+        self.pull_files[(full_name, number)] = list(files)
+
+    def diff(self, full_name: str, base: str, head: str) -> list[str] | None:
+        repo = self.repos.get(full_name)
+        if repo is None:
+            return None
+        result = subprocess.run(
+            ["git", "--git-dir", str(repo.bare), "diff", "--name-only", "--no-renames", f"{base}...{head}"],
+            capture_output=True,
+            text=True,
+        )
+        return [line for line in result.stdout.splitlines() if line] if result.returncode == 0 else None
+
+    def list_pull_files(self, request: Request, full_name: str, number: str) -> Response:
+        key = (full_name, int(number))
+        pull = self.pulls.get(key)
+        files = self.pull_files.get(key)
+        if files is None and pull is not None:
+            files = self.diff(full_name, pull["base"]["sha"], pull["head"]["sha"])
+        if files is None:
+            return self.json({"message": "Not Found"}, 404)
+        files = files[: self.PULL_FILES_CAP]
+        per_page = max(1, min(int(request.args.get("per_page", 30)), 100))
+        page = max(1, int(request.args.get("page", 1)))
+        chunk = files[(page - 1) * per_page : page * per_page]
+        last = max(1, -(-len(files) // per_page))
+        response = self.json([self.file_json(name) for name in chunk])
+        base = f"{self.api_url}/repos/{full_name}/pulls/{number}/files?per_page={per_page}"
+        links = []
+        if page < last:
+            links.append(f'<{base}&page={page + 1}>; rel="next"')
+            links.append(f'<{base}&page={last}>; rel="last"')
+        if page > 1:
+            links.append(f'<{base}&page=1>; rel="first"')
+            links.append(f'<{base}&page={page - 1}>; rel="prev"')
+        if links:
+            response.headers["Link"] = ", ".join(links)
+        return response
+
+    def compare(self, request: Request, full_name: str, base: str, head: str) -> Response:
+        files = self.diff(full_name, base, head)
+        if files is None:
+            return self.json({"message": "Not Found"}, 404)
+        url = f"{self.api_url}/repos/{full_name}/compare/{base}...{head}"
+        return self.json(
+            {
+                "url": url,
+                "html_url": url,
+                "status": "ahead",
+                "ahead_by": 1,
+                "behind_by": 0,
+                "total_commits": 1,
+                "commits": [],
+                "files": [self.file_json(name) for name in files[: self.COMPARE_FILES_CAP]],
+            }
+        )
+
+    def get_branch(self, request: Request, full_name: str, branch: str) -> Response:
+        repo = self.repos.get(full_name)
+        found = (
+            subprocess.run(
+                [
+                    "git",
+                    "--git-dir",
+                    str(repo.bare),
+                    "rev-parse",
+                    "--verify",
+                    "--quiet",
+                    f"refs/heads/{branch}",
+                ],
+                capture_output=True,
+                text=True,
+            )
+            if repo
+            else None
+        )
+        if found is None or found.returncode != 0:
+            return self.json({"message": "Branch not found"}, 404)
+        sha = found.stdout.strip()
+        return self.json(
+            {"name": branch, "commit": {"sha": sha, "url": f"{self.api_url}/repos/{full_name}/commits/{sha}"}}
+        )
+
+    def file_json(self, name: str) -> dict[str, Any]:
+        return {"sha": "0" * 40, "filename": name, "status": "modified", "additions": 1, "changes": 1}

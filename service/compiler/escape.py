@@ -1,0 +1,73 @@
+"""Keeping Argo's ``{{...}}`` substitution away from what forgeflow passes through verbatim.
+
+Argo replaces ``{{...}}`` everywhere in a template: in container args (the steps' scripts and
+names) and in environment values (event data such as a pull request title). A step like
+``docker inspect --format '{{.Id}}'`` would be mangled, or the Workflow refused. So a text that
+contains ``{{`` is passed escaped: every backslash doubled and every ``{`` that starts a ``{{``
+written as the octal escape ``\\0173``, which the driver turns back with POSIX ``printf '%b'``.
+Everything else (the common case) is passed as written, readable in the manifest.
+
+- a step name or script: escaped and prefixed with :data:`MARK`;
+- an environment value: escaped, and its name listed in ``FORGEFLOW_ESCAPED_ENV``.
+"""
+
+from __future__ import annotations
+
+import re
+
+MARK = "::forgeflow-escaped::"
+ESCAPED_ENV = "FORGEFLOW_ESCAPED_ENV"
+_OPENING = re.compile(r"\{(?=\{)")
+
+# The fixed script every steps job runs: ``sh -c DRIVER forgeflow NAME1 SCRIPT1 NAME2 ...``.
+DRIVER = r"""unescape() { v=$(printf '%bx' "$1"); v=${v%x}; }
+for var in $FORGEFLOW_ESCAPED_ENV; do
+  eval "unescape \"\${$var}\""; export "$var=$v"
+done
+n=0
+while [ "$#" -ge 2 ]; do
+  n=$((n + 1)); name=$1; script=$2; shift 2
+  case $name in ::forgeflow-escaped::*) unescape "${name#::forgeflow-escaped::}"; name=$v;; esac
+  case $script in ::forgeflow-escaped::*) unescape "${script#::forgeflow-escaped::}"; script=$v;; esac
+  printf '==> %s\n' "$name"
+  sh -e -c "$script" || {
+    rc=$?
+    printf "::forgeflow-failed::step '%s' failed with exit code %s\n" "$name" "$rc"
+    exit "$rc"
+  }
+done
+"""
+
+
+def needs_escape(text: str) -> bool:
+    return "{{" in text
+
+
+def escape(text: str) -> str:
+    """``text`` for ``printf '%b'``, with no ``{{`` left in it."""
+    return _OPENING.sub(r"\\0173", text.replace("\\", "\\\\"))
+
+
+def unescape(text: str) -> str:
+    """The inverse of :func:`escape` (what the driver's ``printf '%b'`` does), for tests."""
+    return re.sub(r"\\0173|\\\\", lambda m: "{" if m.group(0) == "\\0173" else "\\", text)
+
+
+def step_argument(text: str) -> str:
+    """A step name or script as a driver argument."""
+    if needs_escape(text) or text.startswith(MARK):
+        return MARK + escape(text)
+    return text
+
+
+def environment(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """Container ``env`` entries; values with ``{{`` escaped and named in ``FORGEFLOW_ESCAPED_ENV``."""
+    entries, escaped = [], []
+    for name, value in pairs:
+        if needs_escape(value):
+            escaped.append(name)
+            value = escape(value)
+        entries.append({"name": name, "value": value})
+    if escaped:
+        entries.append({"name": ESCAPED_ENV, "value": " ".join(escaped)})
+    return entries

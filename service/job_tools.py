@@ -1,0 +1,99 @@
+"""The job-file commands: ``forgeflow validate``, ``forgeflow schema`` and ``forgeflow trigger``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+SCHEMA_ID = "https://forgeflow.dev/schema/forgeflow.schema.json"
+SCHEMA_FILE = Path(__file__).resolve().parents[1] / "config" / "schema" / "forgeflow.schema.json"
+
+
+def job_file_schema() -> dict[str, Any]:
+    """The JSON Schema of ``.forgeflow.yaml``, generated from the model (``make schema``)."""
+    from service.jobs.model import JobFile
+
+    schema = JobFile.model_json_schema(by_alias=True)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "forgeflow job file (.forgeflow.yaml)",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
+
+
+def schema_text() -> str:
+    return json.dumps(job_file_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    sys.stdout.write(schema_text())
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, settings: Any) -> int:
+    """Every problem of a job file, one ``file:line:column: key: message`` line each."""
+    from service.job_sources import job_limits
+    from service.jobs.loader import JobFileError, load_job_file
+    from service.local_run import checkout_templates
+
+    path = Path(args.path)
+    if path.is_dir():
+        path = path / settings.job_file
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+        return 2
+    root = path.parent  # the checkout: its .forgeflow/templates hold the templates
+    try:
+        job_file = load_job_file(text, str(path), job_limits(settings), checkout_templates(root, settings))
+    except JobFileError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    print(f"{path}: ok ({len(job_file.jobs)} jobs: {', '.join(job_file.jobs)})")
+    return 0
+
+
+def cmd_trigger(args: argparse.Namespace, settings: Any) -> int:
+    """Start a manual run through the API (``POST /api/runs``), as any client would."""
+    import requests
+
+    url = (args.url or settings.public_url).rstrip("/") + "/api/runs"
+    token = args.token or settings.api_token
+    if not token:
+        print("forgeflow trigger: no API token: set FORGEFLOW_API_TOKEN or pass --token", file=sys.stderr)
+        return 2
+    body = {"forge": args.forge, "repo": args.repo, "ref": args.ref, "jobs": list(args.jobs)}
+    if args.instance:
+        body["instance"] = args.instance
+    try:
+        response = requests.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    except requests.RequestException as exc:
+        print(f"forgeflow trigger: {url}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {"error": response.text.strip()}
+    if response.status_code >= 300:
+        print(f"forgeflow trigger: {response.status_code} {answer.get('error', answer)}", file=sys.stderr)
+        return 1
+    print(f"accepted: {answer.get('event', '')} (delivery {answer.get('accepted', '')})")
+    return 0
+
+
+def add_trigger_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("repo", help="namespace/name")
+    parser.add_argument("ref", help="a branch, tag (refs/tags/v1) or commit")
+    parser.add_argument("jobs", nargs="*", help="jobs to run (default: every job with 'on: manual')")
+    parser.add_argument(
+        "--forge", default="local", choices=["github", "gitlab", "forgejo", "pagure", "local"]
+    )
+    parser.add_argument("--instance", default="", help="the forge instance, when several are configured")
+    parser.add_argument("--url", help="forgeflow's base URL (default: public_url)")
+    parser.add_argument("--token", help="API token (default: FORGEFLOW_API_TOKEN)")

@@ -1,0 +1,56 @@
+"""Problems with a job file, each with the file, line, column and key it is about."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.jobs.yaml_source import Located, Path
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a job file."""
+
+    file: str
+    line: int
+    column: int
+    path: str  # e.g. "jobs.lint.steps[0].run"
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        key = f" {self.path}:" if self.path else ""
+        return f"{where}:{key} {self.message}"
+
+
+class JobFileError(Exception):
+    """A job file that cannot be used; ``problems`` lists everything found."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+    @property
+    def summary(self) -> str:
+        """One line for a commit status description."""
+        first = self.problems[0]
+        where = f"{first.file}:{first.line}" if first.line else first.file
+        key = f" {first.path}:" if first.path else ""
+        more = f" (+{len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        return f"{where}:{key} {first.message}{more}"
+
+
+def dotted(path: Path) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def problem_at(located: Located, file: str, path: Path, message: str) -> ConfigProblem:
+    """A problem about ``path``, placed where it (or its nearest ancestor) is written."""
+    line, column = located.position(path)
+    return ConfigProblem(located.file_of(path, file), line, column, dotted(path), message)

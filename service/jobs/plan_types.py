@@ -1,0 +1,138 @@
+"""The plan's types: what the compiler gets, everything resolved (see :mod:`plan`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+LABEL_PREFIX = "forgeflow.dev"
+MANAGED_BY = ("app.kubernetes.io/managed-by", "forgeflow")
+Pairs = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """Service-side choices: where and how workflows run."""
+
+    namespace: str
+    service_account: str
+    default_image: str
+    default_timeout_seconds: int
+    ttl_seconds: int
+    run_url: str  # the run's page, for FORGEFLOW_RUN_URL and annotations
+    allow_secrets: bool = True  # the service config lets this repository's jobs use Secrets
+    trusted: bool = True  # the run's job file and code are trusted (not an untrusted fork's)
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    limit: int
+    policy: str
+    backoff_seconds: int
+    factor: int
+    max_backoff_seconds: int
+
+    def worst_case_seconds(self, timeout: int) -> int:
+        """Every attempt timing out, plus every backoff."""
+        waits = 0
+        for attempt in range(self.limit):
+            waits += min(self.backoff_seconds * self.factor**attempt, self.max_backoff_seconds)
+        return timeout * (self.limit + 1) + waits
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """One job or matrix cell: one DAG task, one pod (or Argo template), one commit status.
+
+    ``task`` is its path: ``lint``, or ``tests.3-12-fedora-41`` for a cell of the matrix job
+    ``tests`` (a task of the nested DAG ``tests``); the Job row and status mapping use it.
+    """
+
+    task: str
+    job: str
+    context: str
+    image: str = ""
+    steps: tuple[tuple[str, str], ...] = ()  # (name, script)
+    env: Pairs = ()
+    timeout_seconds: int = 0
+    dependencies: tuple[str, ...] = ()  # main-DAG tasks; a cell's are its group's
+    retries: RetryPlan | None = None
+    requests: Pairs = ()
+    limits: Pairs = ()
+    secrets: tuple[str, ...] = ()
+    artifacts: Pairs = ()  # (name, path inside the checkout)
+    template_ref: tuple[str, str, bool] | None = None  # (WorkflowTemplate, template, cluster scope)
+    argo_entry: str = ""  # raw Argo: the entry template, as the job file names it
+    arguments: Pairs = ()
+    matrix: Pairs = ()
+    group: str = ""  # the matrix job's nested DAG (its main-DAG task) this cell belongs to
+
+    @property
+    def kind(self) -> Literal["steps", "argo", "workflowTemplate"]:
+        if self.template_ref is not None:
+            return "workflowTemplate"
+        return "argo" if self.argo_entry else "steps"
+
+    @property
+    def name(self) -> str:
+        """The task's name inside its DAG."""
+        return self.task.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """A matrix job: a nested DAG of its cells, with its own failFast and parallelism."""
+
+    task: str
+    job: str
+    fail_fast: bool
+    max_parallel: int | None
+    dependencies: tuple[str, ...]
+    cells: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RawArgo:
+    """A job's own Argo templates (names as written; the compiler prefixes them)."""
+
+    job: str
+    task: str
+    templates: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class RefusedJob:
+    """A matched job that does not run, and says why in its commit status (``error``)."""
+
+    job: str
+    task: str
+    context: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class WorkflowPlan:
+    name: str
+    namespace: str
+    service_account: str
+    ttl_seconds: int
+    clone_url: str
+    sha: str
+    labels: Pairs
+    annotations: Pairs
+    event_env: Pairs
+    tasks: tuple[TaskPlan, ...]
+    groups: tuple[GroupPlan, ...] = ()
+    argo: tuple[RawArgo, ...] = ()
+    refused: tuple[RefusedJob, ...] = field(default=())
+    concurrency_group: str = ""
+    cancel_in_progress: bool = False
+
+    def main_tasks(self) -> list[str]:
+        """The main DAG's tasks in order: each job's task, or its matrix group."""
+        seen: list[str] = []
+        for task in self.tasks:
+            name = task.group or task.task
+            if name not in seen:
+                seen.append(name)
+        return seen

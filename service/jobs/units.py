@@ -1,0 +1,261 @@
+"""The matched jobs as DAG units: one :class:`TaskPlan` per job or matrix cell, resolved.
+
+Matrix values are substituted here (``${{ matrix.X }}`` in image, env, step names and scripts,
+arguments); a value missing from a cell reads as "". Arguments and the secret policy are the
+only places the event or the service config can make a good job file fail, so this module
+raises :class:`JobFileError` for them, pointing at the job file's line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from service.events import Event
+from service.jobs.errors import ConfigProblem, JobFileError, dotted
+from service.jobs.expressions import ExpressionError, event_context, interpolate, substitute_simple
+from service.jobs.matrix import Cell, cell_label, expand
+from service.jobs.model import JobFile, JobSpec
+from service.jobs.options import Resources, Retries
+from service.jobs.plan_types import GroupPlan, PlanOptions, RawArgo, RefusedJob, RetryPlan, TaskPlan
+from service.jobs.yaml_source import Path
+
+NO_LIMIT = 1_000_000
+
+
+def task_name(job: str, taken: set[str]) -> str:
+    """A DNS-safe DAG task name for a job, unique within the run."""
+    base = re.sub(r"[^a-z0-9-]+", "-", job.lower()).strip("-")[:50] or "job"
+    name = base
+    counter = 2
+    while name in taken:
+        name = f"{base}-{counter}"
+        counter += 1
+    taken.add(name)
+    return name
+
+
+def step_title(script: str) -> str:
+    """An unnamed step is called by its first line, like ``pip install -e .``."""
+    first = next((line.strip() for line in script.splitlines() if line.strip()), "step")
+    return first if len(first) <= 60 else first[:57] + "..."
+
+
+def cell_task_name(cell: Mapping[str, str], taken: set[str]) -> str:
+    """A cell's task name inside its job's nested DAG: its values, like ``3-12-fedora-41``."""
+    return task_name("-".join(cell.values()) or "cell", taken)
+
+
+MAX_CONTEXT = 255
+
+
+def cell_context(job: str, cell: Mapping[str, str]) -> str:
+    """``forgeflow/tests (python=3.12, os=fedora-41)``; long ones shortened, still unique."""
+    context = f"forgeflow/{job} ({cell_label(cell)})"
+    if len(context) <= MAX_CONTEXT:
+        return context
+    digest = hashlib.sha256(context.encode()).hexdigest()[:8]
+    return context[: MAX_CONTEXT - 14] + f"... {digest})"
+
+
+def secret_refs(value: Any) -> Iterator[str]:
+    """Secret names raw Argo templates refer to (env, envFrom, volumes)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("secretKeyRef", "secretRef") and isinstance(item, dict):
+                yield str(item.get("name", ""))
+            elif key == "secret" and isinstance(item, dict):
+                yield str(item.get("secretName", ""))
+            else:
+                yield from secret_refs(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from secret_refs(item)
+
+
+def _retry_plan(retries: Retries | None) -> RetryPlan | None:
+    if retries is None:
+        return None
+    return RetryPlan(retries.limit, retries.policy, retries.backoff, retries.factor, retries.max_backoff)
+
+
+def _amounts(resources: Resources | None) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    def pairs(amounts: Any) -> tuple[tuple[str, str], ...]:
+        if amounts is None:
+            return ()
+        return tuple((k, v) for k, v in (("cpu", amounts.cpu), ("memory", amounts.memory)) if v is not None)
+
+    if resources is None:
+        return (), ()
+    return pairs(resources.requests), pairs(resources.limits)
+
+
+@dataclass
+class Units:
+    tasks: tuple[TaskPlan, ...] = ()
+    groups: tuple[GroupPlan, ...] = ()
+    argo: tuple[RawArgo, ...] = ()
+    refused: tuple[RefusedJob, ...] = ()
+
+
+@dataclass
+class _Builder:
+    event: Event
+    job_file: JobFile
+    options: PlanOptions
+    problems: list[ConfigProblem] = field(default_factory=list)
+    _event_vars: dict[str, Any] | None = None
+
+    def problem(self, path: Path, message: str) -> None:
+        file, line, column = self.job_file.where(path)
+        self.problems.append(ConfigProblem(file, line, column, dotted(path), message))
+
+    @property
+    def event_vars(self) -> dict[str, Any]:
+        if self._event_vars is None:
+            self._event_vars = event_context(self.event)
+        return self._event_vars
+
+    def secrets_refusal(self, name: str, job: JobSpec) -> str | None:
+        secrets = list(job.secrets) or sorted(set(secret_refs(job.argo.templates if job.argo else ())))
+        if not secrets:
+            return None
+        if not self.options.allow_secrets:
+            where = "secrets" if job.secrets else "argo"
+            self.problem(
+                ("jobs", name, where),
+                f"the service config does not allow Kubernetes Secrets for "
+                f"{self.event.repository.full_name} (asked for {', '.join(secrets)})",
+            )
+            return None
+        if not self.options.trusted:
+            return f"not run: untrusted runs never get secrets ({', '.join(secrets)})"
+        return None
+
+    def unit(
+        self, name: str, job: JobSpec, task: str, context: str, cell: Cell, deps: tuple[str, ...]
+    ) -> TaskPlan:
+        keys = set(job.matrix.axes) | {k for e in job.matrix.include for k in e} if job.matrix else set()
+        values = {key: cell.get(key, "") for key in keys}
+        base: Path = ("jobs", name)
+
+        def sub(text: str, path: Path) -> str:
+            try:
+                return substitute_simple(text, "matrix", values)
+            except ExpressionError as exc:
+                self.problem((*base, *path), str(exc))
+                return text
+
+        defaults = self.job_file.defaults
+        timeout = job.timeout or defaults.timeout or self.options.default_timeout_seconds
+        common = TaskPlan(
+            task=task,
+            job=name,
+            context=context,
+            timeout_seconds=timeout,
+            dependencies=deps,
+            matrix=tuple(cell.items()),
+            group=task.rsplit(".", 1)[0] if "." in task else "",
+            arguments=self.arguments(name, job, values),
+        )
+        if job.workflow_template is not None:
+            ref = job.workflow_template
+            return replace(common, template_ref=(ref.name, ref.template, ref.cluster_scope))
+        if job.argo is not None:
+            return replace(common, argo_entry=job.argo.entrypoint)
+        image = sub(job.image or defaults.image or self.options.default_image, ("image",))
+        if "{{" in image:
+            self.problem((*base, "image"), f"the image {image!r} contains '{{{{'")
+        env = {**defaults.env, **job.env}
+        steps = []
+        for i, step in enumerate(job.steps):
+            script = sub(step.run, ("steps", i))
+            title = sub(step.name, ("steps", i, "name")) if step.name else step_title(script)
+            steps.append((title, script))
+        requests, limits = _amounts(job.resources or defaults.resources)
+        return replace(
+            common,
+            image=image,
+            steps=tuple(steps),
+            env=tuple(sorted((k, sub(v, ("env", k))) for k, v in env.items())),
+            retries=_retry_plan(job.retries or defaults.retries),
+            requests=requests,
+            limits=limits,
+            secrets=job.secrets,
+            artifacts=tuple((a.name, a.path) for a in job.artifacts),
+        )
+
+    def arguments(self, name: str, job: JobSpec, values: dict[str, str]) -> tuple[tuple[str, str], ...]:
+        result = []
+        for key, raw in job.arguments.items():
+            path: Path = ("jobs", name, "arguments", key)
+            try:
+                text = interpolate(
+                    substitute_simple(raw, "matrix", values), {"event": self.event_vars, "matrix": values}
+                )
+            except ExpressionError as exc:
+                self.problem(path, str(exc))
+                continue
+            if "{{" in text:
+                self.problem(
+                    path, f"the value {text!r} contains '{{{{', which Argo would read as an expression"
+                )
+                continue
+            result.append((key, text))
+        return tuple(result)
+
+
+def build_units(event: Event, job_file: JobFile, chosen: list[str], options: PlanOptions) -> Units:
+    """The DAG units of the ``chosen`` jobs (in file order); raises :class:`JobFileError`."""
+    builder = _Builder(event, job_file, options)
+    taken: set[str] = set()
+    main = {job: task_name(job, taken) for job in chosen}
+    refused_why: dict[str, str] = {}
+    for job in chosen:
+        reason = builder.secrets_refusal(job, job_file.jobs[job])
+        if reason:
+            refused_why[job] = reason
+    changed = True
+    while changed:  # a job that needs a job that does not run does not run either
+        changed = False
+        for job in chosen:
+            blocked = [n for n in job_file.jobs[job].needs if n in refused_why]
+            if job not in refused_why and blocked:
+                refused_why[job] = f"not run: needs {blocked[0]}, which does not run"
+                changed = True
+    units = Units()
+    tasks, groups, argo, refused = [], [], [], []
+    for job in chosen:
+        spec = job_file.jobs[job]
+        deps = tuple(main[n] for n in spec.needs if n in main and n not in refused_why)
+        cells: list[Cell] = expand(spec.matrix, NO_LIMIT) if spec.matrix else [{}]
+        inner: set[str] = set()
+        placed = []
+        for cell in cells:
+            if spec.matrix is None:
+                placed.append((main[job], f"forgeflow/{job}", cell))
+            else:
+                path = f"{main[job]}.{cell_task_name(cell, inner)}"
+                placed.append((path, cell_context(job, cell), cell))
+        if job in refused_why:
+            refused += [RefusedJob(job, path, context, refused_why[job]) for path, context, _ in placed]
+            continue
+        unit_deps = () if spec.matrix else deps
+        tasks += [builder.unit(job, spec, path, context, cell, unit_deps) for path, context, cell in placed]
+        if spec.matrix is not None:
+            cell_tasks = tuple(path for path, _, _ in placed)
+            groups.append(GroupPlan(main[job], job, spec.fail_fast, spec.max_parallel, deps, cell_tasks))
+        if spec.argo is not None:
+            argo.append(RawArgo(job, main[job], spec.argo.templates))
+    if builder.problems:
+        raise JobFileError(builder.problems)
+    units.tasks, units.groups, units.argo, units.refused = (
+        tuple(tasks),
+        tuple(groups),
+        tuple(argo),
+        tuple(refused),
+    )
+    return units
