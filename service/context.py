@@ -51,6 +51,9 @@ class Context:
             return self._executor
 
     def close(self) -> None:
+        closer = getattr(self._executor, "close", None)  # the argo executor's API client
+        if callable(closer):
+            closer()
         self.db.dispose()
 
 

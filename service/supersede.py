@@ -1,20 +1,194 @@
-"""Stopping runs nobody needs any more: older commits of a pull request, closed pull requests.
+"""Stopping runs nobody needs any more, and runs that must wait their turn.
 
-(Filled in with the Argo executor work: ``spec.shutdown`` through the executor seam, and the
-stopped jobs end as ``error`` with the reason, never ``pending``.)
+- **Superseded**: a pull-request event with a new head commit stops the unfinished runs of that
+  pull request's older commits (runs from earlier deliveries with a different sha). Their
+  jobs end as ``error`` "superseded by <short sha>". A run whose delivery is older than a run
+  already made for a newer commit (a late retry) is stopped itself, and never submitted.
+- **Closed**: a closed or merged pull request stops all its unfinished runs ("pull request
+  closed").
+- **Concurrency groups** (``Run.concurrency_group``, filled from the job file's
+  ``concurrency:``), per repository: with ``cancel_in_progress`` a new run stops the group's
+  older unfinished runs ("cancelled: a newer run in group G"). Without it, the new run waits:
+  it stays ``created`` (its jobs ``pending`` "queued") while an older run of the group is
+  ``created``/``submitted``/``running`` (:func:`concurrency_blocker`, checked by
+  ``pipeline.resume_run`` before submitting), and the watcher (when a run ends) or the periodic
+  sweep (``sweep.start_waiting_runs``) submits it once the group is free: one run at a time per
+  group, oldest first.
+
+Stopping a run (:func:`stop_runs`) records ``Run.stop_reason``, ends the run and every job that
+is not final as ``error`` with the reason right away (jobs that never started included, so
+nothing stays ``pending`` on the forge), reports that, then asks the executor to shut the
+Workflow down (``spec.shutdown: Terminate``). If that last call fails, the watcher asks again
+when it next sees the Workflow still running (see ``watcher.apply_workflow``).
 """
 
 from __future__ import annotations
 
+import logging
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.orm import Session
+
 from service.context import Context
-from service.events import Event
+from service.events import Event, EventKind
+from service.executors.base import ExecutorError, WorkflowRef
+from service.forges.base import TransientForgeError
+from service.reporter import report_run
+from service.status_mapping import now
+from service.store.models import JobState, Run, RunPhase
+
+log = logging.getLogger(__name__)
+ACTIVE = (RunPhase.CREATED, RunPhase.SUBMITTED, RunPhase.RUNNING)
+
+
+def lock_run(session: Session, run_id: int) -> None:
+    """Serialise writers of one run (watcher replicas, the worker) for this transaction: an
+    UPDATE takes the row lock on PostgreSQL and the write lock on SQLite before anything is
+    read, so a decision is never made on a state another process is changing."""
+    session.execute(
+        update(Run)
+        .where(Run.id == run_id)
+        .values(updated_at=now())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def stop_runs(ctx: Context, run_ids: list[int], reason: str) -> list[int]:
+    """End each unfinished run as ``error`` with ``reason`` and stop its Workflow; their ids."""
+    stopped = []
+    for run_id in run_ids:
+        with ctx.db.session() as session:
+            lock_run(session, run_id)
+            run = session.get(Run, run_id)
+            if run is None or run.phase in RunPhase.FINAL:
+                continue
+            run.stop_reason = reason
+            run.phase, run.message, run.finished_at = RunPhase.ERROR, reason, now()
+            for job in run.jobs:
+                if job.state not in JobState.FINAL:
+                    job.state, job.description, job.finished_at = JobState.ERROR, reason[:1000], now()
+            ref = WorkflowRef(run.namespace, run.workflow_name)
+        log.info("run %s stopped: %s", run_id, reason)
+        stopped.append(run_id)
+        try:
+            report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id)
+        except TransientForgeError as exc:
+            log.warning("run %s: reporting the stop failed for now, the sweep retries: %s", run_id, exc)
+        if ref.name:
+            try:
+                ctx.executor.stop(ref, reason)
+            except ExecutorError as exc:
+                log.warning("run %s: could not stop %s/%s yet: %s", run_id, ref.namespace, ref.name, exc)
+    return stopped
+
+
+def _same_repo(run: Run) -> ColumnElement[bool]:
+    return and_(Run.forge == run.forge, Run.instance == run.instance, Run.repo == run.repo)
+
+
+def _earlier(run: Run) -> ColumnElement[bool]:
+    """Runs of deliveries received before ``run``'s (by id when there is no delivery)."""
+    if run.delivery_pk is None:
+        return Run.id < run.id
+    return or_(Run.delivery_pk < run.delivery_pk, and_(Run.delivery_pk.is_(None), Run.id < run.id))
 
 
 def stop_superseded_runs(ctx: Context, event: Event, run_id: int) -> list[int]:
     """Stop the still-running runs the new run ``run_id`` replaces; their ids."""
-    return []
+    with ctx.db.session() as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            return []
+        older: list[int] = []
+        newer_sha = ""
+        if (
+            event.kind is EventKind.PULL_REQUEST
+            and event.pull_request is not None
+            and event.action not in ("closed", "merged")
+        ):
+            same_pr = and_(_same_repo(run), Run.pr_number == run.pr_number, Run.sha != run.sha)
+            if run.delivery_pk is not None:
+                newer_sha = (
+                    session.scalars(
+                        select(Run.sha)
+                        .where(same_pr, Run.delivery_pk > run.delivery_pk)
+                        .order_by(Run.delivery_pk.desc())
+                    ).first()
+                    or ""
+                )
+            if not newer_sha:
+                older = list(
+                    session.scalars(
+                        select(Run.id).where(same_pr, _earlier(run), Run.phase.not_in(RunPhase.FINAL))
+                    )
+                )
+        group, cancel = run.concurrency_group, run.cancel_in_progress
+        in_group: list[int] = []
+        if group and cancel and not newer_sha:
+            in_group = list(
+                session.scalars(
+                    select(Run.id).where(
+                        _same_repo(run),
+                        Run.concurrency_group == group,
+                        Run.id < run.id,
+                        Run.phase.not_in(RunPhase.FINAL),
+                    )
+                )
+            )
+    if newer_sha:
+        # a late delivery: a newer commit of this pull request already has a run
+        return stop_runs(ctx, [run_id], f"superseded by {newer_sha[:7]}")
+    stopped = stop_runs(ctx, sorted(older), f"superseded by {event.short_sha}")
+    cancelled = sorted(set(in_group) - set(stopped))
+    stopped += stop_runs(ctx, cancelled, f"cancelled: a newer run in group {group}")
+    return stopped
 
 
 def stop_pull_request_runs(ctx: Context, event: Event, reason: str) -> list[int]:
     """Stop every unfinished run of the pull request ``event`` closed; their ids."""
-    return []
+    if event.pull_request is None:
+        return []
+    with ctx.db.session() as session:
+        runs = session.scalars(
+            select(Run).where(
+                Run.forge == event.forge,
+                Run.repo == event.repository.full_name,
+                Run.pr_number == event.pull_request.number,
+                Run.phase.not_in(RunPhase.FINAL),
+            )
+        ).all()
+        url = event.repository.html_url
+        run_ids = [r.id for r in runs if not url or _html_url(r.event_json) in ("", url)]
+    return stop_runs(ctx, sorted(run_ids), reason)
+
+
+def _html_url(event_json: str) -> str:
+    """The repository's web address in a stored event (tells forge instances apart)."""
+    try:
+        return Event.from_json(event_json).repository.html_url
+    except (ValueError, KeyError, TypeError):
+        return ""
+
+
+def concurrency_blocker(ctx: Context, run_id: int) -> str | None:
+    """Why run ``run_id`` may not start yet (an older active run of its group), or None."""
+    with ctx.db.session() as session:
+        run = session.get(Run, run_id)
+        if run is None or not run.concurrency_group:
+            return None
+        blocker = session.scalars(
+            select(Run.id)
+            .where(
+                _same_repo(run),
+                Run.concurrency_group == run.concurrency_group,
+                Run.id < run.id,
+                Run.phase.in_(ACTIVE),
+            )
+            .order_by(Run.id)
+        ).first()
+        if blocker is None:
+            return None
+        message = f"waiting for run {blocker} (concurrency group {run.concurrency_group})"
+        if run.phase == RunPhase.CREATED:
+            run.message = message
+        return message

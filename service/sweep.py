@@ -1,11 +1,12 @@
 """The periodic sweep: nothing stored is left unqueued, nothing known is left unreported.
 
-- deliveries stored while the broker was down are queued;
 - deliveries queued long ago and never processed are queued again (processing is idempotent);
 - job states the forge was not told (a transient forge error) are reported;
 - local workflows whose runner process died end as ``Error``;
 - runs whose Workflow disappeared end as ``error`` instead of staying pending forever
-  (checked against the watcher's full lists).
+  (checked against the watcher's full lists);
+- runs waiting for their concurrency group are submitted once it is free (see
+  :mod:`service.supersede`; the watcher also does this as soon as a run ends).
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from service.context import Context
+from service.executors.base import TransientExecutorError
 from service.forges.base import TransientForgeError
-from service.pipeline import fail_run
+from service.pipeline import fail_run, resume_run
 from service.reporter import report_run, unreported_run_ids
 from service.status_mapping import now
 from service.store.models import Delivery, DeliveryState, Run, RunPhase
+from service.supersede import concurrency_blocker
 
 log = logging.getLogger(__name__)
 STALE_QUEUED = timedelta(minutes=10)
@@ -29,7 +32,9 @@ LOST_WORKFLOW_GRACE = timedelta(minutes=2)
 
 
 def requeue_deliveries(ctx: Context, enqueue: Callable[[int], None] | None = None) -> int:
-    """Queue stored deliveries that never reached (or were lost by) the broker."""
+    """Queue again deliveries queued long ago and never processed (a broker that lost them).
+
+    Deliveries the broker never got (``received``) are the relay's (service/outbox.py)."""
     send = enqueue or ctx.enqueue
     if send is None:
         return 0
@@ -38,13 +43,7 @@ def requeue_deliveries(ctx: Context, enqueue: Callable[[int], None] | None = Non
         pks = list(
             session.scalars(
                 select(Delivery.id)
-                .where(
-                    or_(
-                        Delivery.state == DeliveryState.RECEIVED,
-                        (Delivery.state == DeliveryState.QUEUED)
-                        & (Delivery.received_at < moment - STALE_QUEUED),
-                    )
-                )
+                .where(Delivery.state == DeliveryState.QUEUED, Delivery.received_at < moment - STALE_QUEUED)
                 .order_by(Delivery.id)
                 .limit(500)
             )
@@ -58,11 +57,7 @@ def requeue_deliveries(ctx: Context, enqueue: Callable[[int], None] | None = Non
             break
         with ctx.db.session() as session:
             delivery = session.get(Delivery, pk)
-            if delivery is not None and delivery.state in (
-                DeliveryState.RECEIVED,
-                DeliveryState.QUEUED,
-            ):
-                delivery.state = DeliveryState.QUEUED
+            if delivery is not None and delivery.state == DeliveryState.QUEUED:
                 delivery.received_at = now()  # restart the staleness clock
         queued += 1
     return queued
@@ -98,9 +93,39 @@ def fail_lost_runs(ctx: Context, present: set[tuple[str, str]]) -> list[int]:
     return failed
 
 
+def start_waiting_runs(ctx: Context) -> list[int]:
+    """Submit the runs that waited for their concurrency group and may start now; their ids."""
+    with ctx.db.session() as session:
+        waiting = list(
+            session.scalars(
+                select(Run.id)
+                .where(Run.phase == RunPhase.CREATED, Run.concurrency_group != "")
+                .order_by(Run.id)
+                .limit(200)
+            )
+        )
+    started = []
+    for run_id in waiting:
+        if concurrency_blocker(ctx, run_id) is not None:
+            continue
+        try:
+            resume_run(ctx, run_id)
+        except (TransientExecutorError, TransientForgeError) as exc:
+            log.warning("run %s: could not start it yet: %s", run_id, exc)
+            continue
+        except Exception as exc:  # a bad manifest or a forbidden namespace: tell the forge
+            log.exception("run %s could not be submitted", run_id)
+            fail_run(ctx, run_id, f"could not submit the workflow: {exc}"[:500])
+            report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id)
+            continue
+        started.append(run_id)
+    return started
+
+
 def sweep(ctx: Context) -> None:
     requeue_deliveries(ctx)
     reaper = getattr(ctx.executor, "reap_orphans", None)
     if callable(reaper):
         reaper()
+    start_waiting_runs(ctx)
     report_leftovers(ctx)

@@ -1,9 +1,17 @@
 """The watcher: follows forgeflow's Workflows and turns their node phases into job states.
 
-It lists, then watches from the list's ``resourceVersion``; on 410 Gone it lists again; every
-``resync_seconds`` it lists anyway, to catch anything a watch missed. Each change is applied to
-the job rows (never backwards: a final state stays final) and reported through the outbox, so
-a restart, a repeated event or a second watcher replica never reports a transition twice.
+It lists Workflows by forgeflow's label selector, then watches from the list's
+``resourceVersion`` (with the argo executor a cursor over all of forgeflow's namespaces, see
+``executors.argo_watch``), moving its position with every event and bookmark. On 410 Gone it
+lists again; every ``resync_seconds`` it lists anyway, to catch anything a watch missed; API
+errors and dropped streams are retried with backoff from the last position.
+
+Each Workflow is applied to its run's rows under the run's lock (:func:`apply_workflow`):
+states only move forward and a final state stays final. What changed is reported through the
+outbox (``reporter``): the database knows what the forge was told, so a repeated event, a
+relist after a restart or a second watcher replica never posts a transition twice. A job that
+reaches a final state has its log archived (argo executor: the pods go with ``podGC``); a run
+that ends lets the next run of its concurrency group start.
 """
 
 from __future__ import annotations
@@ -11,20 +19,34 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from service.context import Context
-from service.executors.base import ResourceVersionExpired, TransientExecutorError
+from service.executors.base import ExecutorError, ResourceVersionExpired, TransientExecutorError, WorkflowRef
 from service.forges.base import TransientForgeError
 from service.jobs.plan import LABEL_PREFIX, MANAGED_BY
 from service.reporter import report_run
 from service.status_mapping import WORKFLOW_FINAL, job_updates, now, parse_time
 from service.store.models import JobState, Run, RunPhase
-from service.sweep import fail_lost_runs, sweep
+from service.supersede import lock_run
+from service.sweep import fail_lost_runs, start_waiting_runs, sweep
 
 log = logging.getLogger(__name__)
 SELECTOR = f"{MANAGED_BY[0]}={MANAGED_BY[1]}"
 RUN_PHASES = {"Succeeded": RunPhase.SUCCEEDED, "Failed": RunPhase.FAILED, "Error": RunPhase.ERROR}
+DELETED_EARLY = "the workflow was deleted before it finished"
+
+
+@dataclass
+class Applied:
+    """What applying one Workflow did to its run."""
+
+    run_id: int
+    changed: bool = False  # job states changed: something to report
+    finished: list[str] = field(default_factory=list)  # tasks that just reached a final state
+    run_finished: bool = False  # the run just reached a final phase
+    restop: str = ""  # forgeflow stopped the run but the Workflow still runs: stop it again
 
 
 def run_id_of(workflow: dict[str, Any]) -> int | None:
@@ -36,39 +58,52 @@ def run_id_of(workflow: dict[str, Any]) -> int | None:
         return None
 
 
-def apply_workflow(ctx: Context, workflow: dict[str, Any]) -> int | None:
-    """Bring a run's job rows up to date with its Workflow. Returns the run id if jobs changed."""
+def apply_workflow(ctx: Context, workflow: dict[str, Any], *, deleted: bool = False) -> Applied | None:
+    """Bring a run's rows up to date with its Workflow (``deleted``: its last state)."""
     run_id = run_id_of(workflow)
     if run_id is None:
         return None
-    name = (workflow.get("metadata") or {}).get("name")
+    meta = workflow.get("metadata") or {}
     status = workflow.get("status") or {}
     wf_phase = str(status.get("phase") or "")
-    changed = False
+    applied = Applied(run_id)
     with ctx.db.session() as session:
+        lock_run(session, run_id)
         run = session.get(Run, run_id)
-        if run is None or (run.workflow_name and name and run.workflow_name != name):
+        if run is None or (run.workflow_name and meta.get("name") and run.workflow_name != meta["name"]):
+            return None
+        if run.namespace and meta.get("namespace") and run.namespace != meta["namespace"]:
             return None
         updates = job_updates(workflow, [job.task for job in run.jobs], run.stop_reason)
         for job in run.jobs:
             update = updates[job.task]
-            if job.state in JobState.FINAL:
-                continue
-            if JobState.ORDER[update.state] < JobState.ORDER[job.state]:
-                continue  # a stale event: states only move forward
+            if job.state in JobState.FINAL or JobState.ORDER[update.state] < JobState.ORDER[job.state]:
+                continue  # final stays final; a stale event never moves a state back
             if (update.state, update.description) != (job.state, job.description):
                 job.state, job.description = update.state, update.description
-                changed = True
+                applied.changed = True
             job.started_at = job.started_at or update.started_at
             if update.state in JobState.FINAL:
                 job.finished_at = update.finished_at or now()
+                applied.finished.append(job.task)
         if wf_phase in WORKFLOW_FINAL and run.phase not in RunPhase.FINAL:
             run.phase = RUN_PHASES[wf_phase]
             run.message = str(status.get("message") or "")
             run.finished_at = parse_time(status.get("finishedAt")) or now()
+            applied.run_finished = True
         elif wf_phase == "Running" and run.phase in (RunPhase.CREATED, RunPhase.SUBMITTED):
             run.phase = RunPhase.RUNNING
-    return run_id if changed else None
+        if deleted and run.phase not in RunPhase.FINAL:
+            run.phase, run.message, run.finished_at = RunPhase.ERROR, DELETED_EARLY, now()
+            applied.run_finished = True
+            for job in run.jobs:
+                if job.state not in JobState.FINAL:
+                    job.state, job.description, job.finished_at = JobState.ERROR, DELETED_EARLY, now()
+                    applied.changed = True
+        shutdown = (workflow.get("spec") or {}).get("shutdown")
+        if run.stop_reason and not deleted and wf_phase not in WORKFLOW_FINAL and not shutdown:
+            applied.restop = run.stop_reason
+    return applied
 
 
 def report_changes(ctx: Context, run_id: int) -> None:
@@ -79,22 +114,53 @@ def report_changes(ctx: Context, run_id: int) -> None:
 
 
 class Watcher:
-    """One watcher loop; several replicas may run, the outbox keeps reports single."""
+    """One watcher loop; several replicas may run, the run lock and the outbox keep reports
+    single."""
 
-    def __init__(self, ctx: Context, *, watch_timeout: int | None = None) -> None:
+    def __init__(self, ctx: Context, *, watch_timeout: int | None = None, max_backoff: float = 30.0) -> None:
         self.ctx = ctx
         self.watch_timeout = watch_timeout or ctx.settings.watch_timeout_seconds
+        self.max_backoff = max_backoff
         self.resource_version = ""
         self.last_resync = 0.0
         self.last_sweep = 0.0
+        self.relists = 0  # lists taken (the first, resyncs, after 410 Gone): for operators and tests
+        self.expired = 0  # 410 Gone answers seen
 
-    def handle(self, workflow: dict[str, Any]) -> None:
-        run_id = apply_workflow(self.ctx, workflow)
-        if run_id is not None:
-            report_changes(self.ctx, run_id)
+    def handle(self, workflow: dict[str, Any], *, deleted: bool = False) -> None:
+        applied = apply_workflow(self.ctx, workflow, deleted=deleted)
+        if applied is None:
+            return
+        ref = WorkflowRef.of(workflow)
+        if applied.finished:
+            self.archive_logs(ref, applied.finished)
+        if applied.changed:
+            report_changes(self.ctx, applied.run_id)
+        if applied.restop:
+            try:
+                self.ctx.executor.stop(ref, applied.restop)
+            except ExecutorError as exc:
+                log.warning("run %s: could not stop %s yet: %s", applied.run_id, ref.name, exc)
+        if applied.run_finished:
+            try:
+                start_waiting_runs(self.ctx)
+            except Exception:  # the sweep tries again
+                log.exception("starting the runs that waited for run %s failed", applied.run_id)
+
+    def archive_logs(self, ref: WorkflowRef, tasks: list[str]) -> None:
+        """Keep finished jobs' logs where the run page finds them after pod GC (argo)."""
+        archive = getattr(self.ctx.executor, "archive_log", None)
+        if not callable(archive):
+            return  # the local executor keeps its log files
+        for task in tasks:
+            try:
+                archive(ref, task)
+            except Exception as exc:  # best effort: never hold up the statuses
+                log.warning("could not archive the log of %s/%s %s: %s", ref.namespace, ref.name, task, exc)
 
     def resync(self) -> str:
         items, version = self.ctx.executor.list(SELECTOR)
+        self.relists += 1
         present = set()
         for workflow in items:
             self.handle(workflow)
@@ -106,20 +172,22 @@ class Watcher:
         self.resource_version = version
         return version
 
-    def step(self) -> None:
-        """One list-or-watch cycle, ending after at most ``watch_timeout`` seconds."""
+    def step(self, stop: threading.Event | None = None) -> None:
+        """One list-or-watch cycle, ending after at most ``watch_timeout`` seconds (or at the
+        first event or bookmark after ``stop`` is set)."""
         settings = self.ctx.settings
         if not self.resource_version or time.monotonic() - self.last_resync > settings.resync_seconds:
             self.resync()
         deadline = time.monotonic() + self.watch_timeout
         for event in self.ctx.executor.watch(SELECTOR, self.resource_version, self.watch_timeout):
+            if event.type != "BOOKMARK":
+                self.handle(event.object, deleted=event.type == "DELETED")
+            # the position moves only once the event is applied: a crash replays it, harmlessly
             if event.resource_version:
                 self.resource_version = event.resource_version
-            if event.type != "BOOKMARK":
-                self.handle(event.object)
             if time.monotonic() - self.last_sweep > settings.sweep_seconds:
                 self.sweep()
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or (stop is not None and stop.is_set()):
                 break
         if time.monotonic() - self.last_sweep > settings.sweep_seconds:
             self.sweep()
@@ -132,19 +200,20 @@ class Watcher:
             log.exception("sweep failed")
 
     def run(self, stop: threading.Event) -> None:
-        backoff = 1.0
+        first = backoff = min(1.0, self.max_backoff)
         while not stop.is_set():
             try:
-                self.step()
-                backoff = 1.0
+                self.step(stop)
+                backoff = first
             except ResourceVersionExpired:
                 log.info("watch resourceVersion expired; listing again")
+                self.expired += 1
                 self.resource_version = ""
             except TransientExecutorError as exc:
-                log.warning("watch failed, retrying in %.0fs: %s", backoff, exc)
+                log.warning("watch failed, retrying in %.1fs: %s", backoff, exc)
                 stop.wait(backoff)
-                backoff = min(backoff * 2, 30)
+                backoff = min(backoff * 2, self.max_backoff)
             except Exception:
                 log.exception("watcher cycle failed")
                 stop.wait(backoff)
-                backoff = min(backoff * 2, 30)
+                backoff = min(backoff * 2, self.max_backoff)

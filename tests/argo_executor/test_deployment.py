@@ -1,0 +1,238 @@
+"""openshift/ and the Dockerfile, read as the cluster and the image build would read them.
+
+Every manifest validates against the Kubernetes schemas of ``kubernetes-validate`` (strictly:
+no unknown fields), the Route (an OpenShift type those schemas lack) against its essentials,
+the kustomization lists every file, the Roles grant exactly what forgeflow uses, and the
+settings in the ConfigMap and the Secret example are settings forgeflow knows.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from service.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+OPENSHIFT = ROOT / "openshift"
+KUBERNETES_VERSIONS = ("1.27", kubernetes_validate.utils.latest_version())  # OpenShift 4.14 .. now
+NAMESPACE = "forgeflow"
+
+ALLOWED_FORGEFLOW = {
+    ("argoproj.io", "workflows"): {"create", "get", "list", "watch", "patch", "delete"},
+    ("", "pods"): {"get", "list"},
+    ("", "pods/log"): {"get"},
+}
+ALLOWED_WORKFLOW_PODS = {("argoproj.io", "workflowtaskresults"): {"create", "patch"}}
+
+ROUTE_SCHEMA = {  # route.openshift.io/v1 Route: the fields used, and no others
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "route.openshift.io/v1"},
+        "kind": {"const": "Route"},
+        "metadata": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {"name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"}},
+        },
+        "spec": {
+            "type": "object",
+            "required": ["to"],
+            "additionalProperties": False,
+            "properties": {
+                "host": {"type": "string"},
+                "path": {"type": "string"},
+                "to": {
+                    "type": "object",
+                    "required": ["kind", "name"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "kind": {"const": "Service"},
+                        "name": {"type": "string"},
+                        "weight": {"type": "integer", "minimum": 0, "maximum": 256},
+                    },
+                },
+                "port": {
+                    "type": "object",
+                    "required": ["targetPort"],
+                    "additionalProperties": False,
+                    "properties": {"targetPort": {"type": ["string", "integer"]}},
+                },
+                "tls": {
+                    "type": "object",
+                    "required": ["termination"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "termination": {"enum": ["edge", "passthrough", "reencrypt"]},
+                        "insecureEdgeTerminationPolicy": {"enum": ["Allow", "None", "Redirect", ""]},
+                    },
+                },
+                "wildcardPolicy": {"enum": ["None", "Subdomain"]},
+            },
+        },
+    },
+}
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+
+
+def kustomization() -> dict[str, Any]:
+    (doc,) = load(OPENSHIFT / "kustomization.yaml")
+    return doc
+
+
+def resources() -> list[dict[str, Any]]:
+    return [doc for name in kustomization()["resources"] for doc in load(OPENSHIFT / name)]
+
+
+def by_kind(kind: str) -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc for doc in resources() if doc["kind"] == kind}
+
+
+def rules(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        assert set(rule) <= {"apiGroups", "resources", "verbs"}, f"unexpected rule fields: {rule}"
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted.setdefault((group, resource), set()).update(rule["verbs"])
+    return granted
+
+
+def test_the_kustomization_lists_every_manifest():
+    listed = kustomization()["resources"]
+    present = sorted(p.name for p in OPENSHIFT.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert sorted(listed) == present
+    assert len(set(listed)) == len(listed)
+    assert kustomization()["namespace"] == NAMESPACE
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_manifest_validates_against_the_kubernetes_schemas(version: str):
+    checked = 0
+    for doc in resources():
+        if doc["kind"] == "Route":
+            jsonschema.validate(doc, ROUTE_SCHEMA)
+        else:
+            kubernetes_validate.validate(doc, version, strict=True)
+        checked += 1
+    assert checked >= 12
+
+
+def test_a_broken_manifest_would_fail_the_validation():
+    web = by_kind("Deployment")["forgeflow-web"]
+    web["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = 3
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(web, KUBERNETES_VERSIONS[-1], strict=True)
+    web["spec"]["template"]["spec"]["containers"][0].pop("imagePullPolicy")
+    web["spec"]["replicass"] = 2
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(web, KUBERNETES_VERSIONS[-1], strict=True)
+    route = by_kind("Route")["forgeflow"]
+    route["spec"]["tls"]["termination"] = "sometimes"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(route, ROUTE_SCHEMA)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not installed")
+def test_kustomize_renders_the_base_without_the_secret_example():
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(OPENSHIFT)], check=True, capture_output=True, text=True
+    ).stdout
+    docs = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
+    assert "Secret/forgeflow" not in kinds  # local-config: never overwrites the real Secret
+    assert len(kinds) == len(resources()) - 1
+    for doc in docs:
+        assert doc["metadata"]["namespace"] == NAMESPACE
+        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "forgeflow"
+        if doc["kind"] == "Deployment":
+            (container,) = doc["spec"]["template"]["spec"]["containers"]
+            assert container["image"].endswith("/forgeflow/forgeflow:latest")
+        if doc["kind"] != "Route":
+            kubernetes_validate.validate(doc, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+def test_the_roles_grant_only_what_forgeflow_uses():
+    roles = by_kind("Role")
+    assert set(roles) == {"forgeflow", "forgeflow-workflow"}
+    assert rules(roles["forgeflow"]) == ALLOWED_FORGEFLOW
+    assert rules(roles["forgeflow-workflow"]) == ALLOWED_WORKFLOW_PODS
+    assert not by_kind("ClusterRole") and not by_kind("ClusterRoleBinding")
+    bindings = by_kind("RoleBinding")
+    for name, account in (("forgeflow", "forgeflow"), ("forgeflow-workflow", "forgeflow-workflow")):
+        binding = bindings[name]
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]
+    assert set(by_kind("ServiceAccount")) == {"forgeflow", "forgeflow-workflow"}
+
+
+def test_web_worker_and_watcher_run_one_image_as_forgeflow():
+    deployments = by_kind("Deployment")
+    assert set(deployments) == {"forgeflow-web", "forgeflow-worker", "forgeflow-watcher"}
+    images = set()
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        images.add(container["image"])
+        assert container["args"] == [name.removeprefix("forgeflow-")]
+        assert pod["serviceAccountName"] == "forgeflow"
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert {"requests", "limits"} <= set(container["resources"])
+        sources = [next(iter(source.values()))["name"] for source in container["envFrom"]]
+        assert sources == ["forgeflow", "forgeflow"]  # the ConfigMap, then the Secret
+        labels = deployment["spec"]["selector"]["matchLabels"]
+        assert labels == deployment["spec"]["template"]["metadata"]["labels"]
+    assert images == {"forgeflow"}  # kustomize's `images:` sets where it comes from
+    web = deployments["forgeflow-web"]["spec"]["template"]["spec"]["containers"][0]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert web[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert web["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    (service,) = by_kind("Service").values()
+    assert service["spec"]["selector"] == deployments["forgeflow-web"]["spec"]["selector"]["matchLabels"]
+    assert by_kind("Route")["forgeflow"]["spec"]["to"]["name"] == service["metadata"]["name"]
+
+
+def test_the_configmap_and_secret_are_settings_forgeflow_knows():
+    config = by_kind("ConfigMap")["forgeflow"]["data"]
+    secret = by_kind("Secret")["forgeflow"]
+    assert secret["metadata"]["annotations"]["config.kubernetes.io/local-config"] == "true"
+    environ = {**config, **secret["stringData"]}
+    for key in environ:
+        assert (
+            key.startswith("FORGEFLOW_") and key.removeprefix("FORGEFLOW_").lower() in Settings.model_fields
+        )
+    settings = load_settings(environ=environ)
+    assert settings.executor == "argo"
+    assert settings.namespace == NAMESPACE
+    assert settings.service_account in by_kind("ServiceAccount")
+    assert settings.database_url.startswith("postgresql+psycopg2://")
+    assert settings.broker_url.startswith("redis://")
+    assert settings.port == 8080 and settings.host == "0.0.0.0"  # noqa: S104
+    assert {"FORGEFLOW_GITHUB_WEBHOOK_SECRET", "FORGEFLOW_GITHUB_TOKEN"} <= set(secret["stringData"])
+    assert not set(config) & set(secret["stringData"])
+
+
+def test_the_dockerfile_builds_one_non_root_image_of_what_exists():
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    final = text[text.rindex("\nFROM ") :]
+    user = re.search(r"^USER (\S+)$", final, re.MULTILINE)
+    assert user and user.group(1).isdigit() and user.group(1) != "0"
+    assert '\nENTRYPOINT ["forgeflow"]' in final and '\nCMD ["web"]' in final
+    for source in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.MULTILINE):
+        for path in source.split():
+            assert (ROOT / path).exists(), f"the Dockerfile copies {path}, which does not exist"
+    assert "pytest" not in final and "-c requirements.lock" in text  # runtime dependencies only
