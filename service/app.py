@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from service.context import Context
 
 
-def create_app(ctx: Context, enqueue: Callable[[int], None]) -> Flask:
-    """The web tier; ``enqueue`` hands a stored delivery's id to the broker."""
+def create_app(ctx: Context) -> Flask:
+    """The web tier: it stores deliveries; the relay (service/outbox.py) queues them."""
     app = Flask("service.web", template_folder="web/templates", root_path=__file__.rsplit("/", 1)[0])
     app.config["MAX_CONTENT_LENGTH"] = ctx.settings.max_body_bytes
     app.extensions["forgeflow"] = ctx
-    app.extensions["forgeflow.enqueue"] = enqueue
 
+    from service.web.artifacts import bp as artifacts_bp
+    from service.web.manual import bp as manual_bp
     from service.web.runs import bp as runs_bp
     from service.web.webhooks import bp as webhooks_bp
 
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(runs_bp)
+    app.register_blueprint(manual_bp)
+    app.register_blueprint(artifacts_bp)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]

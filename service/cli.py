@@ -3,6 +3,8 @@
 forgeflow serve [--host H] [--port P] [--demo]   web + worker + watcher, embedded defaults
 forgeflow web | worker | watcher                 the production processes, one each
 forgeflow validate [PATH]                        check a .forgeflow.yaml
+forgeflow schema                                 the JSON Schema of .forgeflow.yaml
+forgeflow trigger REPO REF [JOB...]              start a manual run (POST /api/runs)
 forgeflow render --event FILE [--forge F] [--type T] [--repo PATH] [--explain]
 forgeflow exec --event FILE --repo PATH          run it here with the local executor
 forgeflow replay FILE --url URL                  re-deliver a recorded webhook, signed
@@ -45,18 +47,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         make_wsgi_app,
         prepare,
         setup_logging,
+        start_relay,
     )
-    from service.sweep import requeue_deliveries
 
     settings = _settings(args)
     setup_logging(settings.log_level)
     ctx = build_context(settings)
     celery = prepare(ctx)
-    web = WebThread(make_wsgi_app(ctx, ctx.enqueue), settings.host, settings.port)
+    web = WebThread(make_wsgi_app(ctx), settings.host, settings.port)
     worker = WorkerThread(celery, settings.worker_concurrency).start()
+    relay = start_relay(ctx)
     watcher = WatcherThread(ctx, watch_timeout=2).start()
     web.start()
-    requeue_deliveries(ctx)
     print(f"forgeflow is listening on {settings.public_url} (data in {settings.data_dir.resolve()})")
     print(f"  webhooks: {settings.public_url}/api/webhooks/<github|gitlab|forgejo|pagure|local>")
     print(f"  runs:     {settings.public_url}/runs")
@@ -75,6 +77,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("\nstopping...")
     finally:
         web.stop()
+        relay.stop()
         watcher.stop()
         worker.stop()
         ctx.close()
@@ -94,12 +97,13 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from service.context import build_context
-    from service.runtime import prepare, setup_logging
+    from service.runtime import prepare, setup_logging, start_relay
 
     settings = _settings(args)
     setup_logging(settings.log_level)
     ctx = build_context(settings)
     celery = prepare(ctx)
+    start_relay(ctx)  # queues the deliveries the web tier stored
     celery.worker_main(
         [
             "worker",
@@ -145,24 +149,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from service.jobs.loader import JobFileError, load_job_file
+    from service.job_tools import cmd_validate as validate
 
-    path = Path(args.path)
-    if path.is_dir():
-        path = path / ".forgeflow.yaml"
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
-        return 2
-    try:
-        job_file = load_job_file(text, str(path))
-    except JobFileError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 1
-    print(f"{path}: ok ({len(job_file.jobs)} jobs: {', '.join(job_file.jobs)})")
-    return 0
+    return validate(args, _settings(args))
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    from service.job_tools import cmd_trigger as trigger
+
+    return trigger(args, _settings(args))
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -279,6 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a .forgeflow.yaml")
     p.add_argument("path", nargs="?", default=".")
     p.set_defaults(func=cmd_validate)
+
+    from service.job_tools import add_trigger_arguments, cmd_schema
+
+    sub.add_parser("schema", help="print the JSON Schema of .forgeflow.yaml").set_defaults(func=cmd_schema)
+    p = sub.add_parser("trigger", help="start a manual run of a repository's 'on: manual' jobs")
+    add_trigger_arguments(p)
+    p.set_defaults(func=cmd_trigger)
 
     for name, func, helptext in (
         ("render", cmd_render, "print the Workflow an event would submit"),

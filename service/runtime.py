@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
@@ -12,6 +11,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from service.app import create_app
 from service.context import Context
+from service.outbox import DeliveryRelay, RelayThread
 from service.tasks import delivery_enqueuer, make_celery
 from service.watcher import Watcher
 
@@ -29,13 +29,15 @@ def prepare(ctx: Context) -> Celery:
     return app
 
 
-def make_wsgi_app(ctx: Context, enqueue: Callable[[int], None] | None = None) -> Any:
-    """The Flask app; deliveries are queued through ``enqueue`` (default: a new Celery app)."""
-    if enqueue is None:
-        prepare(ctx)
-        assert ctx.enqueue is not None
-        enqueue = ctx.enqueue
-    return create_app(ctx, enqueue)
+def make_wsgi_app(ctx: Context) -> Any:
+    """The Flask app of the web tier (it needs no broker: the relay queues deliveries)."""
+    return create_app(ctx)
+
+
+def start_relay(ctx: Context, poll_seconds: float = 1.0) -> RelayThread:
+    """The relay that queues stored deliveries through ``ctx.enqueue`` (set by prepare)."""
+    assert ctx.enqueue is not None, "prepare(ctx) first"
+    return RelayThread(DeliveryRelay(ctx.db, ctx.enqueue, poll_seconds)).start()
 
 
 class WebThread:

@@ -27,7 +27,9 @@ class Database:
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        kwargs: dict[str, Any] = {"future": True, "pool_pre_ping": not self.is_sqlite}
+        # No pre-ping (it costs a round trip per checkout on the web's hot path): a connection
+        # the server dropped fails once, is discarded by the pool, and the caller retries.
+        kwargs: dict[str, Any] = {"future": True, "pool_recycle": 1800}
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,9 @@
 """``POST /api/webhooks/<forge>``: verify, parse, store durably, queue, answer 202.
 
 The order matters: the signature is checked on the raw body before anything is parsed; the
-delivery is in the database before the forge hears 202; a repeated delivery id is acknowledged
-and never processed twice; if the broker is down the delivery waits in the database and the
-sweep queues it later.
+delivery is committed to the database before the forge hears 202; a repeated delivery id is
+acknowledged and never processed twice. The web tier never talks to the broker: the relay
+(service/outbox.py) queues stored deliveries, so a broker outage loses nothing.
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ import logging
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from handlers import handler_for
 from handlers.base import Delivery as HttpDelivery
 from handlers.base import Ignored, Parsed, Ping, WebhookError
 from service.context import Context
-from service.store.models import Delivery, DeliveryState
+from service.outbox import local_wakeup
+from service.store.deliveries import NewDelivery, insert_delivery
+from service.store.models import DeliveryState
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -76,30 +77,20 @@ def receive(forge: str) -> tuple[Any, int]:
     assert isinstance(result, Parsed)
     delivery_id = handler.delivery_id(delivery)
     instance = ctx.forges.choose_instance(forge, verified, result.event.instance)
-    row = Delivery(
-        forge=forge,
-        instance=instance,
-        delivery_id=delivery_id,
-        event_type=result.event_type,
-        event_json=result.event.to_json(),
-        body=body,
-        headers_json=json.dumps(_kept_headers(headers)),
-        state=DeliveryState.QUEUED,
+    pk = insert_delivery(
+        ctx.db,
+        NewDelivery(
+            forge=forge,
+            instance=instance,
+            delivery_id=delivery_id,
+            event_type=result.event_type,
+            event_json=result.event.to_json(),
+            body=body,
+            headers_json=json.dumps(_kept_headers(headers)),
+            state=DeliveryState.RECEIVED,
+        ),
     )
-    try:
-        with ctx.db.session() as session:
-            session.add(row)
-            session.flush()
-            pk = row.id
-    except IntegrityError:
+    if pk is None:
         return answer(200, duplicate=True, delivery=delivery_id)
-    enqueue = current_app.extensions["forgeflow.enqueue"]
-    try:
-        enqueue(pk)
-    except Exception as exc:  # the broker is down: the sweep queues it when it is back
-        log.warning("delivery %s stored but not queued (%s); the sweep will queue it", pk, exc)
-        with ctx.db.session() as session:
-            stored = session.get(Delivery, pk)
-            if stored is not None and stored.state == DeliveryState.QUEUED:
-                stored.state = DeliveryState.RECEIVED
+    local_wakeup.set()  # a relay in this process queues it at once; others hear NOTIFY
     return answer(202, accepted=delivery_id, event=result.event.describe())

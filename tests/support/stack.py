@@ -12,7 +12,7 @@ import requests
 
 from service.context import Context, build_context
 from service.replay import signed_headers
-from service.runtime import WatcherThread, WebThread, WorkerThread, make_wsgi_app, prepare
+from service.runtime import WatcherThread, WebThread, WorkerThread, make_wsgi_app, prepare, start_relay
 from service.settings import Settings
 
 
@@ -28,9 +28,10 @@ class Stack:
         self.settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}", "port": port})
         self.ctx: Context = build_context(self.settings)
         self.celery = prepare(self.ctx)
-        self.web = WebThread(make_wsgi_app(self.ctx, self.ctx.enqueue), "127.0.0.1", port).start()
+        self.web = WebThread(make_wsgi_app(self.ctx), "127.0.0.1", port).start()
         self.url = f"http://127.0.0.1:{port}"
         self.worker = WorkerThread(self.celery, concurrency=2).start() if worker else None
+        self.relay = start_relay(self.ctx, poll_seconds=0.5) if worker else None
         self.watcher = WatcherThread(self.ctx, watch_timeout=1).start() if watcher else None
         self.http = requests.Session()
 
@@ -68,6 +69,8 @@ class Stack:
         self.http.close()
         if self.watcher:
             self.watcher.stop()
+        if self.relay:
+            self.relay.stop()
         if self.worker:
             self.worker.stop()
         self.web.stop()

@@ -10,9 +10,10 @@ from sqlalchemy import func, select
 
 from service.app import create_app
 from service.context import build_context
+from service.outbox import DeliveryRelay
 from service.replay import signed_headers
+from service.store.deliveries import decompress_body
 from service.store.models import Delivery, DeliveryState
-from service.sweep import requeue_deliveries
 from tests.conftest import WEBHOOK_SECRET
 from tests.support import payloads
 
@@ -32,9 +33,13 @@ class RecordingQueue:
 def web(make_settings):
     ctx = build_context(make_settings(github_webhook_secret=WEBHOOK_SECRET, max_body_bytes=64 * 1024))
     queue = RecordingQueue()
-    app = create_app(ctx, queue)
+    app = create_app(ctx)
     yield app.test_client(), ctx, queue
     ctx.close()
+
+
+def relay(ctx, queue) -> int:
+    return DeliveryRelay(ctx.db, queue).relay_once()
 
 
 def post(client, payload, event="push", secret=WEBHOOK_SECRET, delivery="d1", **extra_headers):
@@ -52,12 +57,14 @@ def deliveries(ctx) -> int:
 PUSH = payloads.push("octo/hello", "https://github.com/octo/hello.git", "a" * 40)
 
 
-def test_push_is_stored_then_queued(web):
+def test_push_is_stored_then_queued_by_the_relay(web):
     client, ctx, queue = web
     response = post(client, PUSH)
     assert response.status_code == 202
     assert response.json["accepted"] == "d1"
-    assert deliveries(ctx) == 1 and len(queue.queued) == 1
+    assert deliveries(ctx) == 1 and queue.queued == []
+    assert relay(ctx, queue) == 1 and len(queue.queued) == 1
+    assert relay(ctx, queue) == 0, "a delivery is queued once"
 
 
 @pytest.mark.parametrize("secret", ["wrong", ""])
@@ -113,7 +120,7 @@ def test_repeated_delivery_is_acknowledged_once(web):
     assert post(client, PUSH, delivery="same").status_code == 202
     again = post(client, PUSH, delivery="same")
     assert again.status_code == 200 and again.json["duplicate"] is True
-    assert deliveries(ctx) == 1 and len(queue.queued) == 1
+    assert deliveries(ctx) == 1 and relay(ctx, queue) == 1
 
 
 def test_body_over_the_limit_is_413(web):
@@ -135,17 +142,27 @@ def test_form_encoded_payloads_are_accepted(web):
     assert response.status_code == 202, response.json
 
 
-def test_broker_down_keeps_the_delivery_and_the_sweep_queues_it(web):
+def test_broker_down_keeps_the_delivery_until_it_returns(web):
     client, ctx, queue = web
     queue.down = True
     assert post(client, PUSH, delivery="while-down").status_code == 202
+    assert relay(ctx, queue) == 0
     with ctx.db.session() as session:
         assert session.scalars(select(Delivery.state)).one() == DeliveryState.RECEIVED
     queue.down = False
-    assert requeue_deliveries(ctx, queue) == 1
+    assert relay(ctx, queue) == 1
     assert len(queue.queued) == 1
     with ctx.db.session() as session:
         assert session.scalars(select(Delivery.state)).one() == DeliveryState.QUEUED
+
+
+def test_the_stored_body_is_the_delivered_body(web):
+    client, ctx, _ = web
+    body = json.dumps(PUSH).encode()
+    post(client, body, delivery="b1")
+    with ctx.db.session() as session:
+        stored = session.scalars(select(Delivery.body)).one()
+    assert decompress_body(stored) == body
 
 
 def test_unknown_forge_and_unconfigured_secret(web, make_settings, tmp_path: Path):

@@ -1,0 +1,113 @@
+"""The web tier's hot path into the database: one INSERT per accepted delivery.
+
+This is the only write a webhook request makes, so it is plain SQL through the driver (the
+ORM costs more CPU than the rest of the request): ``INSERT ... ON CONFLICT DO NOTHING
+RETURNING id`` stores the delivery, or returns nothing for a repeated delivery id. On
+PostgreSQL the same transaction sends ``NOTIFY forgeflow_deliveries``, which wakes the relay
+(:mod:`service.outbox`) that hands deliveries to the broker. The raw body is kept compressed
+(it is read only to re-deliver a stored webhook).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from service.store.db import Database
+
+NOTIFY_CHANNEL = "forgeflow_deliveries"
+_NOTIFY = "NOTIFY forgeflow_deliveries"
+_ZLIB = b"z1:"
+
+_POSTGRES = (
+    "INSERT INTO deliveries (forge, instance, delivery_id, event_type, event_json, body, headers_json,"
+    " state, attempts, outcome, received_at) VALUES (%(forge)s, %(instance)s, %(delivery_id)s,"
+    " %(event_type)s, %(event_json)s, %(body)s, %(headers_json)s, %(state)s, 0, '',"
+    " timezone('utc', now())) ON CONFLICT DO NOTHING RETURNING id"
+)
+_SQLITE = (
+    "INSERT INTO deliveries (forge, instance, delivery_id, event_type, event_json, body, headers_json,"
+    " state, attempts, outcome, received_at) VALUES (:forge, :instance, :delivery_id, :event_type,"
+    " :event_json, :body, :headers_json, :state, 0, '', strftime('%Y-%m-%d %H:%M:%f', 'now'))"
+    " ON CONFLICT DO NOTHING RETURNING id"
+)
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    forge: str
+    instance: str
+    delivery_id: str
+    event_type: str
+    event_json: str
+    body: bytes
+    headers_json: str
+    state: str
+
+
+def compress_body(body: bytes) -> bytes:
+    return _ZLIB + zlib.compress(body, 1)
+
+
+def decompress_body(stored: bytes | None) -> bytes:
+    if not stored:
+        return b""
+    stored = bytes(stored)
+    return zlib.decompress(stored[len(_ZLIB) :]) if stored.startswith(_ZLIB) else stored
+
+
+def insert_delivery(db: Database, delivery: NewDelivery) -> int | None:
+    """Store a delivery durably (committed on return). None when its id was seen before."""
+    params = {
+        "forge": delivery.forge,
+        "instance": delivery.instance,
+        "delivery_id": delivery.delivery_id,
+        "event_type": delivery.event_type,
+        "event_json": delivery.event_json,
+        "body": compress_body(delivery.body),
+        "headers_json": delivery.headers_json,
+        "state": delivery.state,
+    }
+    try:
+        return _insert(db, params)
+    except _Disconnected:
+        # a pooled connection the server had closed (restart, idle timeout): it was dropped
+        # from the pool; a fresh one will do
+        return _insert(db, params)
+
+
+class _Disconnected(Exception):
+    pass
+
+
+def _insert(db: Database, params: Mapping[str, object]) -> int | None:
+    # The driver's own connection (from SQLAlchemy's pool): the ORM/Core layers cost more CPU
+    # than the rest of the request, and this statement needs none of their services.
+    raw = db.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            if db.is_sqlite:
+                cursor.execute(_SQLITE, params)
+                row = cursor.fetchone()
+            else:
+                cursor.execute(_POSTGRES, params)
+                row = cursor.fetchone()
+                if row is not None:
+                    cursor.execute(_NOTIFY)
+        finally:
+            cursor.close()
+        raw.commit()
+    except db.engine.dialect.loaded_dbapi.Error as exc:
+        if db.engine.dialect.is_disconnect(exc, raw.driver_connection, None):
+            raw.invalidate()
+            raise _Disconnected() from exc
+        raw.rollback()
+        raise
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()  # back to the pool (a no-op once invalidated)
+    return int(row[0]) if row is not None else None
