@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -19,16 +20,18 @@ from service.compiler import compile_workflow
 from service.context import Context
 from service.events import Event, EventKind
 from service.executors.base import WorkflowRef
-from service.job_sources import forge_changed_files, forge_templates, job_limits, run_is_trusted
+from service.forges.base import Forge
+from service.job_sources import forge_changed_files, forge_templates, job_limits
 from service.jobs.durations import parse_duration
 from service.jobs.loader import JobFileError, load_job_file
-from service.jobs.matcher import Decision, match_jobs
+from service.jobs.matcher import ChangedFiles, Decision, match_jobs
 from service.jobs.model import JobFile
 from service.jobs.plan import PlanOptions, plan_workflow
 from service.reporter import report_run, run_url
 from service.status_mapping import now
 from service.store.models import Delivery, DeliveryState, Job, JobState, Run, RunPhase
 from service.supersede import concurrency_blocker, stop_pull_request_runs, stop_superseded_runs
+from service.trust import TRUSTED, Trust, event_trust
 
 log = logging.getLogger(__name__)
 CONFIG_CONTEXT = "forgeflow/config"
@@ -71,30 +74,53 @@ def handle_event(
     existing = _run_by_key(ctx, trigger_key)
     if existing is not None:
         return resume_run(ctx, existing)
+    forge = ctx.forges.get(event.forge, instance)
     if event.kind in (EventKind.COMMENT, EventKind.RERUN):
-        return Result(f"{event.kind.value} events are not acted on yet")
+        from service.commands.handle import handle_commands
+
+        return handle_commands(ctx, forge, event, instance, delivery_pk)
     if event.kind is EventKind.PULL_REQUEST and event.action in ("closed", "merged"):
         # its runs stop; jobs that ask for `types: [closed]` still run below
         stop_pull_request_runs(ctx, event, f"pull request {event.action}")
-    forge = ctx.forges.get(event.forge, instance)
     if not event.sha:
         event = _with_sha(event, forge.resolve_ref(event.repository, event.ref))
-    text = forge.read_file(event.repository, ctx.settings.job_file, event.sha)
+    trust = event_trust(ctx, forge, event)
+    return run_jobs(ctx, forge, event, instance, trigger_key, delivery_pk, trust, None)
+
+
+Selector = Callable[[Event, JobFile, ChangedFiles], list[Decision]]
+
+
+def run_jobs(
+    ctx: Context,
+    forge: Forge,
+    event: Event,
+    instance: str,
+    trigger_key: str,
+    delivery_pk: int | None,
+    trust: Trust,
+    select_jobs: Selector | None,
+) -> Result:
+    """Read the job file (where ``trust`` says), pick the jobs (``select_jobs``, default: the
+    event's triggers), record the run and start it (or leave it waiting for approval)."""
+    ref = trust.job_file_ref(event)
+    text = forge.read_file(event.repository, ctx.settings.job_file, ref)
     if text is None:
-        return Result(f"no {ctx.settings.job_file} at {event.short_sha}")
+        return Result(f"no {ctx.settings.job_file} at {ref[:12]}")
+    source = event if ref == event.sha else _with_sha(event, ref)  # templates come from there too
     try:
-        templates = forge_templates(forge, event, ctx.settings)
+        templates = forge_templates(forge, source, ctx.settings)
         job_file = load_job_file(text, ctx.settings.job_file, job_limits(ctx.settings), templates)
-        decisions = match_jobs(event, job_file, forge_changed_files(forge, event))
+        decisions = (select_jobs or match_jobs)(event, job_file, forge_changed_files(forge, event))
         if any(d.matched for d in decisions):  # what only the event or the policy reveal
-            plan_workflow(0, event, job_file, decisions, plan_options(ctx, event, 0))
+            plan_workflow(0, event, job_file, decisions, plan_options(ctx, event, 0, trust))
     except JobFileError as exc:
         run_id = _record_config_error(ctx, event, instance, trigger_key, delivery_pk, exc)
         report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id)
         return Result(f"broken {ctx.settings.job_file}: {exc.summary}", run_id)
     if not any(d.matched for d in decisions):
         return Result("no job matched: " + "; ".join(f"{d.job}: {d.reason}" for d in decisions))
-    run_id = _create_run(ctx, event, instance, trigger_key, delivery_pk, job_file, decisions)
+    run_id = _create_run(ctx, event, instance, trigger_key, delivery_pk, job_file, decisions, trust)
     stop_superseded_runs(ctx, event, run_id)
     return resume_run(ctx, run_id)
 
@@ -180,7 +206,7 @@ def _record_config_error(
         return run.id
 
 
-def plan_options(ctx: Context, event: Event, run_id: int) -> PlanOptions:
+def plan_options(ctx: Context, event: Event, run_id: int, trust: Trust = TRUSTED) -> PlanOptions:
     settings = ctx.settings
     policy = settings.policy_for(event.repository.full_name)
     return PlanOptions(
@@ -191,7 +217,7 @@ def plan_options(ctx: Context, event: Event, run_id: int) -> PlanOptions:
         ttl_seconds=settings.workflow_ttl_seconds,
         run_url=run_url(settings.public_url, run_id),
         allow_secrets=policy.allow_secrets,
-        trusted=run_is_trusted(settings, event),
+        trusted=trust.code_trusted,
     )
 
 
@@ -203,16 +229,23 @@ def _create_run(
     delivery_pk: int | None,
     job_file: JobFile,
     decisions: list[Decision],
+    trust: Trust = TRUSTED,
 ) -> int:
-    """Record the run, its jobs (pending) and its compiled manifest in one transaction."""
+    """Record the run, its jobs (pending) and its compiled manifest in one transaction. An
+    unapproved run waits, its jobs pending with a description saying how to approve it."""
     with ctx.db.session() as session:
         run = _new_run(event, instance, trigger_key, delivery_pk, ctx.settings.executor)
         session.add(run)
         session.flush()
-        plan = plan_workflow(run.id, event, job_file, decisions, plan_options(ctx, event, run.id))
+        plan = plan_workflow(run.id, event, job_file, decisions, plan_options(ctx, event, run.id, trust))
         manifest = compile_workflow(plan)
+        waiting = not trust.approved
+        if waiting:
+            run.phase = RunPhase.WAITING
+            run.message = waiting_message(ctx)
+        description = waiting_description(ctx) if waiting else "queued"
         for task in plan.tasks:
-            run.jobs.append(Job(name=task.job, task=task.task, context=task.context, description="queued"))
+            run.jobs.append(Job(name=task.job, task=task.task, context=task.context, description=description))
         for refused in plan.refused:  # final at once: never in the Workflow
             run.jobs.append(
                 Job(
@@ -242,6 +275,17 @@ def _create_run(
         run.namespace = plan.namespace
         run.workflow_name = plan.name
         return run.id
+
+
+def waiting_description(ctx: Context) -> str:
+    return f"waiting for approval: a maintainer can comment {ctx.settings.comment_prefix} ok-to-test"
+
+
+def waiting_message(ctx: Context) -> str:
+    return (
+        "This pull request comes from a fork by someone without write access: it runs once a "
+        f"maintainer comments {ctx.settings.comment_prefix} ok-to-test (for each new commit)."
+    )
 
 
 def fail_run(ctx: Context, run_id: int, reason: str) -> None:

@@ -14,6 +14,7 @@ from ogr.services.github import GithubService
 from ogr.services.github.auth_providers.token import TokenAuthentication
 
 from service.events import Repository
+from service.forges.base import PullRequestInfo
 from service.forges.ogr_forge import OgrForge
 
 # GitHub lists at most 300 files in a comparison and 3,000 in a pull request.
@@ -58,6 +59,9 @@ class GithubApiService(GithubService):  # type: ignore[misc]
         return _pygithub(self._token, self.api_url, self.timeout)
 
 
+GITHUB_WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
+
+
 class GithubForge(OgrForge):
     """github.com or a GitHub Enterprise instance."""
 
@@ -79,3 +83,46 @@ class GithubForge(OgrForge):
             return None if len(names) >= GITHUB_PR_FILE_CAP else sorted(set(names))
 
         return self._call(f"listing the files of #{number} in {repo.full_name}", files)
+
+    def has_write_access(self, repo: Repository, user: str) -> bool:
+        """admin, maintain or write on the repository (one request, not the collaborator list)."""
+
+        def permission() -> bool:
+            try:
+                level = self.project(repo).github_repo.get_collaborator_permission(user)
+            except github.UnknownObjectException:
+                return False  # no such user
+            return level in GITHUB_WRITE_PERMISSIONS
+
+        return self._call(f"asking whether {user} may write to {repo.full_name}", permission)
+
+    def pull_request_info(self, repo: Repository, number: int) -> PullRequestInfo:
+        """One request: everything comes from the pull request's own JSON."""
+
+        def read() -> PullRequestInfo:
+            pull = self.project(repo).github_repo.get_pull(number)
+            head_repo = pull.head.repo  # None when the fork was deleted
+            source = (
+                Repository(
+                    head_repo.owner.login, head_repo.name, head_repo.clone_url or "", head_repo.html_url or ""
+                )
+                if head_repo is not None
+                else None
+            )
+            fork = source is None or source.full_name.lower() != repo.full_name.lower()
+            state = "merged" if pull.merged else ("open" if pull.state == "open" else "closed")
+            return PullRequestInfo(
+                number=number,
+                head_sha=pull.head.sha,
+                author=pull.user.login if pull.user else "",
+                source_branch=pull.head.ref,
+                target_branch=pull.base.ref,
+                source_repo=source,
+                fork=fork,
+                state=state,
+                draft=bool(pull.draft),
+                title=pull.title or "",
+                labels=tuple(label.name for label in pull.labels),
+            )
+
+        return self._call(f"reading pull request #{number} of {repo.full_name}", read)

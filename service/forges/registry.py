@@ -12,6 +12,7 @@ from service.forges.local import LocalForge
 from service.forges.notes import NoteLedger
 from service.forges.ogr_forge import OgrForge
 from service.forges.pagure import PagureForge
+from service.forges.permissions import PermissionCache
 from service.settings import ForgeInstance, Settings, local_webhook_secret
 from service.store.db import Database
 
@@ -30,6 +31,7 @@ class ForgeRegistry:
         self.instances = settings.forge_instances()
         self.local = LocalForge(settings.repos_dir, db)
         self.notes = NoteLedger(db)
+        self.permissions = PermissionCache()
         self._forges: dict[str, OgrForge] = {}
         self._lock = threading.Lock()
 

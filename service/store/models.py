@@ -196,3 +196,33 @@ class ForgeNote(Base):
     number: Mapped[int] = mapped_column(Integer)  # the pull/merge request
     topic: Mapped[str] = mapped_column(String(64))  # what the note is about
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Approval(Base):
+    """``/forgeflow ok-to-test``: an untrusted pull request may run at this head commit."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("forge", "instance", "repo", "pr_number", "sha", name="uq_approval"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    forge: Mapped[str] = mapped_column(String(32))
+    instance: Mapped[str] = mapped_column(String(255), default="")
+    repo: Mapped[str] = mapped_column(String(255))
+    pr_number: Mapped[int] = mapped_column(Integer)
+    sha: Mapped[str] = mapped_column(String(64))
+    approved_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CommandRecord(Base):
+    """One command of one comment, handled once however often the comment is delivered."""
+
+    __tablename__ = "commands"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(512), unique=True)  # forge:instance:repo:comment:index
+    command: Mapped[str] = mapped_column(String(255))
+    author: Mapped[str] = mapped_column(String(255), default="")
+    state: Mapped[str] = mapped_column(String(16), default="started")  # started | done
+    outcome: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -286,6 +286,7 @@ def gitlab_fork(fakes: Fakes, tmp_path: Path, **fork_options: Any) -> tuple[str,
     sha = fork.commit({"VERSION": "2"}, branch="feature")
     fork.git("push", "-q", target.url, f"{sha}:refs/merge-requests/8/head")
     target_project = fakes.gitlab.add_project(target_path, target)
+    target_project.members["alice"] = 30  # a Developer: her fork's merge requests run at once
     fakes.gitlab.add_project(fork_path, fork, forked_from=target_project.id, **fork_options)
     fakes.gitlab.add_merge_request(MergeRequest(target_path, 8, fork_path, "feature", "main", sha))
     return target_path, fork_path, sha, fork

@@ -45,8 +45,11 @@ class FakeGitHub:
         self.statuses: list[PostedStatus] = []
         self.requests: list[tuple[str, str]] = []
         self.fail_status_posts = 0
+        self.permissions: dict[tuple[str, str], str] = {}  # (repo, user) -> admin/write/read
+        self.comments: list[tuple[str, int, str]] = []  # (repo, number, body) posted by forgeflow
+        self.reactions: list[tuple[str, int, str]] = []  # (repo, comment id, content)
         self.pull_files: dict[tuple[str, int], list[str]] = {}
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # predicates passed to wait_for may read under it
         self.changed = threading.Condition(self.lock)
         server.expect_request(re.compile(r"^/.*")).respond_with_handler(self.handle)
 
@@ -104,6 +107,10 @@ class FakeGitHub:
             ("GET", r"^/repos/([^/]+/[^/]+)/pulls/(\d+)/files$", self.list_pull_files),
             ("GET", r"^/repos/([^/]+/[^/]+)/compare/(.+)\.\.\.(.+)$", self.compare),
             ("GET", r"^/repos/([^/]+/[^/]+)/branches/(.+)$", self.get_branch),
+            ("GET", r"^/repos/([^/]+/[^/]+)/collaborators/([^/]+)/permission$", self.get_permission),
+            ("POST", r"^/repos/([^/]+/[^/]+)/issues/(\d+)/comments$", self.post_comment),
+            ("GET", r"^/repos/([^/]+/[^/]+)/issues/comments/(\d+)$", self.get_comment),
+            ("POST", r"^/repos/([^/]+/[^/]+)/issues/comments/(\d+)/reactions$", self.post_reaction),
         ]
         for method, pattern, handler in route:
             match = re.match(pattern, path)
@@ -212,16 +219,19 @@ class FakeGitHub:
         head_sha: str,
         base: str = "main",
         head: str = "feature",
+        author: str = "alice",
+        head_full_name: str | None = None,
     ) -> dict[str, Any]:
-        """A pull request as ``GET /pulls/{number}`` answers it."""
+        """A pull request as ``GET /pulls/{number}`` answers it (``head_full_name``: a fork)."""
         pull = {
             "number": number,
             "url": f"{self.api_url}/repos/{full_name}/pulls/{number}",
+            "issue_url": f"{self.api_url}/repos/{full_name}/issues/{number}",
             "html_url": f"https://github.com/{full_name}/pull/{number}",
             "state": "open",
             "title": f"pull request {number}",
-            "user": {"login": "alice", "id": 3},
-            "head": {"ref": head, "sha": head_sha, "repo": self.repo_json(full_name)},
+            "user": {"login": author, "id": 3},
+            "head": {"ref": head, "sha": head_sha, "repo": self.repo_json(head_full_name or full_name)},
             "base": {"ref": base, "sha": base_sha, "repo": self.repo_json(full_name)},
             "labels": [],
             "draft": False,
@@ -317,3 +327,44 @@ class FakeGitHub:
 
     def file_json(self, name: str) -> dict[str, Any]:
         return {"sha": "0" * 40, "filename": name, "status": "modified", "additions": 1, "changes": 1}
+
+    # -- conversation and permissions (comment commands) ----------------------------------
+
+    def get_permission(self, request: Request, full_name: str, user: str) -> Response:
+        level = self.permissions.get((full_name, user), "none")
+        return self.json({"permission": level, "role_name": level, "user": {"login": user, "id": 9}})
+
+    def post_comment(self, request: Request, full_name: str, number: str) -> Response:
+        body = json.loads(request.get_data())
+        with self.changed:
+            comment_id = 1000 + len(self.comments)
+            self.comments.append((full_name, int(number), body["body"]))
+            self.changed.notify_all()
+        return self.json(self.comment_json(full_name, comment_id, body["body"]), 201)
+
+    def comment_json(self, full_name: str, comment_id: int, body: str) -> dict[str, Any]:
+        return {
+            "id": comment_id,
+            "body": body,
+            "user": {"login": "forgeflow[bot]", "id": 1},
+            "url": f"{self.api_url}/repos/{full_name}/issues/comments/{comment_id}",
+            "html_url": f"https://github.com/{full_name}/issues/1#issuecomment-{comment_id}",
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+        }
+
+    def get_comment(self, request: Request, full_name: str, comment_id: str) -> Response:
+        return self.json(self.comment_json(full_name, int(comment_id), "a comment"))
+
+    def post_reaction(self, request: Request, full_name: str, comment_id: str) -> Response:
+        content = json.loads(request.get_data())["content"]
+        with self.changed:
+            self.reactions.append((full_name, int(comment_id), content))
+            self.changed.notify_all()
+        return self.json(
+            {"id": len(self.reactions), "content": content, "user": {"login": "forgeflow[bot]"}}, 201
+        )
+
+    def replies(self, number: int | None = None) -> list[str]:
+        with self.lock:
+            return [body for _, n, body in self.comments if number is None or n == number]

@@ -71,3 +71,35 @@ def pull_request(
         "repository": repository(full_name, clone_url),
         "sender": {"login": author, "id": 3},
     }
+
+
+def issue_comment(
+    full_name: str,
+    clone_url: str,
+    number: int,
+    body: str,
+    author: str,
+    comment_id: int = 555,
+    on_pull_request: bool = True,
+) -> dict[str, Any]:
+    issue: dict[str, Any] = {
+        "number": number,
+        "title": "a pull request",
+        "user": {"login": "alice"},
+        "labels": [],
+        "html_url": f"https://github.com/{full_name}/pull/{number}",
+    }
+    if on_pull_request:
+        issue["pull_request"] = {"url": f"https://api.github.com/repos/{full_name}/pulls/{number}"}
+    return {
+        "action": "created",
+        "issue": issue,
+        "comment": {
+            "id": comment_id,
+            "body": body,
+            "user": {"login": author},
+            "html_url": f"https://github.com/{full_name}/pull/{number}#issuecomment-{comment_id}",
+        },
+        "repository": repository(full_name, clone_url),
+        "sender": {"login": author, "id": 4},
+    }

@@ -1,0 +1,1 @@
+"""Bot commands in pull/merge request comments: ``/forgeflow test lint``, ``/forgeflow retest``..."""

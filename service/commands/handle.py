@@ -1,0 +1,324 @@
+"""Act on the commands of a pull request comment (and on GitHub's check "Re-run").
+
+Every command of a comment is handled once: its key (forge, repository, comment id, line) is a
+unique row (``commands``) and the run it starts has that key as its trigger, so a comment the
+forge delivers twice, or a worker killed half-way, never starts a job twice. Accepted commands
+get a reaction where the forge has them, and a reply with the run's link; refused ones a reply
+saying who may run them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from service.commands import replies
+from service.commands.parse import Command, commands_in
+from service.commands.selection import CommandRefused, comment_words, failed_jobs, named_jobs
+from service.context import Context
+from service.events import Event, EventKind, PullRequest
+from service.forges.base import Forge, ForgeError, PullRequestInfo, TransientForgeError
+from service.jobs.loader import JobFileError, load_job_file
+from service.jobs.model import JobFile
+from service.pipeline import Result, Selector, resume_run, run_jobs
+from service.reporter import run_url
+from service.store.models import Approval, CommandRecord, Job, Run, RunPhase
+from service.supersede import stop_runs
+from service.trust import TRUSTED, Trust, author_trusted, may_write
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One command, with everything needed to act on it."""
+
+    ctx: Context
+    forge: Forge
+    event: Event  # the comment event, at the pull request's current head
+    instance: str
+    delivery_pk: int | None
+    key: str
+    command: Command
+
+    @property
+    def user(self) -> str:
+        return self.event.comment.author if self.event.comment else self.event.sender
+
+    @property
+    def prefix(self) -> str:
+        return self.ctx.settings.comment_prefix
+
+    @property
+    def number(self) -> int:
+        assert self.event.pull_request is not None
+        return self.event.pull_request.number
+
+    def reply(self, text: str) -> None:
+        try:
+            self.forge.comment(self.event.repository, self.number, text)
+        except TransientForgeError:
+            raise
+        except ForgeError as exc:
+            log.warning("could not reply on #%s: %s", self.number, exc)
+
+    def acknowledge(self) -> None:
+        comment = self.event.comment
+        if comment is None or not comment.id:
+            return
+        try:
+            self.forge.react(self.event.repository, self.number, comment.id, "+1")
+        except TransientForgeError:
+            raise
+        except ForgeError as exc:
+            log.info("no reaction on #%s: %s", self.number, exc)
+
+
+def handle_commands(
+    ctx: Context, forge: Forge, event: Event, instance: str, delivery_pk: int | None
+) -> Result:
+    if event.kind is EventKind.RERUN:
+        return _rerun(ctx, forge, event, instance, delivery_pk)
+    if event.comment is None or event.pull_request is None:
+        return Result("comment without a pull request")
+    commands = commands_in(event.comment.body, ctx.settings.comment_prefix)
+    if not commands:
+        return Result("no command in the comment")
+    info = forge.pull_request_info(event.repository, event.pull_request.number)
+    at_head = with_pull_request(event, info)
+    outcomes = []
+    for command in commands:
+        key = (
+            f"comment:{event.forge}:{instance}:{event.repository.full_name}:{event.comment.id}:{command.line}"
+        )
+        if not _claim(ctx, key, command, event.comment.author):
+            outcomes.append(f"{command.text}: already handled")
+            continue
+        request = Request(ctx, forge, at_head, instance, delivery_pk, key, command)
+        outcome = _dispatch(request)
+        _finish(ctx, key, outcome)
+        outcomes.append(f"{command.text}: {outcome}")
+    return Result("; ".join(outcomes))
+
+
+def with_pull_request(event: Event, info: PullRequestInfo) -> Event:
+    """The comment event, at the pull request's current head, with what the forge says of it."""
+    known = event.pull_request
+    pull_request = PullRequest(
+        number=info.number,
+        title=info.title or (known.title if known else ""),
+        author=info.author or (known.author if known else ""),
+        source_branch=info.source_branch,
+        target_branch=info.target_branch,
+        source_repo=info.source_repo if info.source_repo and info.source_repo.clone_url else None,
+        head_sha=info.head_sha,
+        fork=info.fork,
+        draft=info.draft,
+        labels=info.labels,
+        url=known.url if known else "",
+    )
+    return replace(event, sha=info.head_sha, pull_request=pull_request, branch=info.source_branch)
+
+
+def _claim(ctx: Context, key: str, command: Command, author: str) -> bool:
+    """True when this command is ours to handle (new, or started by a worker that died)."""
+    try:
+        with ctx.db.session() as session:
+            session.add(CommandRecord(key=key, command=command.text[:255], author=author))
+        return True
+    except IntegrityError:
+        with ctx.db.session() as session:
+            state = session.scalars(select(CommandRecord.state).where(CommandRecord.key == key)).first()
+        return state != "done"
+
+
+def _finish(ctx: Context, key: str, outcome: str) -> None:
+    with ctx.db.session() as session:
+        record = session.scalars(select(CommandRecord).where(CommandRecord.key == key)).first()
+        if record is not None:
+            record.state, record.outcome = "done", outcome[:2000]
+
+
+def _dispatch(request: Request) -> str:
+    handler = HANDLERS.get(request.command.word)
+    if handler is not None:
+        return handler(request)
+    job_file = _job_file(request, _code_trust(request))
+    words = comment_words(job_file) if job_file else {}
+    if request.command.word in words:
+        return _test(request, word=request.command.word)
+    request.reply(replies.unknown_command(request.prefix, request.command.word, sorted(words)))
+    return "unknown command"
+
+
+def _code_trust(request: Request) -> Trust:
+    """Commands run as their author allows, but an untrusted fork's code stays untrusted:
+    its job file comes from the target branch and its jobs get no secrets."""
+    if author_trusted(request.ctx, request.forge, request.event):
+        return TRUSTED
+    return Trust(code_trusted=False, approved=True)
+
+
+def _job_file(request: Request, trust: Trust) -> JobFile | None:
+    event, ctx = request.event, request.ctx
+    ref = trust.job_file_ref(event)
+    text = request.forge.read_file(event.repository, ctx.settings.job_file, ref)
+    if text is None:
+        return None
+    try:
+        return load_job_file(text, ctx.settings.job_file)
+    except JobFileError:
+        return None
+
+
+def _allowed(request: Request) -> bool:
+    if may_write(request.ctx, request.forge, request.event.repository, request.user):
+        return True
+    request.reply(
+        replies.not_allowed(
+            request.prefix, request.user, request.command.word, request.event.repository.full_name
+        )
+    )
+    return False
+
+
+def _start(request: Request, what: str, select_jobs: Selector, trust: Trust) -> str:
+    ctx, event = request.ctx, request.event
+    try:
+        result = run_jobs(
+            ctx, request.forge, event, request.instance, request.key, request.delivery_pk, trust, select_jobs
+        )
+    except CommandRefused as exc:
+        request.reply(exc.message)
+        return exc.message
+    request.acknowledge()
+    if result.run_id is not None:
+        with ctx.db.session() as session:
+            jobs = sorted({j.name for j in session.scalars(select(Job).where(Job.run_id == result.run_id))})
+        request.reply(replies.started(what, run_url(ctx.settings.public_url, result.run_id), jobs, event.sha))
+    return result.outcome
+
+
+def _test(request: Request, word: str = "test") -> str:
+    if not _allowed(request):
+        return "not allowed"
+    names = request.command.args if word == "test" else ()
+    selector = named_jobs(request.prefix, names, word, request.user)
+    return _start(request, f"Started by @{request.user}", selector, _code_trust(request))
+
+
+def _retest(request: Request) -> str:
+    trust = _code_trust(request)
+    event = request.event
+    own_trusted_request = (
+        event.pull_request is not None and request.user == event.pull_request.author and trust.code_trusted
+    )
+    if not own_trusted_request and not _allowed(request):
+        return "not allowed"
+    failed = failed_jobs(request.ctx, event)
+    if not failed:
+        request.reply(replies.nothing_to_retest(event.sha))
+        return "nothing failed"
+    selector = named_jobs(request.prefix, tuple(failed), "test", request.user)
+    return _start(request, f"Retest by @{request.user}", selector, trust)
+
+
+def _cancel(request: Request) -> str:
+    if not _allowed(request):
+        return "not allowed"
+    ctx, event = request.ctx, request.event
+    names = set(request.command.args)
+    with ctx.db.session() as session:
+        runs = session.scalars(
+            select(Run).where(
+                Run.forge == event.forge,
+                Run.repo == event.repository.full_name,
+                Run.pr_number == request.number,
+                Run.phase.not_in(RunPhase.FINAL),
+            )
+        ).all()
+        run_ids = [r.id for r in runs if not names or any(j.name in names for j in r.jobs)]
+    stopped = stop_runs(ctx, run_ids, f"cancelled by @{request.user}")
+    request.acknowledge()
+    request.reply(replies.cancelled(request.user, [run_url(ctx.settings.public_url, r) for r in stopped]))
+    return f"cancelled runs {stopped}"
+
+
+def _approve(request: Request) -> str:
+    if not _allowed(request):
+        return "not allowed"
+    ctx, event = request.ctx, request.event
+    try:
+        with ctx.db.session() as session:
+            session.add(
+                Approval(
+                    forge=event.forge,
+                    instance=request.instance,
+                    repo=event.repository.full_name,
+                    pr_number=request.number,
+                    sha=event.sha,
+                    approved_by=request.user,
+                )
+            )
+    except IntegrityError:
+        pass  # approved before
+    with ctx.db.session() as session:
+        waiting = session.scalars(
+            select(Run).where(
+                Run.forge == event.forge,
+                Run.repo == event.repository.full_name,
+                Run.pr_number == request.number,
+                Run.sha == event.sha,
+                Run.phase == RunPhase.WAITING,
+            )
+        ).all()
+        for run in waiting:
+            run.phase, run.message = RunPhase.CREATED, f"approved by @{request.user}"
+            for job in run.jobs:
+                if job.state == "pending":
+                    job.description = "queued"
+        started = [run.id for run in waiting]
+    for run_id in started:
+        resume_run(ctx, run_id)
+    request.acknowledge()
+    request.reply(
+        replies.approved(request.user, event.sha, [run_url(ctx.settings.public_url, r) for r in started])
+    )
+    return f"approved {event.short_sha}; started runs {started}"
+
+
+def _help(request: Request) -> str:
+    job_file = _job_file(request, _code_trust(request))
+    jobs = list(job_file.jobs) if job_file else []
+    words = comment_words(job_file) if job_file else {}
+    note = "" if job_file else f"(No readable {request.ctx.settings.job_file} for this pull request.)"
+    request.reply(replies.help_text(request.prefix, jobs, words, note))
+    return "help"
+
+
+HANDLERS: dict[str, Callable[[Request], str]] = {
+    "test": _test,
+    "retest": _retest,
+    "cancel": _cancel,
+    "ok-to-test": _approve,
+    "help": _help,
+}
+
+
+def _rerun(ctx: Context, forge: Forge, event: Event, instance: str, delivery_pk: int | None) -> Result:
+    """GitHub's "Re-run" on a check (the sender has write access, GitHub checks that)."""
+    check = event.extra.get("check_name", "")
+    wanted = [check.removeprefix("forgeflow/").split(" (")[0]] if check.startswith("forgeflow/") else []
+    failed = wanted or failed_jobs(ctx, event)
+    if not failed:
+        return Result(f"nothing to re-run at {event.short_sha}")
+    selector = named_jobs(ctx.settings.comment_prefix, tuple(failed), "test", event.sender)
+    key = f"delivery:{delivery_pk}" if delivery_pk is not None else f"rerun:{event.sha}"
+    try:
+        return run_jobs(ctx, forge, event, instance, key, delivery_pk, TRUSTED, selector)
+    except CommandRefused as exc:
+        return Result(exc.message)
