@@ -40,13 +40,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import threading
 
     from service.context import build_context
+    from service.logs import setup_logging
     from service.runtime import (
         WatcherThread,
         WebThread,
         WorkerThread,
         make_wsgi_app,
         prepare,
-        setup_logging,
         start_relay,
     )
 
@@ -78,6 +78,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         web.stop()
         relay.stop()
+        watcher.request_stop()
+        worker.request_stop()
         watcher.stop()
         worker.stop()
         ctx.close()
@@ -86,7 +88,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_web(args: argparse.Namespace) -> int:
     from service.context import build_context
-    from service.runtime import run_gunicorn, setup_logging
+    from service.logs import setup_logging
+    from service.web_server import run_gunicorn
 
     settings = _settings(args)
     setup_logging(settings.log_level)
@@ -97,7 +100,8 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from service.context import build_context
-    from service.runtime import prepare, setup_logging, start_relay
+    from service.logs import setup_logging
+    from service.runtime import prepare, start_relay
 
     settings = _settings(args)
     setup_logging(settings.log_level)
@@ -125,7 +129,8 @@ def cmd_watcher(args: argparse.Namespace) -> int:
     import threading
 
     from service.context import build_context
-    from service.runtime import prepare, setup_logging
+    from service.logs import setup_logging
+    from service.runtime import prepare
     from service.watcher import Watcher
 
     settings = _settings(args)

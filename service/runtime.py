@@ -18,10 +18,6 @@ from service.watcher import Watcher
 log = logging.getLogger(__name__)
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
 def prepare(ctx: Context) -> Celery:
     """The Celery app for these settings; the context's broker seam now enqueues through it."""
     app = make_celery(ctx)
@@ -58,6 +54,10 @@ class WebThread:
         self.thread.join(timeout=10)
 
 
+def _keep_polls_short() -> None:
+    """A no-op the worker's timer fires, so its event loop wakes at least this often."""
+
+
 class WorkerThread:
     """A Celery worker (threads pool) running in a thread of this process."""
 
@@ -73,6 +73,9 @@ class WorkerThread:
             without_gossip=True,
             hostname=f"forgeflow-serve-{threading.get_ident()}@localhost",
         )
+        # The event loop checks for a stop request between polls; a timer keeps polls short
+        # (without one an idle amqp loop may sleep 10 s before it notices).
+        self.controller.timer.call_repeatedly(0.25, _keep_polls_short)
         self.thread = threading.Thread(target=self._run, name="forgeflow-worker", daemon=True)
 
     def _run(self) -> None:
@@ -85,12 +88,17 @@ class WorkerThread:
         self.thread.start()
         return self
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
         """Ask the worker's own thread to shut down (as a signal would): broker connections
         are not thread-safe, so closing them from here could deadlock (seen with amqp)."""
         from celery.worker import state
 
         state.should_stop = 0  # EX_OK: the consume loop raises WorkerShutdown within ~2 s
+
+    def stop(self) -> None:
+        from celery.worker import state
+
+        self.request_stop()
         try:
             self.thread.join(timeout=30)
         finally:
@@ -109,30 +117,9 @@ class WatcherThread:
         self.thread.start()
         return self
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
         self.stop_event.set()
+
+    def stop(self) -> None:
+        self.request_stop()
         self.thread.join(timeout=self.watcher.watch_timeout + 10)
-
-
-def run_gunicorn(ctx: Context, bind: str, workers: int, threads: int) -> None:
-    """The production web process: gunicorn serving the Flask app."""
-    from gunicorn.app.base import BaseApplication
-
-    wsgi = make_wsgi_app(ctx)
-
-    class ForgeflowWeb(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            self.cfg.set("bind", bind)
-            self.cfg.set("workers", workers)
-            self.cfg.set("threads", threads)
-            self.cfg.set("worker_class", "gthread" if threads > 1 else "sync")
-            self.cfg.set("accesslog", "-")
-            self.cfg.set("timeout", 60)
-            if "control_socket_disable" in self.cfg.settings:  # one per host path; not needed
-                self.cfg.set("control_socket_disable", True)
-
-        def load(self) -> Any:
-            return wsgi
-
-    ctx.db.dispose()  # each forked worker opens its own connections
-    ForgeflowWeb().run()

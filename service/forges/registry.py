@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
+from typing import TYPE_CHECKING
 
 from service.forges.base import Forge, ForgeError
-from service.forges.forgejo import ForgejoForge
-from service.forges.github import GithubForge
-from service.forges.gitlab import GitlabForge
 from service.forges.local import LocalForge
 from service.forges.notes import NoteLedger
-from service.forges.ogr_forge import OgrForge
-from service.forges.pagure import PagureForge
 from service.forges.permissions import PermissionCache
 from service.settings import ForgeInstance, Settings, local_webhook_secret
 from service.store.db import Database
 
-# forge kind -> the class that speaks to an instance of it
-FORGE_CLASSES: dict[str, type[OgrForge]] = {
-    "github": GithubForge,
-    "gitlab": GitlabForge,
-    "forgejo": ForgejoForge,
-    "pagure": PagureForge,
+if TYPE_CHECKING:
+    from service.forges.ogr_forge import OgrForge
+
+# forge kind -> the class that speaks to an instance of it ("module:Class"). Imported when first
+# used: ogr and the forges' client libraries are heavy, and the web tier never needs them.
+FORGE_CLASSES: dict[str, str] = {
+    "github": "service.forges.github:GithubForge",
+    "gitlab": "service.forges.gitlab:GitlabForge",
+    "forgejo": "service.forges.forgejo:ForgejoForge",
+    "pagure": "service.forges.pagure:PagureForge",
 }
+
+
+def forge_class(kind: str) -> type[OgrForge]:
+    module, _, name = FORGE_CLASSES[kind].partition(":")
+    cls: type[OgrForge] = getattr(importlib.import_module(module), name)
+    return cls
 
 
 class ForgeRegistry:
@@ -57,7 +64,7 @@ class ForgeRegistry:
         key = f"{kind}:{instance.name}"
         with self._lock:
             if key not in self._forges:
-                self._forges[key] = FORGE_CLASSES[instance.kind](instance, notes=self.notes)
+                self._forges[key] = forge_class(instance.kind)(instance, notes=self.notes)
             return self._forges[key]
 
     def choose_instance(self, kind: str, verified: list[str], payload_instance: str) -> str:

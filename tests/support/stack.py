@@ -67,6 +67,9 @@ class Stack:
 
     def close(self) -> None:
         self.http.close()
+        for part in (self.watcher, self.worker):  # both wind down at once
+            if part:
+                part.request_stop()
         if self.watcher:
             self.watcher.stop()
         if self.relay:

@@ -1,0 +1,36 @@
+"""The production web process: gunicorn serving the Flask app.
+
+Kept apart from :mod:`service.runtime` so the web process imports only what the web tier uses
+(no Celery, no executors, no forge clients): it stays small in memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.app import create_app
+from service.context import Context
+
+
+def run_gunicorn(ctx: Context, bind: str, workers: int, threads: int) -> None:
+    """The production web process: gunicorn serving the Flask app."""
+    from gunicorn.app.base import BaseApplication
+
+    wsgi = create_app(ctx)
+
+    class ForgeflowWeb(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", bind)
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", "gthread" if threads > 1 else "sync")
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("timeout", 60)
+            if "control_socket_disable" in self.cfg.settings:  # one per host path; not needed
+                self.cfg.set("control_socket_disable", True)
+
+        def load(self) -> Any:
+            return wsgi
+
+    ctx.db.dispose()  # each forked worker opens its own connections
+    ForgeflowWeb().run()
