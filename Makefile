@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench lock clean schema
+.PHONY: run test lint typecheck unit bench profile lock clean schema
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+profile: $(STAMP)
+	$(BIN)/python -m benchmarks.profile
 
 schema: $(STAMP)
 	$(BIN)/forgeflow schema > config/schema/forgeflow.schema.json

@@ -133,22 +133,35 @@ class Payload:
     a missing required field as a :class:`BadPayload` through :meth:`require_str`.
     """
 
+    __slots__ = ("_keys", "_parent", "data")
+
     def __init__(self, data: Any, path: str = "") -> None:
         self.data = data
-        self.path = path
+        # the path is spelled out only for an error message: most reads never need it
+        self._parent: Payload | str = path
+        self._keys: tuple[str | int, ...] = ()
+
+    @property
+    def path(self) -> str:
+        path = self._parent if isinstance(self._parent, str) else self._parent.path
+        for key in self._keys:
+            path = f"{path}.{key}" if path else str(key)
+        return path
 
     def get(self, *keys: str | int) -> Payload:
         value = self.data
-        path = self.path
         for key in keys:
-            path = f"{path}.{key}" if path else str(key)
-            if isinstance(key, int) and isinstance(value, list) and -len(value) <= key < len(value):
+            if type(value) is dict and type(key) is str:
+                value = value.get(key)
+            elif isinstance(key, int) and isinstance(value, list) and -len(value) <= key < len(value):
                 value = value[key]
             elif isinstance(key, str) and isinstance(value, dict):
                 value = value.get(key)
             else:
                 value = None
-        return Payload(value, path)
+        child = Payload(value)
+        child._parent, child._keys = self, keys
+        return child
 
     def __bool__(self) -> bool:
         return bool(self.data)
@@ -181,7 +194,8 @@ class Payload:
     def list(self) -> builtins.list[Payload]:
         if not isinstance(self.data, list):
             return []
-        return [Payload(v, f"{self.path}[{i}]") for i, v in enumerate(self.data)]
+        base = self.path
+        return [Payload(v, f"{base}[{i}]") for i, v in enumerate(self.data)]
 
     def require_str(self) -> builtins.str:
         value = self.str()

@@ -53,6 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     setup_logging(settings.log_level)
     ctx = build_context(settings)
+    ctx.warm_up()
     celery = prepare(ctx)
     web = WebThread(make_wsgi_app(ctx), settings.host, settings.port)
     worker = WorkerThread(celery, settings.worker_concurrency).start()
@@ -106,6 +107,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     setup_logging(settings.log_level)
     ctx = build_context(settings)
+    ctx.warm_up()
     celery = prepare(ctx)
     start_relay(ctx)  # queues the deliveries the web tier stored
     celery.worker_main(
@@ -136,6 +138,7 @@ def cmd_watcher(args: argparse.Namespace) -> int:
     settings = _settings(args)
     setup_logging(settings.log_level)
     ctx = build_context(settings)
+    ctx.warm_up()
     prepare(ctx)  # the sweep queues deliveries stored while the broker was down
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from service.settings import Settings
 from service.store.db import Database
 
 Enqueue = Callable[[int], None]
+
+log = logging.getLogger(__name__)
 
 
 def build_executor(settings: Settings) -> Executor:
@@ -49,6 +52,19 @@ class Context:
             if self._executor is None:
                 self._executor = self.executor_factory(self.settings)
             return self._executor
+
+    def warm_up(self) -> None:
+        """Do the one-time work of the first event now (imports, the executor's client, the
+        Argo models, each configured forge's client), so a process answers its first event as
+        fast as its hundredth. Anything that fails here fails again, with its reason, in use."""
+        from service.argo.models import argo_models
+
+        argo_models()
+        try:
+            _ = self.executor
+        except Exception as exc:
+            log.warning("the %s executor is not ready yet: %s", self.settings.executor, exc)
+        self.forges.warm_up()
 
     def close(self) -> None:
         closer = getattr(self._executor, "close", None)  # the argo executor's API client

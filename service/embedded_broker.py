@@ -7,7 +7,6 @@ instead of failing when web, worker and watcher write at once.
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import Any
 
@@ -55,10 +54,10 @@ class Transport(SqlaTransport):  # type: ignore[misc]
         deadline = time.monotonic() + timeout
         while True:
             if state.should_stop is not None:
-                raise socket.timeout()
+                raise TimeoutError()
             try:
                 return super().drain_events(connection, self.polling_interval)
-            except socket.timeout:
+            except TimeoutError:
                 if time.monotonic() >= deadline:
                     raise
 

@@ -40,7 +40,19 @@ def job_url(public_url: str, run_id: int, task: str) -> str:
     return f"{run_url(public_url, run_id)}#job-{task}"
 
 
-def _take_lease(db: Database, job_id: int) -> bool:
+@dataclass(frozen=True)
+class _Leased:
+    """A job row this process holds the report lease of, with what to post."""
+
+    report: StatusReport
+    event: Event
+    instance: str
+    sha: str
+
+
+def _lease(db: Database, public_url: str, job_id: int) -> _Leased | None:
+    """Take the job's report lease (a conditional UPDATE) and read what to post, in one
+    transaction. None, holding no lease, when another reporter has it or nothing is new."""
     moment = now()
     with db.session() as session:
         result = session.execute(
@@ -52,61 +64,67 @@ def _take_lease(db: Database, job_id: int) -> bool:
             .values(report_lease_until=moment + LEASE)
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        if not result.rowcount:  # type: ignore[attr-defined]
+            return None
+        job = session.get(Job, job_id)
+        if job is None:
+            return None
+        if not job.unreported:
+            job.report_lease_until = None
+            return None
+        run = job.run
+        event = Event.from_json(run.event_json)
+        pr = event.pull_request
+        report = StatusReport(
+            context=job.context,
+            state=job.state,
+            description=job.description,
+            target_url=job_url(public_url, run.id, job.task),
+            pull_request=pr.number if pr else None,
+            source_repo=pr.source_repo if pr and pr.fork else None,
+            ref=pr.source_branch if pr else (event.branch or event.tag),
+        )
+        return _Leased(report, event, run.instance, run.sha)
 
 
 def report_job(db: Database, forges: ForgeRegistry, public_url: str, job_id: int) -> bool:
     """Post a job's state if the forge does not show it yet. True when something was posted."""
-    if not _take_lease(db, job_id):
+    leased = _lease(db, public_url, job_id)
+    if leased is None:
         return False
-    posted_state = ""
-    posted_description = ""
+    report, event = leased.report, leased.event
     error = ""
-    attempted = False
     try:
-        with db.session() as session:
-            job = session.get(Job, job_id)
-            if job is None or not job.unreported:
-                return False
-            run = job.run
-            event = Event.from_json(run.event_json)
-            instance = run.instance
-            pr = event.pull_request
-            report = StatusReport(
-                context=job.context,
-                state=job.state,
-                description=job.description,
-                target_url=job_url(public_url, run.id, job.task),
-                pull_request=pr.number if pr else None,
-                source_repo=pr.source_repo if pr and pr.fork else None,
-                ref=pr.source_branch if pr else (event.branch or event.tag),
-            )
-            sha = run.sha
-        attempted = True
-        try:
-            forges.get(event.forge, instance).set_status(status_repo(event), sha, report)
-        except TransientForgeError as exc:
-            error = str(exc)
-            raise
-        except ForgeError as exc:
-            # Retrying will not help (no access, unknown repository): record it and move on.
-            error = str(exc)
-            log.warning("could not report %s on %s: %s", report.context, sha[:7], exc)
-        posted_state, posted_description = report.state, report.description
-        return not error
-    finally:
-        values: dict[str, object] = {"report_lease_until": None}
-        if posted_state:
-            values.update(reported_state=posted_state, reported_description=posted_description)
-        if error:
-            values["report_error"] = error[:2000]
-        with db.session() as session:
-            session.execute(
-                update(Job)
-                .where(Job.id == job_id)
-                .values(**values, report_attempts=Job.report_attempts + int(attempted))
-                .execution_options(synchronize_session=False)
-            )
+        forges.get(event.forge, leased.instance).set_status(status_repo(event), leased.sha, report)
+    except TransientForgeError as exc:
+        error = str(exc)
+        _release(db, job_id, None, error)
+        raise
+    except ForgeError as exc:
+        # Retrying will not help (no access, unknown repository): record it and move on.
+        error = str(exc)
+        log.warning("could not report %s on %s: %s", report.context, leased.sha[:7], exc)
+    except BaseException:
+        _release(db, job_id, None, "")
+        raise
+    _release(db, job_id, report, error)
+    return not error
+
+
+def _release(db: Database, job_id: int, posted: StatusReport | None, error: str) -> None:
+    """Give the lease back, recording what was posted (if anything) and the error (if any)."""
+    values: dict[str, object] = {"report_lease_until": None}
+    if posted is not None:
+        values.update(reported_state=posted.state, reported_description=posted.description)
+    if error:
+        values["report_error"] = error[:2000]
+    with db.session() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(**values, report_attempts=Job.report_attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def status_repo(event: Event) -> Repository:

@@ -8,13 +8,15 @@ changed files come from GitHub's compare and pull-request files APIs, which cap 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import github
+from ogr.abstract import CommitStatus
 from ogr.services.github import GithubService
 from ogr.services.github.auth_providers.token import TokenAuthentication
 
 from service.events import Repository
-from service.forges.base import PullRequestInfo
+from service.forges.base import PullRequestInfo, StatusReport
 from service.forges.ogr_forge import OgrForge
 
 # GitHub lists at most 300 files in a comparison and 3,000 in a pull request.
@@ -67,6 +69,23 @@ class GithubForge(OgrForge):
 
     def make_service(self) -> Any:
         return GithubApiService(self.instance.token, self.instance.api_url, self.timeout)
+
+    def post_status(
+        self, repo: Repository, sha: str, report: StatusReport, state: CommitStatus, description: str
+    ) -> None:
+        """One ``POST /repos/{owner}/{repo}/statuses/{sha}``: ogr's commit flag first GETs the
+        commit (and the repository), a request or two per status that tells us nothing.
+        GitHub keeps at most 140 characters of a description."""
+        requester = self.project(repo).github_instance.requester
+        owner, name = quote(repo.namespace, safe=""), quote(repo.name, safe="")
+        url = f"/repos/{owner}/{name}/statuses/{quote(sha, safe='')}"  # under the API root
+        body = {
+            "state": state.name,
+            "target_url": report.target_url,
+            "description": description[:140],
+            "context": report.context,
+        }
+        requester.requestJsonAndCheck("POST", url, input=body)
 
     def changed_files(self, repo: Repository, base: str, head: str) -> list[str] | None:
         def compare() -> list[str] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,8 @@ from service.forges.notes import NoteLedger
 from service.forges.permissions import PermissionCache
 from service.settings import ForgeInstance, Settings, local_webhook_secret
 from service.store.db import Database
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from service.forges.ogr_forge import OgrForge
@@ -66,6 +69,14 @@ class ForgeRegistry:
             if key not in self._forges:
                 self._forges[key] = forge_class(instance.kind)(instance, notes=self.notes)
             return self._forges[key]
+
+    def warm_up(self) -> None:
+        """Build every configured forge's client now (imports included)."""
+        for instance in self.instances:
+            try:
+                self.get(instance.kind, instance.name)
+            except Exception as exc:
+                log.warning("the %s forge %r is not ready yet: %s", instance.kind, instance.name, exc)
 
     def choose_instance(self, kind: str, verified: list[str], payload_instance: str) -> str:
         """Of the instances whose secret verified a delivery, the one its payload names."""

@@ -27,6 +27,11 @@ class Limits:
     max_templates: int = 20  # distinct templates one file may use
 
 
+# libyaml's parser (about 10x faster than PyYAML's) when PyYAML was built with it; it refuses
+# nesting deeper than 1,000 levels itself, below Python's recursion limit.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class YamlError(Exception):
     """The text is not acceptable YAML; ``line``/``column`` are 1-based when known."""
 
@@ -146,7 +151,7 @@ def load_located(text: str | bytes, limits: Limits | None = None) -> Located:
     except UnicodeDecodeError as exc:
         raise YamlError(f"file is not UTF-8: {exc}") from exc
     try:
-        node = yaml.compose(source, Loader=yaml.SafeLoader)
+        node = yaml.compose(source, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)

@@ -3,9 +3,10 @@
 This is the only write a webhook request makes, so it is plain SQL through the driver (the
 ORM costs more CPU than the rest of the request): ``INSERT ... ON CONFLICT DO NOTHING
 RETURNING id`` stores the delivery, or returns nothing for a repeated delivery id. On
-PostgreSQL the same transaction sends ``NOTIFY forgeflow_deliveries``, which wakes the relay
-(:mod:`service.outbox`) that hands deliveries to the broker. The raw body is kept compressed
-(it is read only to re-deliver a stored webhook).
+PostgreSQL it is one statement in one round trip, committed on its own (autocommit; the
+server answers after the commit is flushed): the insert and ``pg_notify('forgeflow_deliveries')``
+for a new row, which wakes the relay (:mod:`service.outbox`) that hands deliveries to the
+broker. The raw body is kept compressed (it is read only to re-deliver a stored webhook).
 """
 
 from __future__ import annotations
@@ -13,18 +14,19 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from service.store.db import Database
 
 NOTIFY_CHANNEL = "forgeflow_deliveries"
-_NOTIFY = "NOTIFY forgeflow_deliveries"
 _ZLIB = b"z1:"
 
 _POSTGRES = (
-    "INSERT INTO deliveries (forge, instance, delivery_id, event_type, event_json, body, headers_json,"
-    " state, attempts, outcome, received_at) VALUES (%(forge)s, %(instance)s, %(delivery_id)s,"
-    " %(event_type)s, %(event_json)s, %(body)s, %(headers_json)s, %(state)s, 0, '',"
-    " timezone('utc', now())) ON CONFLICT DO NOTHING RETURNING id"
+    "WITH stored AS (INSERT INTO deliveries (forge, instance, delivery_id, event_type, event_json,"
+    " body, headers_json, state, attempts, outcome, received_at) VALUES (%(forge)s, %(instance)s,"
+    " %(delivery_id)s, %(event_type)s, %(event_json)s, %(body)s, %(headers_json)s, %(state)s, 0, '',"
+    " timezone('utc', now())) ON CONFLICT DO NOTHING RETURNING id)"
+    " SELECT id, pg_notify('forgeflow_deliveries', '') FROM stored"
 )
 _SQLITE = (
     "INSERT INTO deliveries (forge, instance, delivery_id, event_type, event_json, body, headers_json,"
@@ -86,19 +88,23 @@ def _insert(db: Database, params: Mapping[str, object]) -> int | None:
     # than the rest of the request, and this statement needs none of their services.
     raw = db.engine.raw_connection()
     try:
-        cursor = raw.cursor()
-        try:
-            if db.is_sqlite:
+        if db.is_sqlite:
+            cursor = raw.cursor()
+            try:
                 cursor.execute(_SQLITE, params)
                 row = cursor.fetchone()
-            else:
-                cursor.execute(_POSTGRES, params)
-                row = cursor.fetchone()
-                if row is not None:
-                    cursor.execute(_NOTIFY)
-        finally:
-            cursor.close()
-        raw.commit()
+            finally:
+                cursor.close()
+            raw.commit()
+        else:
+            driver: Any = raw.driver_connection
+            driver.autocommit = True  # no BEGIN, no COMMIT: the statement commits itself
+            try:
+                with driver.cursor() as cursor:
+                    cursor.execute(_POSTGRES, params)
+                    row = cursor.fetchone()
+            finally:
+                driver.autocommit = False  # as the pool hands connections out
     except db.engine.dialect.loaded_dbapi.Error as exc:
         if db.engine.dialect.is_disconnect(exc, raw.driver_connection, None):
             raw.invalidate()

@@ -12,7 +12,7 @@ import json
 import logging
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from handlers import handler_for
@@ -45,7 +45,8 @@ def _kept_headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 def answer(status: int, **body: Any) -> tuple[Any, int]:
-    return jsonify(body), status
+    """A small JSON answer (plain ``json.dumps``: Flask's provider costs more than it adds)."""
+    return Response(json.dumps(body) + "\n", mimetype="application/json"), status
 
 
 @bp.post("/api/webhooks/<forge>")

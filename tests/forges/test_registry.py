@@ -80,3 +80,15 @@ def test_each_kind_has_its_class(tmp_path: Path, db: Database):
     assert isinstance(forges.get("pagure"), PagureForge)
     assert isinstance(forges.get("github"), GithubForge)
     assert forges.get("forgejo").instance.api_url == "https://codeberg.org"
+
+
+def test_warm_up_builds_every_configured_forge_client_without_calling_it(tmp_path: Path, db: Database):
+    forges = registry(tmp_path, db, corp_secret="corp")
+    forges.warm_up()  # no network: the API roots above are unreachable or fake
+    assert sorted(forges._forges) == [
+        "forgejo:codeberg.org",
+        "github:github.com",
+        "gitlab:gitlab.com",
+        "gitlab:gitlab.corp.example",
+        "pagure:src.fedoraproject.org",
+    ]
