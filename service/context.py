@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -65,6 +66,11 @@ class Context:
         except Exception as exc:
             log.warning("the %s executor is not ready yet: %s", self.settings.executor, exc)
         self.forges.warm_up()
+        # What start-up built lives as long as the process: move it out of the collector's
+        # way, so a full collection scans what requests create, not the whole heap (without
+        # this, compiling a 1,000-job run spent half its time in the garbage collector).
+        gc.collect()
+        gc.freeze()
 
     def close(self) -> None:
         closer = getattr(self._executor, "close", None)  # the argo executor's API client

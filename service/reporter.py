@@ -146,6 +146,12 @@ def report_run(db: Database, forges: ForgeRegistry, public_url: str, run_id: int
                 .order_by(Job.id)
             )
         )
+    return report_jobs(db, forges, public_url, job_ids)
+
+
+def report_jobs(db: Database, forges: ForgeRegistry, public_url: str, job_ids: list[int]) -> Outcome:
+    """Post these jobs' states where the forge does not show them yet. Raises the first
+    transient error after trying all."""
     posted = failed = 0
     first_error: TransientForgeError | None = None
     for job_id in job_ids:

@@ -135,6 +135,7 @@ class Settings(_Model):
     watch_timeout_seconds: int = 60
     resync_seconds: int = 300
     sweep_seconds: int = 15
+    watcher_report_threads: int = Field(default=4, ge=0, le=64)
     task_max_retries: int = 8
 
     @field_validator("public_url")

@@ -17,6 +17,7 @@ that ends lets the next run of its concurrency group start.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from service.context import Context
 from service.executors.base import ExecutorError, ResourceVersionExpired, TransientExecutorError, WorkflowRef
 from service.forges.base import TransientForgeError
 from service.jobs.plan import LABEL_PREFIX, MANAGED_BY
-from service.reporter import report_run
+from service.reporter import report_jobs, report_run
 from service.status_mapping import WORKFLOW_FINAL, job_updates, now, parse_time
 from service.store.models import JobState, Run, RunPhase
 from service.supersede import lock_run
@@ -44,6 +45,7 @@ class Applied:
 
     run_id: int
     changed: bool = False  # job states changed: something to report
+    changed_jobs: list[int] = field(default_factory=list)  # the ids of those jobs
     finished: list[str] = field(default_factory=list)  # tasks that just reached a final state
     run_finished: bool = False  # the run just reached a final phase
     restop: str = ""  # forgeflow stopped the run but the Workflow still runs: stop it again
@@ -82,6 +84,7 @@ def apply_workflow(ctx: Context, workflow: dict[str, Any], *, deleted: bool = Fa
             if (update.state, update.description) != (job.state, job.description):
                 job.state, job.description = update.state, update.description
                 applied.changed = True
+                applied.changed_jobs.append(job.id)
             job.started_at = job.started_at or update.started_at
             if update.state in JobState.FINAL:
                 job.finished_at = update.finished_at or now()
@@ -100,25 +103,76 @@ def apply_workflow(ctx: Context, workflow: dict[str, Any], *, deleted: bool = Fa
                 if job.state not in JobState.FINAL:
                     job.state, job.description, job.finished_at = JobState.ERROR, DELETED_EARLY, now()
                     applied.changed = True
+                    applied.changed_jobs.append(job.id)
         shutdown = (workflow.get("spec") or {}).get("shutdown")
         if run.stop_reason and not deleted and wf_phase not in WORKFLOW_FINAL and not shutdown:
             applied.restop = run.stop_reason
     return applied
 
 
-def report_changes(ctx: Context, run_id: int) -> None:
+def report_changes(ctx: Context, run_id: int, job_ids: list[int] | None = None) -> None:
+    """Report a run's unreported jobs (``job_ids``: just these, known to have changed)."""
     try:
-        report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id)
+        if job_ids is None:
+            report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id)
+        else:
+            report_jobs(ctx.db, ctx.forges, ctx.settings.public_url, job_ids)
     except TransientForgeError as exc:
         log.warning("run %s: reporting failed for now, the sweep retries: %s", run_id, exc)
 
 
+class Reporters:
+    """Threads that post what the watcher applied, so the watch goes on while the forge and
+    the database answer. A run's changes always go to the same thread, in order; the outbox
+    lease keeps any two posts of one job apart, and each post sends the job's latest state."""
+
+    def __init__(self, ctx: Context, count: int) -> None:
+        self.ctx = ctx
+        self.queues: list[queue.SimpleQueue[tuple[int, list[int]] | None]] = [
+            queue.SimpleQueue() for _ in range(count)
+        ]
+        self.threads = [
+            threading.Thread(target=self._serve, args=(q,), name=f"forgeflow-report-{i}", daemon=True)
+            for i, q in enumerate(self.queues)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, run_id: int, job_ids: list[int]) -> None:
+        self.queues[run_id % len(self.queues)].put((run_id, job_ids))
+
+    def _serve(self, work: queue.SimpleQueue[tuple[int, list[int]] | None]) -> None:
+        while (item := work.get()) is not None:
+            try:
+                report_changes(self.ctx, *item)
+            except Exception:  # the sweep re-sends what is left unreported
+                log.exception("reporting run %s failed", item[0])
+
+    def close(self, timeout: float = 30) -> None:
+        """Post what is queued, then stop the threads."""
+        for work in self.queues:
+            work.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
 class Watcher:
     """One watcher loop; several replicas may run, the run lock and the outbox keep reports
-    single."""
+    single. ``report_threads`` (default: the settings') post statuses off the watch loop;
+    0 posts them inline."""
 
-    def __init__(self, ctx: Context, *, watch_timeout: int | None = None, max_backoff: float = 30.0) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        watch_timeout: int | None = None,
+        max_backoff: float = 30.0,
+        report_threads: int | None = None,
+    ) -> None:
         self.ctx = ctx
+        threads = ctx.settings.watcher_report_threads if report_threads is None else report_threads
+        self.reporters = Reporters(ctx, threads) if threads > 0 else None
         self.watch_timeout = watch_timeout or ctx.settings.watch_timeout_seconds
         self.max_backoff = max_backoff
         self.resource_version = ""
@@ -132,10 +186,13 @@ class Watcher:
         if applied is None:
             return
         ref = WorkflowRef.of(workflow)
+        if applied.changed:  # the forge first: people wait for statuses, not for archives
+            if self.reporters is not None:
+                self.reporters.submit(applied.run_id, applied.changed_jobs)
+            else:
+                report_changes(self.ctx, applied.run_id, applied.changed_jobs)
         if applied.finished:
-            self.archive_logs(ref, applied.finished)
-        if applied.changed:
-            report_changes(self.ctx, applied.run_id)
+            self.archive_logs(ref, applied.finished, workflow)
         if applied.restop:
             try:
                 self.ctx.executor.stop(ref, applied.restop)
@@ -147,14 +204,16 @@ class Watcher:
             except Exception:  # the sweep tries again
                 log.exception("starting the runs that waited for run %s failed", applied.run_id)
 
-    def archive_logs(self, ref: WorkflowRef, tasks: list[str]) -> None:
+    def archive_logs(
+        self, ref: WorkflowRef, tasks: list[str], workflow: dict[str, Any] | None = None
+    ) -> None:
         """Keep finished jobs' logs where the run page finds them after pod GC (argo)."""
         archive = getattr(self.ctx.executor, "archive_log", None)
         if not callable(archive):
             return  # the local executor keeps its log files
         for task in tasks:
             try:
-                archive(ref, task)
+                archive(ref, task, workflow)
             except Exception as exc:  # best effort: never hold up the statuses
                 log.warning("could not archive the log of %s/%s %s: %s", ref.namespace, ref.name, task, exc)
 
@@ -200,6 +259,13 @@ class Watcher:
             log.exception("sweep failed")
 
     def run(self, stop: threading.Event) -> None:
+        try:
+            self._loop(stop)
+        finally:
+            if self.reporters is not None:
+                self.reporters.close()
+
+    def _loop(self, stop: threading.Event) -> None:
         first = backoff = min(1.0, self.max_backoff)
         while not stop.is_set():
             try:

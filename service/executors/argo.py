@@ -155,11 +155,12 @@ class ArgoExecutor:
         return self._live_log(ref, task)
 
     # -- argo extras -------------------------------------------------------------------------
-    def archive_log(self, ref: WorkflowRef, task: str) -> bool:
-        """Keep a finished job's log for after pod GC; False when no pod had one."""
+    def archive_log(self, ref: WorkflowRef, task: str, workflow: Manifest | None = None) -> bool:
+        """Keep a finished job's log for after pod GC; False when no pod had one. ``workflow``:
+        the Workflow as just seen (saves reading it again)."""
         if self.archive is None:
             return False
-        text = self._live_log(ref, task)
+        text = self._live_log(ref, task, workflow)
         if text is None:
             return False
         self.archive.put(ref.namespace, ref.name, task, text)
@@ -172,8 +173,8 @@ class ArgoExecutor:
             self.api_client.close()
 
     # -- helpers -----------------------------------------------------------------------------
-    def _live_log(self, ref: WorkflowRef, task: str) -> str | None:
-        workflow = self.get(ref)
+    def _live_log(self, ref: WorkflowRef, task: str, workflow: Manifest | None = None) -> str | None:
+        workflow = workflow if workflow is not None else self.get(ref)
         if workflow is None:
             return None
         return task_log(workflow, task, lambda pod: self._pod_log(ref.namespace, pod))

@@ -58,8 +58,11 @@ def expand(matrix: Matrix, limit: int) -> list[Cell]:
         if not fitted:
             extra.append(entry)
     unique: list[Cell] = []
+    seen: set[frozenset[tuple[str, str]]] = set()  # equal cells, whatever their key order
     for cell in [*cells, *extra]:
-        if cell not in unique:
+        key = frozenset(cell.items())
+        if key not in seen:
+            seen.add(key)
             unique.append(cell)
     return unique
 

@@ -174,7 +174,7 @@ def test_without_cancel_a_new_run_waits_for_its_group_oldest_first(ctx: Context)
     assert {j.state for j in run_of(ctx, second).jobs} == {"pending"}  # reported as queued
 
     # The first run ends: the watcher starts the next one, and only that one.
-    Watcher(ctx).handle(workflow(ctx, first, "Succeeded"))
+    Watcher(ctx, report_threads=0).handle(workflow(ctx, first, "Succeeded"))
     assert executor(ctx).submitted == [run_of(ctx, second).workflow_name]
     assert run_of(ctx, second).phase == RunPhase.SUBMITTED
     assert run_of(ctx, third).phase == RunPhase.CREATED
@@ -220,7 +220,7 @@ def test_a_stop_that_failed_is_asked_again_by_the_watcher(ctx: Context):
     assert stop_superseded_runs(ctx, event("b" * 40), new) == [old]
     assert {j.state for j in run_of(ctx, old).jobs} == {"error"}  # the forge is told anyway
 
-    watcher = Watcher(ctx)
+    watcher = Watcher(ctx, report_threads=0)
     watcher.handle(workflow(ctx, old, "Running"))  # still running, no spec.shutdown
     watcher.handle(workflow(ctx, old, "Running", shutdown="Terminate"))  # now stopping
     watcher.handle(workflow(ctx, old, "Failed", shutdown="Terminate"))
