@@ -1,0 +1,169 @@
+"""Shared pieces of the benchmarks: machine facts, processes, percentiles, memory readings."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / ".work"
+PYTHON = sys.executable
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    system = f"{platform.system()} {platform.release()}"
+    return f"{os.cpu_count()} cores ({cpu}){memory}, {system}, Python {platform.python_version()}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary_ms(values: Sequence[float]) -> str:
+    """p50 / p99 / max of durations in seconds, as milliseconds."""
+    return (
+        f"p50 {percentile(values, 50) * 1000:.1f} ms, p99 {percentile(values, 99) * 1000:.1f} ms, "
+        f"max {max(values) * 1000:.1f} ms (n={len(values)})"
+    )
+
+
+@dataclass
+class Proc:
+    """A server process the benchmark started; stopped (and its children) on close."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    peak_rss_kib: dict[str, int] = field(default_factory=dict)
+
+    def rss_kib(self) -> int:
+        """Resident memory of the process and its children (gunicorn workers), in KiB."""
+        return sum(_rss(pid) for pid in [self.process.pid, *_children(self.process.pid)])
+
+    def cpu_seconds(self) -> float:
+        """CPU time used by the process and its children (gunicorn workers) so far."""
+        return sum(cpu_seconds(pid) for pid in [self.process.pid, *_children(self.process.pid)])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            text = (task / "children").read_text().split()
+            for child in map(int, text):
+                found += [child, *_children(child)]
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+def start(name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
+    WORK.mkdir(parents=True, exist_ok=True)
+    log = WORK / f"{name}.log"
+    with log.open("wb") as handle:
+        process = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+    return Proc(name, process, log)
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+def have(program: str) -> bool:
+    return shutil.which(program) is not None
+
+
+def mean(values: Sequence[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used, in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time of every PostgreSQL server process on this machine (0 when it runs elsewhere)."""
+    return programs_cpu_seconds("postgres")
+
+
+def redis_cpu_seconds() -> float:
+    return programs_cpu_seconds("redis-server")
+
+
+def programs_cpu_seconds(name: str) -> float:
+    """CPU time of every process whose command name starts with ``name``."""
+    total = 0.0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().startswith(name):
+                total += cpu_seconds(int(comm.parent.name))
+        except (OSError, ValueError):
+            continue
+    return total

@@ -1,0 +1,211 @@
+"""Ingest: signed 25 KB pull_request deliveries against the web tier as deployed (gunicorn),
+next to the bare ceiling and the usual verify-and-publish design, on the same server settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from benchmarks.common import (
+    PYTHON,
+    ROOT,
+    WORK,
+    Proc,
+    free_port,
+    have,
+    postgres_cpu_seconds,
+    redis_cpu_seconds,
+    start,
+    wait_http,
+)
+from service.replay import signed_headers
+from tests.support import payloads
+
+SECRET = "bench-secret"  # noqa: S105 - the benchmark's own webhook secret
+WORKERS, THREADS = 2, 4  # gunicorn settings shared by every contestant
+CONNECTIONS, SECONDS, ROUNDS, BODY_KIB = 16, 3, 5, 25
+USUAL_QUEUE = "usual"  # where verify-and-publish sends payloads
+
+
+@dataclass
+class IngestResult:
+    name: str
+    requests: int
+    seconds: float
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    peak_rss_mib: float
+    server_cpu_ms: float = 0.0  # per request: the gunicorn processes
+    postgres_cpu_ms: float = 0.0  # per request: the PostgreSQL server
+    redis_cpu_ms: float = 0.0  # per request: the Redis server
+    rates: tuple[float, ...] = ()  # accepted/s of every round
+
+    @property
+    def per_second(self) -> float:
+        return (self.requests - self.errors) / self.seconds if self.seconds else 0.0
+
+
+def body_25k() -> bytes:
+    payload = payloads.pull_request("octo/hello", "https://github.com/octo/hello.git", "a" * 40)
+    payload["pull_request"]["body"] = ""
+    size = len(json.dumps(payload).encode())
+    payload["pull_request"]["body"] = "x" * (BODY_KIB * 1024 - size)
+    return json.dumps(payload).encode()
+
+
+def _gunicorn(name: str, app: str, env: dict[str, str]) -> tuple[Proc, str]:
+    port = free_port()
+    argv = [
+        str(Path(PYTHON).with_name("gunicorn")),
+        "-w",
+        str(WORKERS),
+        "--threads",
+        str(THREADS),
+        "-k",
+        "gthread",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--no-control-socket",
+        "--access-logfile",
+        "-",  # as forgeflow's web process logs every request
+        app,
+    ]
+    return start(name, argv, env), f"http://127.0.0.1:{port}"
+
+
+def _forgeflow_web(env: dict[str, str]) -> tuple[Proc, str]:
+    port = free_port()
+    env = dict(env, FORGEFLOW_PORT=str(port), FORGEFLOW_HOST="127.0.0.1")
+    argv = [PYTHON, "-m", "service.cli", "web", "--workers", str(WORKERS), "--threads", str(THREADS)]
+    return start("forgeflow", argv, env), f"http://127.0.0.1:{port}"
+
+
+def _load(url: str, seconds: int, body_file: Path, signature: str, proc: Proc) -> IngestResult:
+    out = WORK / f"wrk-{proc.name}.json"
+    peak = [0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], proc.rss_kib())
+            stop.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    cpu_before, pg_before, redis_before = proc.cpu_seconds(), postgres_cpu_seconds(), redis_cpu_seconds()
+    env = dict(os.environ, WRK_JSON=str(out))
+    subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(CONNECTIONS),
+            "-d",
+            f"{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(ROOT / "benchmarks" / "wrk_post.lua"),
+            f"{url}/api/webhooks/github",
+            "--",
+            str(body_file),
+            signature,
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    server_cpu, pg_cpu = proc.cpu_seconds() - cpu_before, postgres_cpu_seconds() - pg_before
+    redis_cpu = redis_cpu_seconds() - redis_before
+    stop.set()
+    sampler.join()
+    data = json.loads(out.read_text())
+    served = max(1, data["requests"])
+    errors = data["errors_status"] + data["errors_connect"] + data["errors_read"] + data["errors_timeout"]
+    return IngestResult(
+        proc.name,
+        data["requests"],
+        data["duration_us"] / 1e6,
+        errors,
+        data["p50_us"] / 1000,
+        data["p99_us"] / 1000,
+        peak[0] / 1024,
+        server_cpu * 1000 / served,
+        pg_cpu * 1000 / served,
+        redis_cpu * 1000 / served,
+    )
+
+
+def run(
+    database_url: str, broker_url: str, seconds: int = SECONDS, rounds: int = ROUNDS
+) -> tuple[list[IngestResult], dict[str, float]]:
+    """The three contestants, each measured ``rounds`` times in turn (A, B, C, A, B, C, ...) so
+    a drifting machine treats them alike; each result is the round with the median rate
+    (errors summed over rounds). Also the forgeflow web process's memory readings."""
+    if not have("wrk"):
+        raise RuntimeError("wrk is not installed: apt-get install wrk")
+    WORK.mkdir(parents=True, exist_ok=True)
+    body = body_25k()
+    body_file = WORK / "pull_request-25k.json"
+    body_file.write_bytes(body)
+    signature = signed_headers("github", body, SECRET, "pull_request")["X-Hub-Signature-256"]
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("FORGEFLOW_")}
+    env = dict(
+        base_env,
+        FORGEFLOW_DATA_DIR=str(WORK / "data"),
+        FORGEFLOW_DATABASE_URL=database_url,
+        FORGEFLOW_BROKER_URL=broker_url,
+        FORGEFLOW_GITHUB_WEBHOOK_SECRET=SECRET,
+        FORGEFLOW_LOG_LEVEL="WARNING",
+        FORGEFLOW_EXECUTOR="local",
+    )
+    subprocess.run([PYTHON, "-m", "service.cli", "migrate"], env=env, check=True, capture_output=True)
+    bench_env = dict(base_env, BENCH_SECRET=SECRET, BENCH_BROKER=broker_url, PYTHONPATH=str(ROOT))
+    queue = redis.Redis.from_url(broker_url)
+    servers: list[tuple[Proc, str]] = []
+    memory: dict[str, float] = {}
+    try:
+        servers.append(_forgeflow_web(env))
+        servers.append(_gunicorn("bare-flask-202", "benchmarks.baselines:bare", bench_env))
+        servers.append(_gunicorn("verify-and-publish", "benchmarks.baselines:publish", bench_env))
+        wait_http(f"{servers[0][1]}/healthz")
+        for _, url in servers[1:]:
+            wait_http(f"{url}/")
+        time.sleep(1)
+        memory["web at rest"] = servers[0][0].rss_kib() / 1024
+        for proc, url in servers:
+            _load(url, 2, body_file, signature, proc)  # warm-up
+        measured: dict[str, list[IngestResult]] = {proc.name: [] for proc, _ in servers}
+        for _ in range(rounds):
+            for proc, url in servers:
+                measured[proc.name].append(_load(url, seconds, body_file, signature, proc))
+                queue.delete(USUAL_QUEUE)  # nobody consumes it here: keep Redis small
+        results = [_median(runs) for runs in measured.values()]
+        memory["web under ingest load"] = max(r.peak_rss_mib for r in measured["forgeflow"])
+    finally:
+        for proc, _ in servers:
+            proc.stop()
+        queue.delete(USUAL_QUEUE)
+        queue.close()
+    return results, memory
+
+
+def _median(runs: list[IngestResult]) -> IngestResult:
+    ordered = sorted(runs, key=lambda r: r.per_second)
+    middle = ordered[len(ordered) // 2]
+    return dataclasses.replace(
+        middle,
+        errors=sum(r.errors for r in runs),
+        peak_rss_mib=max(r.peak_rss_mib for r in runs),
+        rates=tuple(r.per_second for r in runs),
+    )
