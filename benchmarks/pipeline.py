@@ -24,9 +24,9 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +41,7 @@ from tests.argo_executor.world import write_kubeconfig
 from tests.k8s_emulator import K8sEmulator
 from tests.support import payloads
 from tests.support.fake_github import FakeGitHub
+from tests.support.services import postgres_database
 
 SECRET = "bench-secret"  # noqa: S105 - the benchmark's own webhook secret
 REPO, NAMESPACE, CONTEXT = "octo/hello", "ci", "forgeflow/unit"
@@ -87,22 +88,9 @@ def iso_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@contextmanager
-def database(admin_url: str = "postgresql://postgres@127.0.0.1:5432/test") -> Iterator[str]:
-    import psycopg2
-
-    name = f"forgeflow_bench_{os.getpid()}"
-    admin = psycopg2.connect(admin_url)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cursor.execute(f'CREATE DATABASE "{name}"')
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+def database() -> AbstractContextManager[str]:
+    """A fresh PostgreSQL database, dropped afterwards (the test suite's own helper)."""
+    return postgres_database()
 
 
 class Sampler:
