@@ -17,9 +17,8 @@ def create_app(ctx: Context) -> Flask:
     from service.web.artifacts import bp as artifacts_bp
     from service.web.manual import bp as manual_bp
     from service.web.runs import bp as runs_bp
-    from service.web.webhooks import bp as webhooks_bp
+    from service.web.webhooks import WebhookRoute
 
-    app.register_blueprint(webhooks_bp)
     app.register_blueprint(runs_bp)
     app.register_blueprint(manual_bp)
     app.register_blueprint(artifacts_bp)
@@ -30,4 +29,5 @@ def create_app(ctx: Context) -> Flask:
             return jsonify(error=f"body is larger than {ctx.settings.max_body_bytes} bytes"), 413
         return jsonify(error=exc.description or exc.name), exc.code or 500
 
+    app.wsgi_app = WebhookRoute(ctx, app.wsgi_app)  # type: ignore[method-assign]
     return app

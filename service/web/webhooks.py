@@ -1,5 +1,8 @@
 """``POST /api/webhooks/<forge>``: verify, parse, store durably, queue, answer 202.
 
+It is the web tier's hot path, so it is served by :class:`WebhookRoute`, a small WSGI layer in
+front of the Flask app: Flask's request machinery costs more than a webhook's own work.
+
 The order matters: the signature is checked on the raw body before anything is parsed; the
 delivery is committed to the database before the forge hears 202; a repeated delivery id is
 acknowledged and never processed twice. The web tier never talks to the broker: the relay
@@ -10,10 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Request, Response
 
 from handlers import handler_for
 from handlers.base import Delivery as HttpDelivery
@@ -24,15 +28,11 @@ from service.store.deliveries import NewDelivery, insert_delivery
 from service.store.models import DeliveryState
 
 log = logging.getLogger(__name__)
-bp = Blueprint("webhooks", __name__)
+PREFIX = "/api/webhooks/"
+Answer = tuple[int, dict[str, Any]]
 
 # Never stored: they carry the secret itself or credentials.
 SECRET_HEADERS = frozenset({"x-gitlab-token", "authorization", "cookie", "proxy-authorization"})
-
-
-def _ctx() -> Context:
-    ctx: Context = current_app.extensions["forgeflow"]
-    return ctx
 
 
 def _kept_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -44,14 +44,36 @@ def _kept_headers(headers: dict[str, str]) -> dict[str, str]:
     return kept
 
 
-def answer(status: int, **body: Any) -> tuple[Any, int]:
-    """A small JSON answer (plain ``json.dumps``: Flask's provider costs more than it adds)."""
-    return Response(json.dumps(body) + "\n", mimetype="application/json"), status
+def answer(status: int, **body: Any) -> Answer:
+    return status, body
 
 
-@bp.post("/api/webhooks/<forge>")
-def receive(forge: str) -> tuple[Any, int]:
-    ctx = _ctx()
+class WebhookRoute:
+    """WSGI: ``/api/webhooks/<forge>`` is answered here; every other path goes to ``app``."""
+
+    def __init__(self, ctx: Context, app: Callable[..., Iterable[bytes]]) -> None:
+        self.ctx = ctx
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path: str = environ.get("PATH_INFO", "")
+        forge = path[len(PREFIX) :] if path.startswith(PREFIX) else ""
+        if not forge or "/" in forge:
+            return self.app(environ, start_response)
+        if environ.get("REQUEST_METHOD") != "POST":
+            status, body = answer(405, error="webhooks are delivered with POST")
+            headers = {"Allow": "POST"}
+        else:
+            request = Request(environ)
+            request.max_content_length = self.ctx.settings.max_body_bytes
+            status, body = receive(self.ctx, forge, request)
+            headers = {}
+        response = Response(json.dumps(body) + "\n", status, headers, mimetype="application/json")
+        return response(environ, start_response)
+
+
+def receive(ctx: Context, forge: str, request: Request) -> Answer:
+    """Handle one delivery: (HTTP status, JSON body)."""
     handler = handler_for(forge)
     if handler is None:
         return answer(404, error=f"unknown forge {forge!r}")

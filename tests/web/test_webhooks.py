@@ -172,6 +172,16 @@ def test_unknown_forge_and_unconfigured_secret(web, make_settings, tmp_path: Pat
     assert response.status_code == 401 and "no webhook secret" in response.json["error"]
 
 
+def test_other_methods_and_paths_under_the_webhook_root(web):
+    client, ctx, _ = web
+    got = client.get("/api/webhooks/github")
+    assert got.status_code == 405 and got.headers["Allow"] == "POST" and "POST" in got.json["error"]
+    assert client.post("/api/webhooks/github/extra", data=b"{}").status_code == 404
+    assert client.post("/api/webhooks/", data=b"{}").status_code == 404
+    assert client.get("/healthz").status_code == 200  # everything else is still the Flask app
+    assert deliveries(ctx) == 0
+
+
 def test_secret_headers_are_not_stored(web):
     client, ctx, _ = web
     post(client, PUSH, delivery="h1", Authorization="Bearer x")
