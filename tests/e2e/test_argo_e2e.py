@@ -42,7 +42,8 @@ def test_a_pull_request_runs_on_the_cluster_and_reports(make_world: Callable[...
     check_statuses(world, sha)
 
     run_id = world.run_id(sha)
-    run = world.stack.run_json(run_id)
+    # the statuses leave from report threads: the run's own row may end a moment later
+    run = world.stack.wait_run_final(run_id, timeout=30)
     assert run["executor"] == "argo" and run["phase"] == "failed"
     assert run["workflow"]["namespace"] == REPO_NAMESPACE  # from the service config
     (workflow,) = world.k8s.objects(REPO_NAMESPACE)
