@@ -12,46 +12,15 @@ from typing import Any
 
 from service.argo.validation import validate_manifest
 from service.compiler import compile_workflow
-from service.events import Event, EventKind, PullRequest, Repository
 from service.jobs.loader import load_job_file
 from service.jobs.matcher import match_jobs
-from service.jobs.plan import PlanOptions, plan_workflow
+from service.jobs.plan import plan_workflow
 from service.jobs.yaml_source import Limits
+from tests.test_compiler import EVENTS, OPTIONS
 
 SIZES = (10, 100, 1000)
 LIMITS = Limits(max_jobs=5000, max_matrix_cells=5000)
-REPO = Repository(
-    "octo", "hello", "https://github.com/octo/hello.git", "https://github.com/octo/hello", "main"
-)
-SHA = "0123456789abcdef0123456789abcdef01234567"
-EVENT = Event(
-    "github",
-    EventKind.PULL_REQUEST,
-    REPO,
-    SHA,
-    action="synchronize",
-    ref="refs/pull/8/head",
-    branch="fast",
-    sender="alice",
-    pull_request=PullRequest(
-        8,
-        title="Speed up",
-        author="alice",
-        source_branch="fast",
-        target_branch="main",
-        source_repo=REPO,
-        base_sha="f" * 40,
-        head_sha=SHA,
-    ),
-)
-OPTIONS = PlanOptions(
-    namespace="ci",
-    service_account="forgeflow-workflow",
-    default_image="registry.fedoraproject.org/fedora:41",
-    default_timeout_seconds=1800,
-    ttl_seconds=86400,
-    run_url="https://forgeflow.example/runs/42",
-)
+EVENT = EVENTS["pr"]  # the golden tests' pull request event and plan options
 
 
 def job_file_text(instances: int) -> str:
