@@ -22,6 +22,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tests.support.gitrepo import GitRepo
+from tests.support.waiting import wait_on
 
 
 @dataclass
@@ -94,14 +95,7 @@ class FakeForge:
             return [p for m, p in self.requests if m == method and fragment in p]
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 30) -> bool:
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not predicate():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self.changed.wait(min(remaining, 0.2))
-            return True
+        return wait_on(self.changed, predicate, timeout)
 
     def wait_final(self, contexts: list[str], repo: str | None = None, timeout: float = 30) -> dict[str, str]:
         """Wait until every context's last state is final; return the last state per context."""

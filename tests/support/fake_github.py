@@ -24,6 +24,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tests.support.gitrepo import GitRepo
+from tests.support.waiting import wait_on
 
 
 @dataclass
@@ -71,14 +72,7 @@ class FakeGitHub:
             return {s.context: s.state for s in self.statuses}
 
     def wait_for(self, predicate: Any, timeout: float = 60) -> bool:
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not predicate():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self.changed.wait(min(remaining, 0.2))
-            return True
+        return wait_on(self.changed, predicate, timeout)
 
     def wait_final(self, contexts: list[str], timeout: float = 60) -> dict[str, str]:
         final = {"success", "failure", "error"}
