@@ -66,8 +66,13 @@ class WebhookRoute:
         else:
             request = Request(environ)
             request.max_content_length = self.ctx.settings.max_body_bytes
-            status, body = receive(self.ctx, forge, request)
             headers = {}
+            try:
+                status, body = receive(self.ctx, forge, request)
+            except Exception:  # the database is down, say: the forge should deliver again
+                log.exception("could not take a %s delivery", forge)
+                status, body = answer(503, error="the delivery could not be stored; deliver it again")
+                headers = {"Retry-After": "30"}
         response = Response(json.dumps(body) + "\n", status, headers, mimetype="application/json")
         return response(environ, start_response)
 

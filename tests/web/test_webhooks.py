@@ -172,6 +172,19 @@ def test_unknown_forge_and_unconfigured_secret(web, make_settings, tmp_path: Pat
     assert response.status_code == 401 and "no webhook secret" in response.json["error"]
 
 
+def test_a_database_outage_is_503_so_the_forge_delivers_again(web, monkeypatch):
+    client, ctx, _ = web
+
+    def down(*args, **kwargs):
+        raise ConnectionError("the database is not answering")
+
+    monkeypatch.setattr("service.web.webhooks.insert_delivery", down)
+    response = post(client, PUSH)
+    assert response.status_code == 503 and "deliver it again" in response.json["error"]
+    assert response.headers["Retry-After"] == "30"
+    assert deliveries(ctx) == 0
+
+
 def test_other_methods_and_paths_under_the_webhook_root(web):
     client, ctx, _ = web
     got = client.get("/api/webhooks/github")
