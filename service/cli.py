@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from service.settings import Settings, SettingsError, load_settings
+from service.web_server import DEFAULT_THREADS, DEFAULT_WORKERS
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -271,8 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("web", help="the web process (gunicorn)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--threads", type=int, default=4)
+    p.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="processes (default %(default)s)")
+    p.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="threads each (default %(default)s)")
     p.set_defaults(func=cmd_web)
 
     sub.add_parser("worker", help="the Celery worker process").set_defaults(func=cmd_worker)

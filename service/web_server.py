@@ -6,15 +6,22 @@ Kept apart from :mod:`service.runtime` so the web process imports only what the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from service.app import create_app
-from service.context import Context
+if TYPE_CHECKING:
+    from service.context import Context
+
+# Per web replica: a process per core, and threads enough to keep the processes busy while
+# requests wait for their commit (each delivery is stored before its 202); threads that wait
+# cost little memory and no CPU.
+DEFAULT_WORKERS, DEFAULT_THREADS = 2, 16
 
 
 def run_gunicorn(ctx: Context, bind: str, workers: int, threads: int) -> None:
     """The production web process: gunicorn serving the Flask app."""
     from gunicorn.app.base import BaseApplication
+
+    from service.app import create_app
 
     wsgi = create_app(ctx)
 
@@ -26,6 +33,10 @@ def run_gunicorn(ctx: Context, bind: str, workers: int, threads: int) -> None:
             self.cfg.set("worker_class", "gthread" if threads > 1 else "sync")
             self.cfg.set("accesslog", "-")
             self.cfg.set("timeout", 60)
+            # each worker its own listening socket: the kernel spreads connections over them.
+            # With one shared socket the first worker awake accepts a burst of keep-alive
+            # connections (a router's, a load test's) and the others sit idle.
+            self.cfg.set("reuse_port", True)
             if "control_socket_disable" in self.cfg.settings:  # one per host path; not needed
                 self.cfg.set("control_socket_disable", True)
 
