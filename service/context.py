@@ -12,6 +12,7 @@ from service.executors.base import Executor
 from service.forges.registry import ForgeRegistry
 from service.settings import Settings
 from service.store.db import Database
+from service.store.delivery_writer import DeliveryWriter
 
 Enqueue = Callable[[int], None]
 
@@ -45,6 +46,7 @@ class Context:
     executor_factory: Callable[[Settings], Executor] = build_executor
     enqueue: Enqueue | None = None  # the broker seam: hand a stored delivery's id to a worker
     _executor: Executor | None = field(default=None, repr=False)
+    _writer: DeliveryWriter | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -53,6 +55,14 @@ class Context:
             if self._executor is None:
                 self._executor = self.executor_factory(self.settings)
             return self._executor
+
+    @property
+    def delivery_writer(self) -> DeliveryWriter:
+        """Stores accepted webhooks; one per process, shared by its request threads."""
+        with self._lock:
+            if self._writer is None:
+                self._writer = DeliveryWriter(self.db)
+            return self._writer
 
     def warm_up(self) -> None:
         """Do the one-time work of the first event now (imports, the executor's client, the
@@ -76,6 +86,8 @@ class Context:
         closer = getattr(self._executor, "close", None)  # the argo executor's API client
         if callable(closer):
             closer()
+        if self._writer is not None:
+            self._writer.close()
         self.db.dispose()
 
 

@@ -1,8 +1,10 @@
-"""The web tier's hot path into the database: one INSERT per accepted delivery.
+"""The web tier's hot path into the database: the INSERT of an accepted delivery.
 
 This is the only write a webhook request makes, so it is plain SQL through the driver (the
 ORM costs more CPU than the rest of the request): ``INSERT ... ON CONFLICT DO NOTHING
-RETURNING id`` stores the delivery, or returns nothing for a repeated delivery id. On
+RETURNING id`` stores the delivery, or returns nothing for a repeated delivery id. The web
+tier shares such statements between concurrent requests on PostgreSQL
+(:mod:`service.store.delivery_writer`); this module writes one delivery at a time. On
 PostgreSQL it is one statement in one round trip, committed on its own (autocommit; the
 server answers after the commit is flushed): the insert and ``pg_notify('forgeflow_deliveries')``
 for a new row, which wakes the relay (:mod:`service.outbox`) that hands deliveries to the
@@ -59,9 +61,9 @@ def decompress_body(stored: bytes | None) -> bytes:
     return zlib.decompress(stored[len(_ZLIB) :]) if stored.startswith(_ZLIB) else stored
 
 
-def insert_delivery(db: Database, delivery: NewDelivery) -> int | None:
-    """Store a delivery durably (committed on return). None when its id was seen before."""
-    params = {
+def delivery_params(delivery: NewDelivery) -> dict[str, Any]:
+    """The statement parameters for a delivery: its fields, with the body compressed."""
+    return {
         "forge": delivery.forge,
         "instance": delivery.instance,
         "delivery_id": delivery.delivery_id,
@@ -71,6 +73,15 @@ def insert_delivery(db: Database, delivery: NewDelivery) -> int | None:
         "headers_json": delivery.headers_json,
         "state": delivery.state,
     }
+
+
+def insert_delivery(db: Database, delivery: NewDelivery) -> int | None:
+    """Store a delivery durably (committed on return). None when its id was seen before.
+
+    One statement per delivery; the web tier stores through
+    :class:`service.store.delivery_writer.DeliveryWriter`, which shares statements between
+    concurrent requests."""
+    params = delivery_params(delivery)
     try:
         return _insert(db, params)
     except _Disconnected:

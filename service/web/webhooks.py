@@ -11,82 +11,132 @@ acknowledged and never processed twice. The web tier never talks to the broker: 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 
-from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.wrappers import Request, Response
+import orjson
 
 from handlers import handler_for
 from handlers.base import Delivery as HttpDelivery
 from handlers.base import Ignored, Parsed, Ping, WebhookError
 from service.context import Context
 from service.outbox import local_wakeup
-from service.store.deliveries import NewDelivery, insert_delivery
+from service.store.deliveries import NewDelivery
+from service.store.delivery_writer import DeliveryWriter
 from service.store.models import DeliveryState
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/webhooks/"
 Answer = tuple[int, dict[str, Any]]
+MAX_ID_CHARS, MAX_EVENT_TYPE_CHARS = 255, 64  # the columns' sizes
 
 # Never stored: they carry the secret itself or credentials.
 SECRET_HEADERS = frozenset({"x-gitlab-token", "authorization", "cookie", "proxy-authorization"})
 
 
 def _kept_headers(headers: dict[str, str]) -> dict[str, str]:
-    kept = {}
-    for key, value in headers.items():
-        name = key.lower()
-        if name not in SECRET_HEADERS and (name.startswith("x-") or name == "content-type"):
-            kept[name] = value
-    return kept
+    return {
+        name: value
+        for name, value in headers.items()
+        if name not in SECRET_HEADERS and (name.startswith("x-") or name == "content-type")
+    }
 
 
 def answer(status: int, **body: Any) -> Answer:
     return status, body
 
 
+class BodyRefused(Exception):
+    """The request's body cannot be read as one delivery (too large, cut short)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
 class WebhookRoute:
-    """WSGI: ``/api/webhooks/<forge>`` is answered here; every other path goes to ``app``."""
+    """WSGI: ``/api/webhooks/<forge>`` is answered here; every other path goes to ``app``.
+
+    It reads the WSGI environ itself (no request or response objects): per delivery, those
+    cost more than verifying and parsing it.
+    """
 
     def __init__(self, ctx: Context, app: Callable[..., Iterable[bytes]]) -> None:
         self.ctx = ctx
         self.app = app
+        self.writer = ctx.delivery_writer  # concurrent deliveries share a commit
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path: str = environ.get("PATH_INFO", "")
         forge = path[len(PREFIX) :] if path.startswith(PREFIX) else ""
         if not forge or "/" in forge:
             return self.app(environ, start_response)
+        headers = [("Content-Type", "application/json")]
         if environ.get("REQUEST_METHOD") != "POST":
             status, body = answer(405, error="webhooks are delivered with POST")
-            headers = {"Allow": "POST"}
+            headers.append(("Allow", "POST"))
         else:
-            request = Request(environ)
-            request.max_content_length = self.ctx.settings.max_body_bytes
-            headers = {}
             try:
-                status, body = receive(self.ctx, forge, request)
+                status, body = receive(self.ctx, self.writer, forge, environ)
             except Exception:  # the database is down, say: the forge should deliver again
                 log.exception("could not take a %s delivery", forge)
                 status, body = answer(503, error="the delivery could not be stored; deliver it again")
-                headers = {"Retry-After": "30"}
-        response = Response(json.dumps(body) + "\n", status, headers, mimetype="application/json")
-        return response(environ, start_response)
+                headers.append(("Retry-After", "30"))
+        data = orjson.dumps(body) + b"\n"
+        headers.append(("Content-Length", str(len(data))))
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        return [data]
 
 
-def receive(ctx: Context, forge: str, request: Request) -> Answer:
+def request_headers(environ: dict[str, Any]) -> dict[str, str]:
+    """The request's headers from a WSGI environ, names in lower case."""
+    headers = {
+        key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key[:5] == "HTTP_"
+    }
+    for key, name in (("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")):
+        if environ.get(key):
+            headers[name] = environ[key]
+    return headers
+
+
+def read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """The whole request body, refused past ``limit`` bytes or when it ends early."""
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH") or ""
+    if not length:
+        if not environ.get("wsgi.input_terminated"):
+            return b""  # no Content-Length and not chunked: no body
+        data = stream.read(limit + 1)  # chunked: the server ends the stream after the last chunk
+        if len(data) > limit:
+            raise BodyRefused(413, f"body is larger than {limit} bytes")
+        return bytes(data)
+    if not length.isdigit():
+        raise BodyRefused(400, f"Content-Length {length!r} is not a number of bytes")
+    expected = int(length)
+    if expected > limit:
+        raise BodyRefused(413, f"body is larger than {limit} bytes")
+    chunks, got = [], 0
+    while got < expected:
+        chunk = stream.read(expected - got)
+        if not chunk:
+            raise BodyRefused(400, f"body ended after {got} of {expected} bytes")
+        chunks.append(chunk)
+        got += len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def receive(ctx: Context, writer: DeliveryWriter, forge: str, environ: dict[str, Any]) -> Answer:
     """Handle one delivery: (HTTP status, JSON body)."""
     handler = handler_for(forge)
     if handler is None:
         return answer(404, error=f"unknown forge {forge!r}")
     try:
-        body = request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        return answer(413, error=f"body is larger than {ctx.settings.max_body_bytes} bytes")
-    headers = {k: v for k, v in request.headers.items()}
+        body = read_body(environ, ctx.settings.max_body_bytes)
+    except BodyRefused as refused:
+        return answer(refused.status, error=refused.reason)
+    headers = request_headers(environ)
     delivery = HttpDelivery(body=body, headers=headers)
     secrets = ctx.forges.webhook_secrets(forge)
     if not secrets:
@@ -104,9 +154,12 @@ def receive(ctx: Context, forge: str, request: Request) -> Answer:
         return answer(202, ignored=result.reason)
     assert isinstance(result, Parsed)
     delivery_id = handler.delivery_id(delivery)
+    if len(delivery_id) > MAX_ID_CHARS:
+        return answer(400, error=f"the delivery id is longer than {MAX_ID_CHARS} characters")
+    if len(result.event_type) > MAX_EVENT_TYPE_CHARS:
+        return answer(400, error=f"the event type is longer than {MAX_EVENT_TYPE_CHARS} characters")
     instance = ctx.forges.choose_instance(forge, verified, result.event.instance)
-    pk = insert_delivery(
-        ctx.db,
+    pk = writer.store(
         NewDelivery(
             forge=forge,
             instance=instance,
@@ -114,7 +167,7 @@ def receive(ctx: Context, forge: str, request: Request) -> Answer:
             event_type=result.event_type,
             event_json=result.event.to_json(),
             body=body,
-            headers_json=json.dumps(_kept_headers(headers)),
+            headers_json=orjson.dumps(_kept_headers(headers)).decode(),
             state=DeliveryState.RECEIVED,
         ),
     )

@@ -172,6 +172,7 @@ def check_event(event: Event, forge: str) -> None:
     if event.kind is EventKind.TAG:
         assert event.tag and event.ref == f"refs/tags/{event.tag}" and not event.branch
     assert Event.from_json(event.to_json()) == event
+    assert json.loads(event.to_json()) == event.to_dict()
 
 
 def check_facts(event: Event, forge: str, meta: dict[str, Any]) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from service.store.deliveries import decompress_body
 from service.store.models import Delivery, DeliveryState
 from tests.conftest import WEBHOOK_SECRET
 from tests.support import payloads
+from tests.support.services import postgres_database
 
 
 class RecordingQueue:
@@ -29,13 +32,17 @@ class RecordingQueue:
         self.queued.append(pk)
 
 
-@pytest.fixture
-def web(make_settings):
-    ctx = build_context(make_settings(github_webhook_secret=WEBHOOK_SECRET, max_body_bytes=64 * 1024))
-    queue = RecordingQueue()
-    app = create_app(ctx)
-    yield app.test_client(), ctx, queue
-    ctx.close()
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def web(request, make_settings):
+    """The web app on SQLite (one statement per delivery) and on PostgreSQL (group commit)."""
+    with ExitStack() as stack:
+        database = {}
+        if request.param == "postgres":
+            database["database_url"] = stack.enter_context(postgres_database())
+        settings = make_settings(github_webhook_secret=WEBHOOK_SECRET, max_body_bytes=64 * 1024, **database)
+        ctx = build_context(settings)
+        stack.callback(ctx.close)
+        yield create_app(ctx).test_client(), ctx, RecordingQueue()
 
 
 def relay(ctx, queue) -> int:
@@ -178,7 +185,7 @@ def test_a_database_outage_is_503_so_the_forge_delivers_again(web, monkeypatch):
     def down(*args, **kwargs):
         raise ConnectionError("the database is not answering")
 
-    monkeypatch.setattr("service.web.webhooks.insert_delivery", down)
+    monkeypatch.setattr("service.store.delivery_writer.DeliveryWriter.store", down)
     response = post(client, PUSH)
     assert response.status_code == 503 and "deliver it again" in response.json["error"]
     assert response.headers["Retry-After"] == "30"
@@ -201,3 +208,65 @@ def test_secret_headers_are_not_stored(web):
     with ctx.db.session() as session:
         stored = json.loads(session.scalars(select(Delivery.headers_json)).one())
     assert "authorization" not in stored and stored["x-github-event"] == "push"
+
+
+def call_wsgi(client, environ_overrides: dict, body: bytes, delivery: str = "w1"):
+    """POST straight to the WSGI app with a hand-made environ (what a server may hand over)."""
+    headers = signed_headers("github", body, WEBHOOK_SECRET, "push", delivery)
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/api/webhooks/github",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+    }
+    for name, value in headers.items():
+        if name.lower() != "content-type":
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
+    environ.update(environ_overrides)
+    environ = {k: v for k, v in environ.items() if v is not None}
+    answered = {}
+
+    def start_response(status, headers, exc_info=None):
+        answered["status"], answered["headers"] = int(status.split()[0]), dict(headers)
+
+    data = b"".join(client.application(environ, start_response))
+    assert answered["headers"]["Content-Length"] == str(len(data))
+    return answered["status"], json.loads(data)
+
+
+def test_a_chunked_body_is_read_to_its_end(web):
+    client, ctx, _ = web
+    body = json.dumps(PUSH).encode()
+    status, answer = call_wsgi(client, {"CONTENT_LENGTH": None, "wsgi.input_terminated": True}, body)
+    assert status == 202, answer
+    assert deliveries(ctx) == 1
+
+
+def test_a_chunked_body_over_the_limit_is_413(web):
+    client, ctx, _ = web
+    body = b" " * (64 * 1024 + 1)
+    status, answer = call_wsgi(client, {"CONTENT_LENGTH": None, "wsgi.input_terminated": True}, body)
+    assert status == 413 and "larger than" in answer["error"]
+    assert deliveries(ctx) == 0
+
+
+def test_a_body_cut_short_or_a_bad_length_is_400(web):
+    client, ctx, _ = web
+    body = json.dumps(PUSH).encode()
+    status, answer = call_wsgi(client, {"CONTENT_LENGTH": str(len(body) + 10)}, body)
+    assert status == 400 and "ended after" in answer["error"]
+    status, answer = call_wsgi(client, {"CONTENT_LENGTH": "12x"}, body)
+    assert status == 400 and "not a number" in answer["error"]
+    assert deliveries(ctx) == 0
+
+
+def test_an_overlong_delivery_id_is_400_not_a_database_error(web):
+    client, ctx, _ = web
+    response = post(client, PUSH, delivery="d" * 256)
+    assert response.status_code == 400 and "longer than 255" in response.json["error"]
+    assert post(client, PUSH, delivery="d" * 255).status_code == 202
+    assert deliveries(ctx) == 1
