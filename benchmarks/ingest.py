@@ -3,7 +3,6 @@ next to the bare ceiling and the usual verify-and-publish design, on the same se
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -27,11 +26,13 @@ from benchmarks.common import (
     wait_http,
 )
 from service.replay import signed_headers
+from service.web_server import DEFAULT_THREADS, DEFAULT_WORKERS
 from tests.support import payloads
 
 SECRET = "bench-secret"  # noqa: S105 - the benchmark's own webhook secret
-WORKERS, THREADS = 2, 4  # gunicorn settings shared by every contestant
-CONNECTIONS, SECONDS, ROUNDS, BODY_KIB = 16, 3, 5, 25
+# gunicorn settings shared by every contestant: forgeflow web's own defaults, as deployed
+WORKERS, THREADS = DEFAULT_WORKERS, DEFAULT_THREADS
+CONNECTIONS, SECONDS, ROUNDS, BODY_KIB = 16, 2, 8, 25
 USUAL_QUEUE = "usual"  # where verify-and-publish sends payloads
 
 
@@ -75,6 +76,7 @@ def _gunicorn(name: str, app: str, env: dict[str, str]) -> tuple[Proc, str]:
         "-b",
         f"127.0.0.1:{port}",
         "--no-control-socket",
+        "--reuse-port",
         "--access-logfile",
         "-",  # as forgeflow's web process logs every request
         app,
@@ -149,9 +151,9 @@ def _load(url: str, seconds: int, body_file: Path, signature: str, proc: Proc) -
 def run(
     database_url: str, broker_url: str, seconds: int = SECONDS, rounds: int = ROUNDS
 ) -> tuple[list[IngestResult], dict[str, float]]:
-    """The three contestants, each measured ``rounds`` times in turn (A, B, C, A, B, C, ...) so
-    a drifting machine treats them alike; each result is the round with the median rate
-    (errors summed over rounds). Also the forgeflow web process's memory readings."""
+    """The three contestants, each measured ``rounds`` times in turn (A, B, C, A, B, C, ...) in
+    short rounds, so a machine whose speed drifts from second to second treats them alike; each
+    result sums its rounds (its rate is the mean). Also the web process's memory readings."""
     if not have("wrk"):
         raise RuntimeError("wrk is not installed: apt-get install wrk")
     WORK.mkdir(parents=True, exist_ok=True)
@@ -190,7 +192,7 @@ def run(
             for proc, url in servers:
                 measured[proc.name].append(_load(url, seconds, body_file, signature, proc))
                 queue.delete(USUAL_QUEUE)  # nobody consumes it here: keep Redis small
-        results = [_median(runs) for runs in measured.values()]
+        results = [_combine(runs) for runs in measured.values()]
         memory["web under ingest load"] = max(r.peak_rss_mib for r in measured["forgeflow"])
     finally:
         for proc, _ in servers:
@@ -200,12 +202,22 @@ def run(
     return results, memory
 
 
-def _median(runs: list[IngestResult]) -> IngestResult:
-    ordered = sorted(runs, key=lambda r: r.per_second)
-    middle = ordered[len(ordered) // 2]
-    return dataclasses.replace(
-        middle,
-        errors=sum(r.errors for r in runs),
-        peak_rss_mib=max(r.peak_rss_mib for r in runs),
-        rates=tuple(r.per_second for r in runs),
+def _combine(runs: list[IngestResult]) -> IngestResult:
+    """All rounds of one contestant as one result: requests, time and CPU summed; the latency
+    percentiles of its median round (wrk reports percentiles per round)."""
+    requests = sum(r.requests for r in runs)
+    served = max(1, requests)
+    middle = sorted(runs, key=lambda r: r.p50_ms)[len(runs) // 2]
+    return IngestResult(
+        middle.name,
+        requests,
+        sum(r.seconds for r in runs),
+        sum(r.errors for r in runs),
+        middle.p50_ms,
+        middle.p99_ms,
+        max(r.peak_rss_mib for r in runs),
+        sum(r.server_cpu_ms * r.requests for r in runs) / served,
+        sum(r.postgres_cpu_ms * r.requests for r in runs) / served,
+        sum(r.redis_cpu_ms * r.requests for r in runs) / served,
+        tuple(r.per_second for r in runs),
     )
