@@ -208,3 +208,13 @@ def test_on_sqlite_each_delivery_is_its_own_statement(tmp_path):
     assert writer.store(delivery("a")) is not None
     assert writer.store(delivery("a")) is None
     db.dispose()
+
+
+def test_an_unreachable_database_fails_each_request_and_blocks_none():
+    db = Database("postgresql://postgres@127.0.0.1:1/nothing-listens-here")
+    writer = DeliveryWriter(db)
+    for attempt in range(2):  # the lane is free again after a failure: the next call tries anew
+        with pytest.raises(Exception, match="connect"):
+            writer.store(delivery(f"d{attempt}"))
+        assert writer.writing == 0 and writer.queued == 0
+    db.dispose()
