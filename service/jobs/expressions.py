@@ -14,11 +14,14 @@ Where ``${{ }}`` may be used:
   data never reaches a script (steps read it from ``FORGEFLOW_*`` environment variables).
 
 Hostile expressions are bounded: at most 1000 characters, and no comprehension macro
-(``map``, ``filter``, ``all``, ``exists``, ``exists_one``) inside another one.
+(``map``, ``filter``, ``all``, ``exists``, ``exists_one``) inside another one. ``matches``
+runs RE2 (linear time: no pattern can backtrack for long); a literal pattern RE2 refuses
+(backreferences, lookaround) is reported when the expression is compiled, not when it runs.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import threading
 from collections.abc import Mapping
@@ -26,6 +29,7 @@ from functools import lru_cache
 from typing import Any
 
 import celpy
+import re2
 from celpy import celtypes
 from celpy.adapter import json_to_cel
 from celpy.celparser import CELParseError
@@ -37,6 +41,10 @@ EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 SIMPLE = re.compile(r"^\s*(matrix|inputs)\.([A-Za-z_][A-Za-z0-9_-]*)\s*$")
 MACRO = re.compile(r"\.\s*(map|filter|all|exists_one|exists)\s*\(")
 MAX_LENGTH = 1000
+# a string literal given to matches(), as a method (s.matches("re")) or a function (matches(s, "re"))
+PATTERN = re.compile(
+    r"""\bmatches\s*\(\s*(?:[^,()]*,\s*)?(r?(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'))\s*\)"""
+)
 
 
 class ExpressionError(Exception):
@@ -61,15 +69,35 @@ def _check_macros(text: str) -> None:
             stack.pop()
 
 
+def _check_patterns(text: str) -> None:
+    """Each literal ``matches()`` pattern must be one RE2 accepts."""
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print its own complaint to stderr
+    for match in PATTERN.finditer(text):
+        literal = match.group(1)
+        try:
+            pattern = literal[2:-1] if literal.startswith("r") else ast.literal_eval(literal)
+        except (SyntaxError, ValueError):
+            continue  # an escape only CEL knows: the pattern is checked when it runs
+        try:
+            re2.compile(pattern, options)
+        except re2.error as exc:
+            raise ExpressionError(
+                f"matches() pattern {pattern!r} is not one RE2 accepts ({_re2_reason(exc.args)}); "
+                "RE2 has no backreferences or lookaround"
+            ) from exc
+
+
 @lru_cache(maxsize=512)
 def compile_condition(text: str) -> celpy.Runner:
     """The compiled CEL program of ``text``; :class:`ExpressionError` when it is not CEL."""
     if len(text) > MAX_LENGTH:
         raise ExpressionError(f"an expression is at most {MAX_LENGTH} characters")
     _check_macros(text)
+    _check_patterns(text)
     try:
         with _LOCK:
-            ast = _ENVIRONMENT.compile(text)
+            tree = _ENVIRONMENT.compile(text)
     except CELParseError as exc:
         column = getattr(exc, "column", None)
         near = f" at character {column}" if isinstance(column, int) else ""
@@ -77,7 +105,7 @@ def compile_condition(text: str) -> celpy.Runner:
     except Exception as exc:  # the parser's own errors, e.g. on odd escapes
         raise ExpressionError(f"not a valid CEL expression: {exc}") from exc
     with _LOCK:
-        return _ENVIRONMENT.program(ast)
+        return _ENVIRONMENT.program(tree)
 
 
 def evaluate(text: str, variables: Mapping[str, Any]) -> Any:
@@ -108,7 +136,15 @@ def _eval_message(exc: CELEvalError) -> str:
     """The error without cel-python's dump of the whole activation."""
     text = str(exc.args[0]) if exc.args else str(exc)
     text = text.split(" (in activation", 1)[0]
+    if text == "match error" and len(exc.args) >= 3:  # a pattern computed at run time
+        text = f"matches(): the pattern is not one RE2 accepts ({_re2_reason(exc.args[2])})"
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _re2_reason(args: Any) -> str:
+    """RE2's complaint (it comes as bytes, wrapped in the exception's arguments)."""
+    reason = args[0] if isinstance(args, tuple) and args else args
+    return reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
 
 
 def _plain(value: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from service.jobs.expressions import evaluate_condition
 from service.jobs.loader import JobFileError, load_job_file
 from service.jobs.matrix import expand
 from service.jobs.options import Matrix
@@ -93,6 +94,29 @@ def test_nested_comprehensions_are_refused_before_they_run():
         "version: 1\njobs:\n  a:\n    if: '[1,2].all(x, [3,4].exists(y, x < y))'\n    steps: [x]\n"
     )
     assert "inside another one" in found[0]
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        r'event.pull_request.title.matches("(fix)\\1")',  # a backreference
+        r'matches(event.branch, "(?!main)")',  # lookahead, as a function
+        r'event.branch.matches(r"^(?<=x)y")',  # lookbehind, in a raw string
+    ],
+)
+def test_a_pattern_re2_refuses_is_a_config_error_before_it_runs(condition: str):
+    found = problems(f"version: 1\njobs:\n  a:\n    if: '{condition}'\n    steps: [x]\n")
+    assert len(found) == 1 and found[0].startswith(".forgeflow.yaml:4:5: jobs.a.if: matches() pattern")
+    assert "RE2 has no backreferences or lookaround" in found[0]
+
+
+def test_matches_runs_in_linear_time_on_a_pattern_that_backtracks_elsewhere():
+    # (a+)+$ against "aaa...a!" takes exponential time in a backtracking engine (Python's re
+    # would not finish this in a day); RE2 answers at once, so the suite's timeout never hits
+    hostile = {"event": {"title": "a" * 100_000 + "!"}}
+    assert evaluate_condition("event.title.matches('^(a+)+$')", hostile) is False
+    conventional = {"event": {"title": "fix(ui): x"}}
+    assert evaluate_condition("event.title.matches('^fix(\\\\(.+\\\\))?:')", conventional)
 
 
 # -- templates ------------------------------------------------------------------------------
