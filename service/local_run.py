@@ -208,4 +208,8 @@ def execute(
         )
     )
     result = executor.run_foreground(manifest, out)
-    return str((result.get("status") or {}).get("phase") or "Unknown")
+    status = result.get("status") or {}
+    phase = str(status.get("phase") or "Unknown")
+    if phase != "Succeeded" and status.get("message"):
+        print(f"{phase.lower()}: {status['message']}", file=out)  # why, not only that it failed
+    return phase

@@ -69,7 +69,7 @@ def env_from_entry(entry: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def input_artifacts(inputs: dict[str, Any], where: str) -> tuple[dict[str, Any], ...]:
-    check_keys(inputs, {"artifacts"}, f"{where} inputs")
+    check_keys(inputs, {"artifacts", "parameters"}, f"{where} inputs")  # parameters: local_manifest
     artifacts = []
     for artifact in inputs.get("artifacts") or []:
         label = f"{where} input artifact {artifact.get('name')!r}"

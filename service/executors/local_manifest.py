@@ -1,10 +1,11 @@
 """Read a Workflow manifest into what the local runner executes, or say what it can't run.
 
 :func:`build_plan` accepts the subset of Argo that forgeflow's compiler produces (a DAG of
-container/script templates whose tasks may run one level of nested DAG, as matrix jobs do, or
-a single container/script entrypoint; git and raw input artifacts; output artifacts; retries;
-deadlines) and raises :class:`UnsupportedManifest` with a message naming
-anything else, which the runner reports as the workflow's ``Error`` message. Fields that only
+container/script templates whose tasks may run one level of nested DAG, as matrix jobs and
+``argo:`` jobs do, or a single container/script entrypoint; input parameters passed as task
+arguments; git and raw input artifacts; output artifacts; retries; deadlines) and raises
+:class:`UnsupportedManifest` with a message naming anything else, which the runner reports as
+the workflow's ``Error`` message. Fields that only
 matter on a cluster (service accounts, resources, pod GC, TTLs...) are accepted and ignored.
 Pure: no I/O.
 """
@@ -141,14 +142,16 @@ def build_plan(manifest: dict[str, Any]) -> Plan:
     _check_template_type(entry)
     deadline = parse_duration(spec.get("activeDeadlineSeconds"), "spec.activeDeadlineSeconds")
     parallelism = parse_int(spec.get("parallelism"), "spec.parallelism")
+    # the Workflow's arguments are the entrypoint's input parameters
+    inputs = _inputs(entry, spec.get("arguments") or {}, variables, "spec.arguments")
     if "dag" not in entry:
-        pod = _pod_template(entry, variables)
+        pod = _pod_template(entry, variables | inputs)
         task = Task(entry_name, pod)
         return Plan(entry_name, False, (task,), True, parallelism, deadline)
     dag = entry["dag"] or {}
     check_keys(dag, {"tasks", "failFast"}, f"templates.{entry_name}.dag")
     template_parallelism = parse_int(entry.get("parallelism"), f"templates.{entry_name}")
-    tasks, groups = _dag_tasks(dag.get("tasks") or [], templates, variables)
+    tasks, groups = _dag_tasks(dag.get("tasks") or [], templates, variables, variables | inputs)
     fail_fast = dag.get("failFast") is not False
     limits = [n for n in (parallelism, template_parallelism) if n]
     return Plan(entry_name, True, tasks, fail_fast, min(limits, default=None), deadline, groups)
@@ -194,12 +197,42 @@ def _check_template_type(template: dict[str, Any]) -> None:
     check_keys(template, TEMPLATE_KEYS | TEMPLATE_IGNORED, f"template {name!r}")
 
 
+def _inputs(
+    template: dict[str, Any], arguments: dict[str, Any], scope: dict[str, str], where: str
+) -> dict[str, str]:
+    """The template's ``inputs.parameters.NAME`` variables: the value each argument supplies
+    (its own ``{{...}}`` resolved in ``scope``, the caller's variables), else the input's
+    ``value`` or ``default``; an input with none is an error, as in Argo."""
+    check_keys(arguments, {"parameters"}, f"{where}")
+    supplied: dict[str, str] = {}
+    for param in arguments.get("parameters") or []:
+        check_keys(param, {"name", "value", "description"}, f"{where} parameter {param.get('name')!r}")
+        if "value" in param:
+            supplied[str(param.get("name"))] = substitute(str(param["value"]), scope, where)
+    variables: dict[str, str] = {}
+    name_of_template = template.get("name")
+    for param in (template.get("inputs") or {}).get("parameters") or []:
+        name = str(param.get("name") or "")
+        label = f"template {name_of_template!r} input parameter {name!r}"
+        check_keys(param, {"name", "value", "default", "description", "enum"}, label)
+        for key in ("value", "default"):
+            if key in param and name not in supplied:
+                supplied[name] = substitute(str(param[key]), scope, label)
+        if name not in supplied:
+            raise UnsupportedManifest(f"failed to resolve inputs.parameters.{name}: not in {where}")
+        variables[f"inputs.parameters.{name}"] = supplied[name]
+    return variables
+
+
 def _dag_tasks(
     raw_tasks: list[dict[str, Any]],
     templates: dict[str, dict[str, Any]],
     variables: dict[str, str],
+    scope: dict[str, str],
     group: str | None = None,
 ) -> tuple[tuple[Task, ...], tuple[Group, ...]]:
+    """The DAG's tasks. ``variables`` are the Workflow's; ``scope`` adds the DAG template's own
+    inputs, which its tasks' arguments may use."""
     if not raw_tasks:
         raise UnsupportedManifest(f"the DAG {group or 'entrypoint'!r} has no tasks")
     names = [str(t.get("name") or "") for t in raw_tasks]
@@ -211,23 +244,29 @@ def _dag_tasks(
     graph: dict[str, set[str]] = {}
     for raw in raw_tasks:
         name = raw["name"]
+        if "templateRef" in raw:
+            ref = raw["templateRef"] or {}
+            raise UnsupportedManifest(
+                f"DAG task {name!r} uses the WorkflowTemplate {ref.get('name')!r}, which lives on a cluster:"
+                " run it with the argo executor"
+            )
         check_keys(raw, TASK_KEYS, f"DAG task {name!r}")
-        if raw.get("arguments"):
-            raise UnsupportedManifest(f"DAG task {name!r}: arguments")
         template = templates.get(raw.get("template") or "")
         if template is None:
             raise UnsupportedManifest(f"DAG task {name!r}: template {raw.get('template')!r}")
         _check_template_type(template)
+        inputs = _inputs(template, raw.get("arguments") or {}, scope, f"DAG task {name!r} arguments")
         deps = tuple(Dependency(prefix + d.task, d.succeeded_only) for d in _dependencies(raw, set(names)))
         graph[name] = {d.task for d in _dependencies(raw, set(names))}
         if "dag" not in template:
-            tasks.append(Task(prefix + name, _pod_template(template, variables), deps, group))
+            tasks.append(Task(prefix + name, _pod_template(template, variables | inputs), deps, group))
             continue
         if group is not None:
             raise UnsupportedManifest(f"DAG task {name!r}: nested DAG templates more than one level deep")
         nested = template["dag"] or {}
         check_keys(nested, {"tasks", "failFast"}, f"templates.{template['name']}.dag")
-        members, _ = _dag_tasks(nested.get("tasks") or [], templates, variables, group=name)
+        nested_tasks = nested.get("tasks") or []
+        members, _ = _dag_tasks(nested_tasks, templates, variables, variables | inputs, group=name)
         parallelism = parse_int(template.get("parallelism"), f"templates.{template['name']}")
         fail_fast = nested.get("failFast") is not False
         groups.append(

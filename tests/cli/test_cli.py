@@ -96,23 +96,66 @@ def test_render_type_can_be_forced(tmp_path: Path, git_repo: GitRepo):
     assert "pull request #7 opened" in result.stderr
 
 
-def test_exec_runs_the_jobs_here_and_streams_output(tmp_path: Path, git_repo: GitRepo):
-    sha = git_repo.commit({".forgeflow.yaml": JOB_FILE})
+def exec_push(tmp_path: Path, git_repo: GitRepo, job_file: str) -> tuple[str, subprocess.CompletedProcess]:
+    """Commit ``job_file``, then ``forgeflow exec`` a push of that commit: (sha, the result)."""
+    sha = git_repo.commit({".forgeflow.yaml": job_file})
     event = tmp_path / "push.json"
     event.write_text(json.dumps(payloads.push("octo/hello", git_repo.url, sha)))
-    result = forgeflow("exec", "--event", str(event), "--repo", str(git_repo.work), env=_env(tmp_path))
+    return sha, forgeflow("exec", "--event", str(event), "--repo", str(git_repo.work), env=_env(tmp_path))
+
+
+def test_exec_runs_the_jobs_here_and_streams_output(tmp_path: Path, git_repo: GitRepo):
+    _, result = exec_push(tmp_path, git_repo, JOB_FILE)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[build] building main" in result.stdout
     assert "workflow Succeeded" in result.stdout
 
 
+ARGO_JOB_FILE = """\
+version: 1
+jobs:
+  smoke:
+    arguments: {revision: "${{ event.sha }}", greeting: hello}
+    argo:
+      entrypoint: smoke
+      templates:
+        - name: smoke
+          inputs: {parameters: [{name: revision}, {name: greeting}, {name: extra, default: later}]}
+          dag:
+            tasks:
+              - name: one
+                template: say
+                arguments:
+                  parameters:
+                    - {name: what, value: "{{inputs.parameters.greeting}} {{inputs.parameters.revision}}"}
+              - name: two
+                template: say
+                dependencies: [one]
+                arguments: {parameters: [{name: what, value: "{{inputs.parameters.extra}}"}]}
+        - name: say
+          inputs: {parameters: [{name: what}]}
+          container: {image: "alpine:3", command: [echo, "{{inputs.parameters.what}}"]}
+"""
+
+
+def test_exec_runs_argo_jobs_with_arguments(tmp_path: Path, git_repo: GitRepo):
+    sha, result = exec_push(tmp_path, git_repo, ARGO_JOB_FILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"[smoke.one] hello {sha}" in result.stdout
+    assert "[smoke.two] later" in result.stdout
+    assert "workflow Succeeded" in result.stdout
+
+
+def test_exec_says_why_a_workflow_could_not_run(tmp_path: Path, git_repo: GitRepo):
+    job_file = "version: 1\njobs:\n  deploy:\n    workflowTemplate: deploy\n    arguments: {version: '1'}\n"
+    _, result = exec_push(tmp_path, git_repo, job_file)
+    assert result.returncode == 1
+    assert "error: not supported by the local executor: DAG task 'deploy' uses" in result.stdout
+    assert "workflow Error" in result.stdout
+
+
 def test_exec_fails_when_a_job_fails(tmp_path: Path, git_repo: GitRepo):
-    sha = git_repo.commit(
-        {".forgeflow.yaml": JOB_FILE.replace('echo "building $FORGEFLOW_BRANCH"', "exit 4")}
-    )
-    event = tmp_path / "push.json"
-    event.write_text(json.dumps(payloads.push("octo/hello", git_repo.url, sha)))
-    result = forgeflow("exec", "--event", str(event), "--repo", str(git_repo.work), env=_env(tmp_path))
+    _, result = exec_push(tmp_path, git_repo, JOB_FILE.replace('echo "building $FORGEFLOW_BRANCH"', "exit 4"))
     assert result.returncode == 1
     assert "workflow Failed" in result.stdout
 

@@ -128,6 +128,84 @@ def test_workflow_variables_are_substituted() -> None:
     assert plan.tasks[0].template.args == ("echo ff-1-abc 7",)
 
 
+def params(**values: str) -> dict[str, Any]:
+    return {"parameters": [{"name": name, "value": value} for name, value in values.items()]}
+
+
+def inputs(*names: str, **defaults: str) -> dict[str, Any]:
+    declared = [{"name": name} for name in names]
+    return {"parameters": declared + [{"name": n, "default": v} for n, v in defaults.items()]}
+
+
+def test_task_arguments_fill_the_templates_input_parameters() -> None:
+    say = container(
+        "say", "echo {{inputs.parameters.what}} {{inputs.parameters.how}}", inputs=inputs("what", how="loud")
+    )
+    plan = build_plan(
+        manifest(
+            [
+                dag(
+                    {"name": "a", "template": "say", "arguments": params(what="hi {{workflow.name}}")},
+                    {"name": "b", "template": "say", "arguments": params(what="bye", how="soft")},
+                ),
+                say,
+            ]
+        )
+    )
+    assert [t.template.args for t in plan.tasks] == [("echo hi ff-1-abc loud",), ("echo bye soft",)]
+
+
+def test_a_nested_dag_passes_its_inputs_to_its_tasks_arguments() -> None:
+    # the shape of an `argo:` job: the job's task calls the job's entry template, a DAG
+    entry = {
+        "name": "job-entry",
+        "inputs": inputs("revision"),
+        "dag": {
+            "tasks": [
+                {
+                    "name": "t",
+                    "template": "job-say",
+                    "arguments": params(what="{{inputs.parameters.revision}}"),
+                }
+            ]
+        },
+    }
+    say = container("job-say", "echo {{inputs.parameters.what}}", inputs=inputs("what"))
+    plan = build_plan(
+        manifest(
+            [dag({"name": "job", "template": "job-entry", "arguments": params(revision="abc")}), entry, say]
+        )
+    )
+    assert [(t.name, t.template.args) for t in plan.tasks] == [("job.t", ("echo abc",))]
+    # a template sees its own inputs only, as in Argo
+    leaky = container("job-say", "echo {{inputs.parameters.revision}}", inputs=inputs("what"))
+    with pytest.raises(UnsupportedManifest, match=r"failed to resolve \{\{inputs.parameters.revision\}\}"):
+        build_plan(
+            manifest(
+                [
+                    dag({"name": "job", "template": "job-entry", "arguments": params(revision="abc")}),
+                    entry,
+                    leaky,
+                ]
+            )
+        )
+
+
+def test_a_workflowtemplate_task_says_it_needs_the_cluster() -> None:
+    task = {"name": "deploy", "templateRef": {"name": "deploy", "template": "main"}}
+    with pytest.raises(UnsupportedManifest, match="WorkflowTemplate 'deploy', which lives on a cluster"):
+        build_plan(manifest([dag(task)]))
+
+
+def test_an_input_nobody_supplies_is_an_error_and_workflow_arguments_reach_the_entrypoint() -> None:
+    say = container("say", "echo {{inputs.parameters.what}}", inputs=inputs("what"))
+    with pytest.raises(UnsupportedManifest, match=r"failed to resolve inputs\.parameters\.what"):
+        build_plan(manifest([dag({"name": "a", "template": "say"}), say]))
+    entry = container("main", "echo {{inputs.parameters.what}}", inputs=inputs("what"))
+    plan = build_plan(manifest([entry], arguments=params(what="from the workflow")))
+    assert plan.tasks[0].template.args == ("echo from the workflow",)
+
+
 @pytest.mark.parametrize(
     ("templates", "expected"),
     [
