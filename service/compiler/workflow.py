@@ -26,6 +26,7 @@ ENTRYPOINT = "main"
 # Extra time for the whole workflow beyond its longest chain of job timeouts (pod scheduling,
 # image pulls, git clone).
 DEADLINE_SLACK_SECONDS = 600
+POD_GC_DELAY = "60s"  # how long finished pods stay for their logs to be copied
 REFERENCES = ("template", "onExit")
 
 Manifest = dict[str, Any]
@@ -172,7 +173,9 @@ def compile_workflow(plan: WorkflowPlan) -> Manifest:
             "serviceAccountName": plan.service_account,
             "activeDeadlineSeconds": critical_path_seconds(plan) + DEADLINE_SLACK_SECONDS,
             "ttlStrategy": {"secondsAfterCompletion": plan.ttl_seconds},
-            "podGC": {"strategy": "OnWorkflowCompletion"},
+            # pods go when the Workflow ends, after a delay (Argo 3.5+; its default is 5 s) in
+            # which the watcher copies the last jobs' logs even when it runs behind
+            "podGC": {"strategy": "OnWorkflowCompletion", "deleteDelayDuration": POD_GC_DELAY},
             "templates": [main_template, *templates, *raw_templates],
         },
     }
