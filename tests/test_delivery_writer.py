@@ -218,3 +218,43 @@ def test_an_unreachable_database_fails_each_request_and_blocks_none():
             writer.store(delivery(f"d{attempt}"))
         assert writer.writing == 0 and writer.queued == 0
     db.dispose()
+
+
+def test_a_write_blocked_past_the_statement_timeout_fails_instead_of_hanging(database):
+    url, db, _ = database
+    writer = DeliveryWriter(db, statement_timeout=0.3)
+    lock = TableLock(url)
+    try:
+        with pytest.raises(psycopg2.errors.QueryCanceled):
+            writer.store(delivery("a"))
+        assert writer.writing == 0
+    finally:
+        lock.release()
+    assert writer.store(delivery("a")) is not None  # the same delivery, delivered again
+    writer.close()
+
+
+def test_a_timed_out_batch_fails_all_its_requests_at_once(database):
+    url, db, _ = database
+    writer = DeliveryWriter(db, lanes=1, statement_timeout=0.5)
+    writer.store(delivery("warm"))  # the connection exists (its timeout set) before the lock
+    statements: list[int] = []
+    execute = writer._execute
+
+    def counted(lane, rows):
+        statements.append(len(rows))
+        return execute(lane, rows)
+
+    writer._execute = counted  # type: ignore[method-assign]
+    lock = TableLock(url)
+    stores = Stores(writer)
+    stores.start("first", "a")
+    until(lambda: writer.writing and writer.queued == 0, "the first statement is in flight")
+    stores.start("b", "b")
+    stores.start("c", "c")
+    until(lambda: writer.queued == 2, "two deliveries wait")
+    outcomes = stores.join()  # the lock is never released: every statement times out
+    lock.release()
+    assert all(isinstance(outcome, psycopg2.errors.QueryCanceled) for outcome in outcomes.values())
+    assert statements == [1, 2]  # a, then b and c together, not retried one by one
+    writer.close()

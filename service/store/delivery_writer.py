@@ -12,9 +12,10 @@ batches grow to the number of threads, and the database does a fraction of the w
 delivery.
 
 Each caller still learns its own outcome: its row's id, None for a repeated delivery id, or
-the error. If a batch fails for a reason other than a lost connection, its rows are written
-one by one so that one bad row fails only its own request. SQLite (one writer at a time
-anyway) writes each delivery on its own.
+the error. If the database refuses a batch's data, its rows are written one by one so that
+one bad row fails only its own request; a lost connection is replaced once; a write blocked
+past ``STATEMENT_TIMEOUT`` fails (the forge hears 503 and may deliver again). SQLite (one
+writer at a time anyway) writes each delivery on its own.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from service.store.deliveries import NewDelivery, delivery_params, insert_delive
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]  # forge, instance, delivery_id: what makes a delivery a repeat
+# A write blocked longer than this (a lock held by a migration, a stalled server) fails, and the
+# forge hears 503 (deliver again) before it gives up on the request itself: Gitea waits 5 s.
+STATEMENT_TIMEOUT = 4.0
 
 
 class _Waiter:
@@ -74,8 +78,9 @@ class DeliveryWriter:
     the most deliveries per second in the ingest benchmark (larger batches); more may pay off
     where each round trip to the database is long."""
 
-    def __init__(self, db: Database, lanes: int = 1) -> None:
+    def __init__(self, db: Database, lanes: int = 1, statement_timeout: float = STATEMENT_TIMEOUT) -> None:
         self.db = db
+        self.statement_timeout = statement_timeout
         self._lock = threading.Lock()
         self._waiting: list[_Waiter] = []
         self._all_lanes = [_Lane() for _ in range(max(1, lanes))]
@@ -145,9 +150,12 @@ class DeliveryWriter:
         try:
             self._insert(lane, rows)
         except Exception as exc:
-            if len(rows) == 1:
-                rows[0].error = exc
+            dbapi = self.db.engine.dialect.loaded_dbapi
+            if len(rows) == 1 or not isinstance(exc, dbapi.DataError | dbapi.IntegrityError):
+                for row in rows:  # the database's trouble (down, timed out): everyone's answer
+                    row.error = exc
                 return
+            # one row's data refused: find it, so that only its own request fails
             log.warning("a batch of %d deliveries failed (%s); storing them one by one", len(rows), exc)
             for row in rows:
                 try:
@@ -219,6 +227,8 @@ class DeliveryWriter:
             connection: Any = pooled.driver_connection
             pooled.detach()
             connection.autocommit = True
+            with connection.cursor() as cursor:  # a blocked write answers 503 in time, not never
+                cursor.execute("SET statement_timeout = %s", (f"{int(self.statement_timeout * 1000)}ms",))
             lane.connection, lane.prepared = connection, set()
         return lane.connection
 
