@@ -23,12 +23,27 @@ from service.store.db import Database
 NOTIFY_CHANNEL = "forgeflow_deliveries"
 _ZLIB = b"z1:"
 
-_POSTGRES = (
+# PostgreSQL: one statement stores any number of deliveries (the web tier's group commit
+# writes a batch with it, insert_delivery one). {values} is one POSTGRES_ROW per delivery, whose
+# parameters are POSTGRES_PARAMS in order (POSTGRES_TYPES for a prepared statement). A new row
+# NOTIFYs; its key (forge, instance, delivery_id) tells a batch's callers which row is whose.
+POSTGRES_PARAMS = (
+    "forge",
+    "instance",
+    "delivery_id",
+    "event_type",
+    "event_json",
+    "body",
+    "headers_json",
+    "state",
+)
+POSTGRES_TYPES = ("text", "text", "text", "text", "text", "bytea", "text", "text")
+POSTGRES_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, 0, '', timezone('utc', now()))"
+POSTGRES_INSERT = (
     "WITH stored AS (INSERT INTO deliveries (forge, instance, delivery_id, event_type, event_json,"
-    " body, headers_json, state, attempts, outcome, received_at) VALUES (%(forge)s, %(instance)s,"
-    " %(delivery_id)s, %(event_type)s, %(event_json)s, %(body)s, %(headers_json)s, %(state)s, 0, '',"
-    " timezone('utc', now())) ON CONFLICT DO NOTHING RETURNING id)"
-    " SELECT id, pg_notify('forgeflow_deliveries', '') FROM stored"
+    " body, headers_json, state, attempts, outcome, received_at) VALUES {values}"
+    " ON CONFLICT DO NOTHING RETURNING id, forge, instance, delivery_id)"
+    " SELECT id, forge, instance, delivery_id, pg_notify('forgeflow_deliveries', '') FROM stored"
 )
 _SQLITE = (
     "INSERT INTO deliveries (forge, instance, delivery_id, event_type, event_json, body, headers_json,"
@@ -112,7 +127,8 @@ def _insert(db: Database, params: Mapping[str, object]) -> int | None:
             driver.autocommit = True  # no BEGIN, no COMMIT: the statement commits itself
             try:
                 with driver.cursor() as cursor:
-                    cursor.execute(_POSTGRES, params)
+                    statement = POSTGRES_INSERT.format(values=POSTGRES_ROW)
+                    cursor.execute(statement, [params[name] for name in POSTGRES_PARAMS])
                     row = cursor.fetchone()
             finally:
                 driver.autocommit = False  # as the pool hands connections out

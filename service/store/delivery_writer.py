@@ -26,7 +26,15 @@ import threading
 from typing import Any
 
 from service.store.db import Database
-from service.store.deliveries import NewDelivery, delivery_params, insert_delivery
+from service.store.deliveries import (
+    POSTGRES_INSERT,
+    POSTGRES_PARAMS,
+    POSTGRES_ROW,
+    POSTGRES_TYPES,
+    NewDelivery,
+    delivery_params,
+    insert_delivery,
+)
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +189,7 @@ class DeliveryWriter:
 
     def _execute(self, lane: _Lane, rows: list[_Waiter]) -> dict[Key, int]:
         connection = self._connect(lane)
-        params = [row.params[column] for row in rows for column in _PARAMS]
+        params = [row.params[column] for row in rows for column in POSTGRES_PARAMS]
         try:
             with connection.cursor() as cursor:
                 cursor.execute(self._statement(lane, cursor, len(rows)), params)
@@ -202,16 +210,16 @@ class DeliveryWriter:
     def _statement(self, lane: _Lane, cursor: Any, size: int) -> str:
         """The statement for ``size`` deliveries: prepared on the lane's connection at its first
         use, so the server parses and plans each batch size once."""
-        values = ", ".join([_ROW] * size)
+        values = ", ".join([POSTGRES_ROW] * size)
         if not self._prepare:
-            return _STATEMENT.format(values=values)
+            return POSTGRES_INSERT.format(values=values)
         name = f"forgeflow_store_{size}"
         if size not in lane.prepared:
-            numbered = values % tuple(f"${i}" for i in range(1, len(_PARAMS) * size + 1))
-            types = ", ".join(_TYPES * size)
-            cursor.execute(f"PREPARE {name} ({types}) AS " + _STATEMENT.format(values=numbered))
+            numbered = values % tuple(f"${i}" for i in range(1, len(POSTGRES_PARAMS) * size + 1))
+            types = ", ".join(POSTGRES_TYPES * size)
+            cursor.execute(f"PREPARE {name} ({types}) AS " + POSTGRES_INSERT.format(values=numbered))
             lane.prepared.add(size)
-        return f"EXECUTE {name} ({', '.join(['%s'] * (len(_PARAMS) * size))})"
+        return f"EXECUTE {name} ({', '.join(['%s'] * (len(POSTGRES_PARAMS) * size))})"
 
     def _connect(self, lane: _Lane) -> Any:
         if self._pid != os.getpid():  # forked (a gunicorn worker): the parent's are not ours
@@ -237,14 +245,4 @@ class _Disconnected(Exception):
     pass
 
 
-# one statement for a whole batch; {values} is one _ROW per delivery, parameters in this order
-_PARAMS = ("forge", "instance", "delivery_id", "event_type", "event_json", "body", "headers_json", "state")
-_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, 0, '', timezone('utc', now()))"
-_TYPES = ("text", "text", "text", "text", "text", "bytea", "text", "text")
 _PREPARED_LOST = ("26000", "42P05")  # invalid_sql_statement_name, duplicate_prepared_statement
-_STATEMENT = (
-    "WITH stored AS (INSERT INTO deliveries (forge, instance, delivery_id, event_type, event_json,"
-    " body, headers_json, state, attempts, outcome, received_at) VALUES {values}"
-    " ON CONFLICT DO NOTHING RETURNING id, forge, instance, delivery_id)"
-    " SELECT id, forge, instance, delivery_id, pg_notify('forgeflow_deliveries', '') FROM stored"
-)

@@ -24,7 +24,7 @@ from service.context import Context
 from service.events import Event, EventKind, Repository
 from service.forges.base import ForgeError, TransientForgeError
 from service.outbox import local_wakeup
-from service.store.deliveries import NewDelivery, insert_delivery
+from service.store.deliveries import NewDelivery
 from service.store.models import DeliveryState, Run
 
 bp = Blueprint("manual", __name__)
@@ -151,8 +151,7 @@ def start_run() -> tuple[Any, int]:
         return answer(422, error=str(exc))
     event = manual_event(fields, repository, sha, web_root)
     delivery_id = f"manual-{uuid.uuid4().hex}"
-    insert_delivery(
-        ctx.db,
+    ctx.delivery_writer.store(
         NewDelivery(
             forge=kind,
             instance=instance,
