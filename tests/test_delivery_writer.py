@@ -145,13 +145,15 @@ def test_a_bad_delivery_in_a_batch_fails_only_its_own_request(database):
     until(lambda: writer.writing and writer.queued == 0, "the first statement is in flight")
     stores.start("good", "b")
     stores.start("bad", "x" * 300)  # longer than the column
-    until(lambda: writer.queued == 2, "two deliveries wait")
+    stores.start("bad-again", "x" * 300)  # its repeat is not "already stored": it fails too
+    until(lambda: writer.queued == 3, "three deliveries wait")
     lock.release()
     outcomes = stores.join()
     ids = stored_ids(db)
     assert sorted(ids) == ["a", "b"]
     assert outcomes["good"] == ids["b"]
     assert isinstance(outcomes["bad"], psycopg2.DataError)
+    assert isinstance(outcomes["bad-again"], psycopg2.DataError)
 
 
 def test_a_lost_connection_is_replaced(database):

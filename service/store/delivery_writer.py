@@ -147,14 +147,20 @@ class DeliveryWriter:
                 lane.close()
 
     def _write(self, lane: _Lane, batch: list[_Waiter]) -> None:
-        """Fill in every waiter's outcome; never raises."""
+        """Fill in every waiter's outcome; never raises but what interrupts it."""
         first: dict[Key, _Waiter] = {}
+        repeats: list[tuple[_Waiter, _Waiter]] = []  # the same delivery twice in one batch
         for waiter in batch:
-            if waiter.key in first:  # the same delivery twice in one batch: the later is a repeat
-                waiter.pk = None
-            else:
-                first[waiter.key] = waiter
-        rows = list(first.values())
+            original = first.setdefault(waiter.key, waiter)
+            if original is not waiter:
+                repeats.append((waiter, original))
+        try:
+            self._write_rows(lane, list(first.values()))
+        finally:
+            for repeat, original in repeats:  # a repeat of a stored delivery; unless it failed
+                repeat.error = original.error
+
+    def _write_rows(self, lane: _Lane, rows: list[_Waiter]) -> None:
         try:
             self._insert(lane, rows)
         except Exception as exc:
