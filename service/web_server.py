@@ -35,7 +35,9 @@ def run_gunicorn(ctx: Context, bind: str, workers: int, threads: int) -> None:
             self.cfg.set("timeout", 60)
             # each worker its own listening socket: the kernel spreads connections over them.
             # With one shared socket the first worker awake accepts a burst of keep-alive
-            # connections (a router's, a load test's) and the others sit idle.
+            # connections (a router's, a load test's) and the others sit idle. (The price: a
+            # connection still queued on a worker's socket when that worker exits is reset;
+            # deployments replace pods rather than reload workers, and forges deliver again.)
             self.cfg.set("reuse_port", True)
             if "control_socket_disable" in self.cfg.settings:  # one per host path; not needed
                 self.cfg.set("control_socket_disable", True)
