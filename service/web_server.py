@@ -37,7 +37,7 @@ def run_gunicorn(ctx: Context, bind: str, workers: int, threads: int) -> None:
             # With one shared socket the first worker awake accepts a burst of keep-alive
             # connections (a router's, a load test's) and the others sit idle. (The price: a
             # connection still queued on a worker's socket when that worker exits is reset;
-            # deployments replace pods rather than reload workers, and forges deliver again.)
+            # deployments replace pods, draining them first, rather than reload workers.)
             self.cfg.set("reuse_port", True)
             if "control_socket_disable" in self.cfg.settings:  # one per host path; not needed
                 self.cfg.set("control_socket_disable", True)
