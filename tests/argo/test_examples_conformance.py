@@ -16,6 +16,8 @@ import pytest
 import yaml
 
 from service.argo import SUPPORTED_KINDS, manifest_errors
+from service.argo.models import argo_models
+from service.argo.validation import _manifest_structure_errors, _structure_errors
 from tests.support.shared import shared_fixtures
 
 FIXTURES = shared_fixtures()
@@ -149,3 +151,16 @@ def test_container_args_of_the_wrong_type_are_rejected(name: str, doc: dict[str,
     spec["templates"][index]["container"]["args"] = 5
     expected = f"{path}.templates[{index}].container.args: expected a list, got integer"
     assert expected in manifest_errors(doc)
+
+
+@pytest.mark.parametrize(("name", "doc"), _with_templates(DOCUMENTS))
+def test_templates_checked_one_by_one_find_what_the_whole_model_finds(name: str, doc: dict[str, Any]) -> None:
+    _require_examples()
+    doc = copy.deepcopy(doc)
+    spec, _ = _workflow_spec(doc)
+    spec["forgeflowTypo"] = True
+    spec["templates"][0]["name"] = 5
+    spec["templates"][-1]["forgeflowTypo"] = 1
+    whole = _structure_errors(argo_models()[doc["kind"]], doc)
+    assert len(whole) >= 2
+    assert sorted(_manifest_structure_errors(doc["kind"], doc)) == sorted(whole)
