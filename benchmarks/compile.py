@@ -68,38 +68,57 @@ class CompileResult:
         return sum(self.stages_ms.values())
 
 
-def _timed(function: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    """Median wall time of ``repeat`` calls, in ms, and the last result."""
-    times = []
-    result = None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    return times[len(times) // 2] * 1000, result
+ROUNDS = 9  # each round times every size once, so a drifting machine slows all sizes alike
 
 
-def measure(instances: int) -> CompileResult:
-    text = job_file_text(instances)
-    repeat = 20 if instances <= 100 else 5
-    load_ms, job_file = _timed(lambda: load_job_file(text, limits=LIMITS), repeat)
-    match_ms, decisions = _timed(lambda: match_jobs(EVENT, job_file), repeat)
-    plan_ms, plan = _timed(lambda: plan_workflow(42, EVENT, job_file, decisions, OPTIONS), repeat)
-    compile_ms, manifest = _timed(lambda: compile_workflow(plan), repeat)
-    validate_ms, _ = _timed(lambda: validate_manifest(manifest), repeat)
+Stages = list[tuple[str, Callable[[], Any]]]
+
+
+def _stages(text: str) -> tuple[Stages, int]:
+    """The stages of one run, each a call on the previous stage's (kept) result; and how many
+    container templates the run compiles to."""
+    job_file = load_job_file(text, limits=LIMITS)
+    decisions = match_jobs(EVENT, job_file)
+    plan = plan_workflow(42, EVENT, job_file, decisions, OPTIONS)
+    manifest = compile_workflow(plan)
     tasks = sum(1 for t in manifest["spec"]["templates"] if "container" in t)
-    return CompileResult(
-        instances,
-        tasks,
-        {
-            "parse + validate job file": load_ms,
-            "match": match_ms,
-            "plan": plan_ms,
-            "compile": compile_ms,
-            "validate manifest": validate_ms,
-        },
-    )
+    stages: Stages = [
+        ("parse + validate job file", lambda: load_job_file(text, limits=LIMITS)),
+        ("match", lambda: match_jobs(EVENT, job_file)),
+        ("plan", lambda: plan_workflow(42, EVENT, job_file, decisions, OPTIONS)),
+        ("compile", lambda: compile_workflow(plan)),
+        ("validate manifest", lambda: validate_manifest(manifest)),
+    ]
+    return stages, tasks
+
+
+def _round(stages: Stages, calls: int) -> dict[str, float]:
+    """Each stage's mean time over ``calls`` calls, in ms."""
+    times = {}
+    for name, stage in stages:
+        start = time.perf_counter()
+        for _ in range(calls):
+            stage()
+        times[name] = (time.perf_counter() - start) / calls * 1000
+    return times
+
+
+def measure(sizes: tuple[int, ...] = SIZES, rounds: int = ROUNDS) -> list[CompileResult]:
+    """Every size, in turns: each round runs each size's stages (small sizes several times, about
+    as much work as the largest); a stage's figure is its median over the rounds."""
+    prepared = {n: _stages(job_file_text(n)) for n in sizes}
+    stages = {n: prepared[n][0] for n in sizes}
+    calls = {n: max(1, max(sizes) // n) for n in sizes}
+    samples: dict[int, list[dict[str, float]]] = {n: [] for n in sizes}
+    for _ in range(rounds):
+        for n in sizes:
+            samples[n].append(_round(stages[n], calls[n]))
+    results = []
+    for n in sizes:
+        names = [name for name, _ in stages[n]]
+        medians = {name: sorted(s[name] for s in samples[n])[rounds // 2] for name in names}
+        results.append(CompileResult(n, prepared[n][1], medians))
+    return results
 
 
 def measure_once(instances: int) -> dict[str, Any]:
@@ -112,10 +131,10 @@ def measure_once(instances: int) -> dict[str, Any]:
 
 
 def run() -> list[CompileResult]:
-    measure(10)  # warm-up: imports, pydantic schema builds
+    measure((10,), rounds=1)  # warm-up: imports, pydantic schema builds
     gc.collect()
     gc.freeze()  # as a worker does once warmed up (Context.warm_up)
-    return [measure(n) for n in SIZES]
+    return measure()
 
 
 if __name__ == "__main__":

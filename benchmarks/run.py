@@ -145,7 +145,8 @@ def compile_section(results: list[compile_bench.CompileResult]) -> list[str]:
         "A pull request's run of `lint`, a 4-wide matrix `tests` (with `needs`, `retries`, `${{ matrix }}` "
         "in image, env and step names) and `report` (`needs`, `if:`), in one process: parse and validate "
         "the job file, match, plan, compile to a Workflow and validate it strictly (hera models + semantic "
-        "checks). Median of repeated runs.",
+        f"checks). The sizes take turns, {compile_bench.ROUNDS} rounds (a smaller size runs several times a "
+        "round, about as much work as the largest); each figure is the stage's median over the rounds.",
         "",
         "| job instances | " + " | ".join(stages) + " | total | per instance |",
         "|---:|" + "---:|" * (len(stages) + 2),
