@@ -171,7 +171,11 @@ def receive(ctx: Context, writer: DeliveryWriter, forge: str, environ: dict[str,
             state=DeliveryState.RECEIVED,
         ),
     )
-    if pk is None:
-        return answer(200, duplicate=True, delivery=delivery_id)
+    if pk is None:  # a forge's "Redeliver" sends the same delivery id: it ran once already
+        again = (
+            f"to run jobs again, comment '{ctx.settings.comment_prefix} retest' on the pull request"
+            " or start a manual run (forgeflow trigger)"
+        )
+        return answer(200, duplicate=True, delivery=delivery_id, note=f"already received; {again}")
     local_wakeup.set()  # a relay in this process queues it at once; others hear NOTIFY
     return answer(202, accepted=delivery_id, event=result.event.describe())

@@ -127,6 +127,7 @@ def test_repeated_delivery_is_acknowledged_once(web):
     assert post(client, PUSH, delivery="same").status_code == 202
     again = post(client, PUSH, delivery="same")
     assert again.status_code == 200 and again.json["duplicate"] is True
+    assert "comment '/forgeflow retest'" in again.json["note"]
     assert deliveries(ctx) == 1 and relay(ctx, queue) == 1
 
 
