@@ -25,8 +25,8 @@ from benchmarks.common import (
     start,
     wait_http,
 )
-from service.replay import signed_headers
-from service.web_server import DEFAULT_THREADS, DEFAULT_WORKERS
+from service.cli.replay import signed_headers
+from service.web.server import DEFAULT_THREADS, DEFAULT_WORKERS
 from tests.support import payloads
 
 SECRET = "bench-secret"  # noqa: S105 - the benchmark's own webhook secret

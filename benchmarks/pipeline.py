@@ -36,7 +36,7 @@ import requests
 from pytest_httpserver import HTTPServer
 
 from benchmarks.common import PYTHON, WORK, Proc, cpu_seconds, free_port, start, wait_http
-from service.replay import signed_headers
+from service.cli.replay import signed_headers
 from tests.argo_executor.world import write_kubeconfig
 from tests.k8s_emulator import K8sEmulator
 from tests.support import payloads

@@ -23,7 +23,7 @@ from benchmarks import compile as compile_bench
 from benchmarks.common import WORK
 from benchmarks.ingest import SECRET, body_25k
 from benchmarks.pipeline import database
-from service.replay import signed_headers
+from service.cli.replay import signed_headers
 
 
 def profile(name: str, setup: Callable[[], Callable[[], object]], repeat: int) -> str:
@@ -48,9 +48,9 @@ def profile(name: str, setup: Callable[[], Callable[[], object]], repeat: int) -
 
 def ingest_action(database_url: str) -> Callable[[], Callable[[], object]]:
     def setup() -> Callable[[], object]:
-        from service.app import create_app
         from service.context import build_context
         from service.settings import Settings
+        from service.web.app import create_app
 
         settings = Settings(
             data_dir=WORK / "profile-data",
@@ -81,11 +81,11 @@ def worker_action(database_url: str, exits: ExitStack) -> Callable[[], Callable[
         from pytest_httpserver import HTTPServer
 
         from benchmarks.pipeline import JOB_FILE, NAMESPACE, REPO, BenchRepo, sha_of
-        from service.app import create_app
         from service.context import build_context
-        from service.pipeline import process_delivery
+        from service.runs.start import process_delivery
         from service.settings import Settings
         from service.store.models import Delivery
+        from service.web.app import create_app
         from tests.argo_executor.world import write_kubeconfig
         from tests.k8s_emulator import K8sEmulator
         from tests.support import payloads

@@ -22,11 +22,11 @@ log = logging.getLogger(__name__)
 def build_executor(settings: Settings) -> Executor:
     """The executor the settings choose (``local`` or ``argo``)."""
     if settings.executor == "argo":
-        from service.executors.argo import ArgoExecutor
+        from service.executors.argo.executor import ArgoExecutor
 
         executor: Executor = ArgoExecutor.from_settings(settings)
         return executor
-    from service.executors.local import LocalExecutor, LocalExecutorConfig
+    from service.executors.local.executor import LocalExecutor, LocalExecutorConfig
 
     return LocalExecutor(
         LocalExecutorConfig(

@@ -17,8 +17,8 @@ from celery import Celery, Task
 from kombu import Queue
 from sqlalchemy.exc import OperationalError
 
+from service.broker import celery_broker
 from service.context import Context
-from service.embedded_broker import celery_broker
 from service.executors.base import TransientExecutorError
 from service.forges.base import TransientForgeError
 from service.settings import Settings
@@ -53,7 +53,7 @@ def _backoff(task: Task, exc: Exception) -> float:
 
 
 def process_delivery_task(self: Task, delivery_pk: int) -> str:
-    from service.pipeline import fail_delivery, process_delivery, run_id_for_delivery
+    from service.runs.start import fail_delivery, process_delivery, run_id_for_delivery
 
     ctx = _context(self)
     try:
@@ -75,7 +75,7 @@ def process_delivery_task(self: Task, delivery_pk: int) -> str:
 
 
 def report_run_task(self: Task, run_id: int) -> int:
-    from service.reporter import report_run
+    from service.reporting.reporter import report_run
 
     ctx = _context(self)
     try:

@@ -27,11 +27,11 @@ from service.context import Context
 from service.executors.base import ExecutorError, ResourceVersionExpired, TransientExecutorError, WorkflowRef
 from service.forges.base import TransientForgeError
 from service.jobs.plan import LABEL_PREFIX, MANAGED_BY
-from service.reporter import report_jobs, report_run
-from service.status_mapping import WORKFLOW_FINAL, job_updates, now, parse_time
+from service.reporting.reporter import report_jobs, report_run
+from service.runs.node_states import WORKFLOW_FINAL, job_updates, now, parse_time
+from service.runs.stopping import lock_run
+from service.runs.sweep import fail_lost_runs, start_waiting_runs, sweep
 from service.store.models import JobState, Run, RunPhase
-from service.supersede import lock_run
-from service.sweep import fail_lost_runs, start_waiting_runs, sweep
 
 log = logging.getLogger(__name__)
 SELECTOR = f"{MANAGED_BY[0]}={MANAGED_BY[1]}"

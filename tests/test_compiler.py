@@ -472,7 +472,7 @@ def test_escape_round_trips_through_printf(text: str):
 
 def test_escaped_text_runs_exactly_as_written(tmp_path: Path):
     """The compiled escaping case, executed: the step sees the script, names and env as written."""
-    from service.executors.local import LocalExecutor, LocalExecutorConfig
+    from service.executors.local.executor import LocalExecutor, LocalExecutorConfig
     from tests.support.gitrepo import GitRepo
 
     repo = GitRepo(tmp_path, "src")

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from service.outbox import DeliveryRelay, RelayThread
+from service.relay import DeliveryRelay, RelayThread
 from service.store.db import Database
 from service.store.deliveries import NewDelivery, insert_delivery
 from service.store.models import DeliveryState

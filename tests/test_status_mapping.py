@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from service.status_mapping import job_updates
+from service.runs.node_states import job_updates
 
 WF = "forgeflow-1-abc"
 

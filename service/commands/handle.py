@@ -24,11 +24,11 @@ from service.events import Event, EventKind, PullRequest
 from service.forges.base import Forge, ForgeError, PullRequestInfo, TransientForgeError
 from service.jobs.loader import JobFileError, load_job_file
 from service.jobs.model import JobFile
-from service.pipeline import Result, Selector, resume_run, run_jobs
-from service.reporter import run_url
+from service.reporting.reporter import run_url
+from service.runs.start import Result, Selector, resume_run, run_jobs
+from service.runs.stopping import stop_runs
+from service.runs.trust import TRUSTED, Trust, author_trusted, may_write
 from service.store.models import Approval, CommandRecord, Job, Run, RunPhase
-from service.supersede import stop_runs
-from service.trust import TRUSTED, Trust, author_trusted, may_write
 
 log = logging.getLogger(__name__)
 

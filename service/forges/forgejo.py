@@ -3,7 +3,7 @@
 What Forgejo does its own way:
 
 - Commit states are pending, success, error, failure and warning: no running, no canceled
-  (see :mod:`service.forges.states`). Statuses go on the target repository's commit even for a
+  (see :mod:`service.reporting.forge_states`). Statuses go on the target repository's commit even for a
   pull request from a fork: Forgejo shows a pull request the statuses its base repository holds
   for the head commit.
 - Statuses are read back from the combined status (latest per context), read leniently: ogr
@@ -30,7 +30,7 @@ from service.events import Repository
 from service.forges.base import PullRequestInfo, ReportedStatus
 from service.forges.errors import http_status_of
 from service.forges.ogr_forge import OgrForge
-from service.forges.states import state_from_word
+from service.reporting.forge_states import state_from_word
 
 WRITE_PERMISSIONS = ("owner", "admin", "write")
 PAGE_SIZE = 50  # Forgejo's default MAX_RESPONSE_ITEMS

@@ -44,7 +44,7 @@ from service.forges.gitlab_api import (
     same_repository,
 )
 from service.forges.ogr_forge import PROJECT_CACHE_SECONDS, OgrForge
-from service.forges.states import state_from_word
+from service.reporting.forge_states import state_from_word
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
 generic project API; one subclass per forge kind overrides what that forge does differently:
 :mod:`service.forges.github`, :mod:`service.forges.gitlab`, :mod:`service.forges.forgejo`,
 :mod:`service.forges.pagure` (the table is in :mod:`service.forges.registry`). Each forge accepts
-a different set of commit states (:data:`STATE_MAPS`, see :mod:`service.forges.states`); errors
+a different set of commit states (:data:`STATE_MAPS`, see :mod:`service.reporting.forge_states`); errors
 from ogr and the libraries under it are sorted into :class:`TransientForgeError` (retry) and
 :class:`ForgeError` (do not) by :mod:`service.forges.errors`.
 """
@@ -29,7 +29,7 @@ from service.forges.base import (
 )
 from service.forges.errors import classify, http_status_of
 from service.forges.notes import NoteLedger
-from service.forges.states import STATE_MAPS, forge_description, forge_state, reverse_state
+from service.reporting.forge_states import STATE_MAPS, forge_description, forge_state, reverse_state
 from service.settings import ForgeInstance
 
 __all__ = ["STATE_MAPS", "OgrForge", "classify", "http_status_of"]

@@ -31,7 +31,7 @@ from handlers.pagure import pull_request as pull_request_from_json
 from service.events import Repository
 from service.forges.base import PullRequestInfo, ReportedStatus, StatusReport
 from service.forges.ogr_forge import OgrForge
-from service.forges.states import state_from_word
+from service.reporting.forge_states import state_from_word
 
 WRITE_LEVELS = ("owner", "admin", "commit")
 NO_STATS = ("ENOPRSTATS", "No statistics")

@@ -7,7 +7,7 @@ tier shares such statements between concurrent requests on PostgreSQL
 (:mod:`service.store.delivery_writer`); this module writes one delivery at a time. On
 PostgreSQL it is one statement in one round trip, committed on its own (autocommit; the
 server answers after the commit is flushed): the insert and ``pg_notify('forgeflow_deliveries')``
-for a new row, which wakes the relay (:mod:`service.outbox`) that hands deliveries to the
+for a new row, which wakes the relay (:mod:`service.relay`) that hands deliveries to the
 broker. The raw body is kept compressed (it is read only to re-deliver a stored webhook).
 """
 

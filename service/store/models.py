@@ -168,7 +168,7 @@ class LocalStatus(Base):
 
 class WorkflowLog(Base):
     """A finished job's log on the ``argo`` executor, kept after Argo deleted its pod
-    (``podGC``); see :mod:`service.executors.argo_logs`."""
+    (``podGC``); see :mod:`service.executors.argo.logs`."""
 
     __tablename__ = "workflow_logs"
     __table_args__ = (UniqueConstraint("namespace", "workflow", "task", name="uq_workflow_log"),)

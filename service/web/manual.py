@@ -23,7 +23,7 @@ from sqlalchemy import select
 from service.context import Context
 from service.events import Event, EventKind, Repository
 from service.forges.base import ForgeError, TransientForgeError
-from service.outbox import local_wakeup
+from service.relay import local_wakeup
 from service.store.deliveries import NewDelivery
 from service.store.models import DeliveryState, Run
 

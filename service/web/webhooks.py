@@ -22,7 +22,7 @@ from handlers import handler_for
 from handlers.base import Delivery as HttpDelivery
 from handlers.base import Ignored, Parsed, Ping, WebhookError
 from service.context import Context
-from service.outbox import local_wakeup
+from service.relay import local_wakeup
 from service.store.deliveries import NewDelivery
 from service.store.delivery_writer import DeliveryWriter
 from service.store.models import DeliveryState

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from service.executors.argo import ArgoExecutor
-from service.executors.argo_logs import DatabaseLogArchive
+from service.executors.argo.executor import ArgoExecutor
+from service.executors.argo.logs import DatabaseLogArchive
 from service.store.db import Database
 from tests.k8s_emulator import K8sEmulator
 

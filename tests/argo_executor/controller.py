@@ -20,9 +20,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from service.executors.argo_logs import POD_NAME_FORMAT, pod_name
+from service.executors.argo.logs import POD_NAME_FORMAT, pod_name
 from service.executors.base import WorkflowRef
-from service.executors.local import LocalExecutor, LocalExecutorConfig
+from service.executors.local.executor import LocalExecutor, LocalExecutorConfig
 from tests.k8s_emulator import K8sEmulator
 
 FINAL = frozenset({"Succeeded", "Failed", "Error"})

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.executors.argo import ArgoExecutor, load_configuration, watched_namespaces
+from service.executors.argo.executor import ArgoExecutor, load_configuration, watched_namespaces
 from service.executors.base import (
     ExecutorError,
     ResourceVersionExpired,

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from service.executors import argo_watch
-from service.executors.argo import ArgoExecutor
-from service.executors.argo_watch import decode_cursor, encode_cursor
+from service.executors.argo import watch as argo_watch
+from service.executors.argo.executor import ArgoExecutor
+from service.executors.argo.watch import decode_cursor, encode_cursor
 from service.executors.base import ResourceVersionExpired, TransientExecutorError, WatchEvent
 from tests.argo_executor.conftest import workflow
 from tests.k8s_emulator import K8sEmulator

@@ -13,7 +13,7 @@ from service.context import Context
 from service.events import Event, EventKind, PullRequest, Repository
 from service.executors.base import Manifest, WorkflowRef
 from service.forges.registry import ForgeRegistry
-from service.pipeline import handle_event
+from service.runs.start import handle_event
 from service.settings import Settings
 from service.store.db import Database
 from tests.support.gitrepo import GitRepo

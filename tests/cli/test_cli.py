@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.cli import main
+from service.cli.main import main
 from tests.support import payloads
 from tests.support.gitrepo import GitRepo
 

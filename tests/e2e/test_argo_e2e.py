@@ -10,7 +10,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from service.executors.argo_logs import pod_name
+from service.executors.argo.logs import pod_name
 from service.store.models import Run
 from tests.argo_executor.world import CONTEXTS, REPO_ACCOUNT, REPO_NAMESPACE, World
 from tests.support.services import postgres_database

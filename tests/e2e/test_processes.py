@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from service.replay import signed_headers
+from service.cli.replay import signed_headers
 from tests.conftest import WEBHOOK_SECRET
 from tests.support import payloads
 from tests.support.fake_github import FakeGitHub

@@ -16,12 +16,12 @@ from service.events import Event, EventKind, PullRequest, Repository
 from service.executors.base import Manifest, TransientExecutorError, WorkflowRef
 from service.forges.local import local_statuses
 from service.forges.registry import ForgeRegistry
-from service.pipeline import resume_run
+from service.runs.start import resume_run
+from service.runs.stopping import stop_superseded_runs
+from service.runs.sweep import start_waiting_runs
 from service.settings import Settings
 from service.store.db import Database
 from service.store.models import Delivery, Job, Run, RunPhase
-from service.supersede import stop_superseded_runs
-from service.sweep import start_waiting_runs
 from service.watcher import Watcher
 
 REPO = Repository(namespace="octo", name="hello", clone_url="/nowhere.git")

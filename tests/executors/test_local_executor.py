@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from service.executors.base import WatchEvent, WorkflowRef
-from service.executors.local import LocalExecutor, LocalExecutorConfig
-from service.executors.local_nodes import node_id
-from service.executors.local_proc import process_identity
+from service.executors.local.executor import LocalExecutor, LocalExecutorConfig
+from service.executors.local.nodes import node_id
+from service.executors.local.proc import process_identity
 from tests.support.gitrepo import GitRepo
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -461,7 +461,7 @@ def test_reap_orphans_marks_workflows_whose_runner_died(executor: LocalExecutor)
 
         return mutate
 
-    from service.executors.local_status import process_identity_here
+    from service.executors.local.status import process_identity_here
 
     executor.store.update(ref.namespace, ref.name, running_under(f"{dead.pid}:1"))
     executor.store.update(alive.namespace, alive.name, running_under(process_identity_here()))
@@ -503,7 +503,7 @@ def test_run_survives_the_process_that_submitted_it(tmp_path: Path) -> None:
     wf = build_workflow("ff-34-survive", {"a": "sleep 0.5; echo done"})
     code = (
         "import json, sys; from pathlib import Path;"
-        "from service.executors.local import LocalExecutor, LocalExecutorConfig;"
+        "from service.executors.local.executor import LocalExecutor, LocalExecutorConfig;"
         "LocalExecutor(LocalExecutorConfig(data_dir=Path(sys.argv[1]))).submit(json.loads(sys.argv[2]))"
     )
     subprocess.run([sys.executable, "-c", code, str(data), json.dumps(wf)], check=True, timeout=30)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from service.executors.base import ExecutorError, WorkflowRef
-from service.executors.local import LocalExecutor, LocalExecutorConfig
-from service.executors.local_store import LocalStore
+from service.executors.local.executor import LocalExecutor, LocalExecutorConfig
+from service.executors.local.store import LocalStore
 
 
 def workflow(name: str, **labels: str) -> dict[str, Any]:

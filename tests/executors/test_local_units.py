@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from service.executors.base import ExecutorError
-from service.executors.local_manifest import Dependency, UnsupportedManifest, build_plan
-from service.executors.local_nodes import fnv32a, node_id, workflow_progress
-from service.executors.local_pod import container_command, host_path
-from service.executors.local_values import parse_duration, parse_int
-from service.executors.local_watch import parse_selector, selected
+from service.executors.local.manifest import Dependency, UnsupportedManifest, build_plan
+from service.executors.local.nodes import fnv32a, node_id, workflow_progress
+from service.executors.local.pod import container_command, host_path
+from service.executors.local.values import parse_duration, parse_int
+from service.executors.local.watch import parse_selector, selected
 
 
 def manifest(templates: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:

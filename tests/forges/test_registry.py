@@ -8,12 +8,12 @@ import pytest
 
 from handlers.base import Delivery
 from handlers.gitlab import HANDLER
+from service.cli.replay import signed_headers
 from service.forges.forgejo import ForgejoForge
 from service.forges.github import GithubForge
 from service.forges.gitlab import GitlabForge
 from service.forges.pagure import PagureForge
 from service.forges.registry import ForgeRegistry
-from service.replay import signed_headers
 from service.settings import load_settings
 from service.store.db import Database
 

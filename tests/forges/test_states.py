@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ogr.abstract import CommitStatus
 
-from service.forges.states import STATE_MAPS, forge_description, forge_state, state_from_word
+from service.reporting.forge_states import STATE_MAPS, forge_description, forge_state, state_from_word
 
 # What each forge's API accepts (GitLab's words are mapped from ogr's by the GitLab module).
 ACCEPTED = {

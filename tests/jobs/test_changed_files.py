@@ -8,9 +8,9 @@ import pytest
 
 from service.events import Event, EventKind, PullRequest, Repository
 from service.forges.github import GithubForge
-from service.job_sources import forge_changed_files
 from service.jobs.loader import load_job_file
 from service.jobs.matcher import match_jobs
+from service.runs.sources import forge_changed_files
 from service.settings import ForgeInstance
 from tests.support.fake_github import FakeGitHub
 from tests.support.gitrepo import GitRepo

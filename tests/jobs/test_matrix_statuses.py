@@ -1,9 +1,9 @@
 """Job states for the shapes the job language compiles to: matrix cells in nested DAGs,
-needs on a matrix job, fail-fast, retries, raw Argo DAGs (service.status_mapping)."""
+needs on a matrix job, fail-fast, retries, raw Argo DAGs (service.runs.node_states)."""
 
 from __future__ import annotations
 
-from service.status_mapping import dependencies_of, job_updates, task_nodes
+from service.runs.node_states import dependencies_of, job_updates, task_nodes
 
 WF = "forgeflow-3-abc"
 SPEC = {

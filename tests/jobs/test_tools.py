@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from service import cli
-from service.job_tools import SCHEMA_FILE, job_file_schema, schema_text
+from service.cli.jobfile import SCHEMA_FILE, job_file_schema, schema_text
 from service.jobs.yaml_source import load_located
 from tests.support import payloads
 from tests.support.gitrepo import GitRepo

@@ -1,15 +1,19 @@
 """The real servers tests use (PostgreSQL, Redis, RabbitMQ): reachable, or a clear skip.
 
-In CI (``CI=true``) a missing server fails the test instead of skipping it.
+In CI (``CI=true``) a missing server fails the test instead of skipping it. Two checkouts can
+run their suites at once on one machine: ``FORGEFLOW_TEST_REDIS_DB`` (default 9) and
+``FORGEFLOW_TEST_AMQP_VHOST`` (default ``/``; created when missing) keep their queues apart.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import quote
 
 import pytest
 
@@ -64,7 +68,7 @@ def redis_broker() -> str:
     require(REDIS)
     import redis
 
-    url = "redis://127.0.0.1:6379/9"
+    url = f"redis://127.0.0.1:6379/{int(os.environ.get('FORGEFLOW_TEST_REDIS_DB', '9'))}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()
@@ -75,7 +79,10 @@ def rabbitmq_broker() -> str:
     require(RABBITMQ)
     from kombu import Connection
 
-    url = "amqp://guest:guest@127.0.0.1:5672//"
+    vhost = os.environ.get("FORGEFLOW_TEST_AMQP_VHOST", "/")
+    if vhost != "/":
+        _ensure_vhost(vhost)
+    url = f"amqp://guest:guest@127.0.0.1:5672/{quote(vhost, safe='')}"
     with Connection(url, connect_timeout=5) as connection:
         channel = connection.channel()
         try:
@@ -85,3 +92,18 @@ def rabbitmq_broker() -> str:
         finally:
             channel.close()
     return url
+
+
+def _ensure_vhost(vhost: str) -> None:
+    listed = subprocess.run(
+        ["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, timeout=60, check=False
+    )
+    if vhost in listed.stdout.split():
+        return
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], capture_output=True, timeout=60, check=False)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )

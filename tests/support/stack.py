@@ -10,9 +10,9 @@ from typing import Any
 
 import requests
 
+from service.cli.processes import WatcherThread, WebThread, WorkerThread, make_wsgi_app, prepare, start_relay
+from service.cli.replay import signed_headers
 from service.context import Context, build_context
-from service.replay import signed_headers
-from service.runtime import WatcherThread, WebThread, WorkerThread, make_wsgi_app, prepare, start_relay
 from service.settings import Settings
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from service.app import create_app
+from service.cli.replay import signed_headers
 from service.context import build_context
-from service.outbox import DeliveryRelay
-from service.replay import signed_headers
+from service.relay import DeliveryRelay
 from service.store.deliveries import decompress_body
 from service.store.models import Delivery, DeliveryState
+from service.web.app import create_app
 from tests.conftest import WEBHOOK_SECRET
 from tests.support import payloads
 from tests.support.services import postgres_database

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from service.executors.base import ExecutorError, Manifest, WatchEvent, WatchType
-from service.executors.local_store import (
+from service.executors.local.store import (
     LocalStore,
     created_version,
     public,

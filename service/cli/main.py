@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from service.settings import Settings, SettingsError, load_settings
-from service.web_server import DEFAULT_THREADS, DEFAULT_WORKERS
+from service.web.server import DEFAULT_THREADS, DEFAULT_WORKERS
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -40,9 +40,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import threading
 
-    from service.context import build_context
-    from service.logs import setup_logging
-    from service.runtime import (
+    from service.cli.processes import (
         WatcherThread,
         WebThread,
         WorkerThread,
@@ -50,6 +48,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         prepare,
         start_relay,
     )
+    from service.context import build_context
+    from service.logs import setup_logging
 
     settings = _settings(args)
     setup_logging(settings.log_level)
@@ -65,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"  webhooks: {settings.public_url}/api/webhooks/<github|gitlab|forgejo|pagure|local>")
     print(f"  runs:     {settings.public_url}/runs")
     if args.demo:
-        from service.demo import demo_command, setup_demo
+        from service.cli.demo import demo_command, setup_demo
 
         bare, checkout = setup_demo(settings)
         print(f"\nDemo repository {bare.resolve()} is ready. Deliver a demo event (a push) with:\n")
@@ -91,7 +91,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_web(args: argparse.Namespace) -> int:
     from service.context import build_context
     from service.logs import setup_logging
-    from service.web_server import run_gunicorn
+    from service.web.server import run_gunicorn
 
     settings = _settings(args)
     setup_logging(settings.log_level)
@@ -101,9 +101,9 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from service.cli.processes import prepare, start_relay
     from service.context import build_context
     from service.logs import setup_logging
-    from service.runtime import prepare, start_relay
 
     settings = _settings(args)
     setup_logging(settings.log_level)
@@ -131,9 +131,9 @@ def cmd_watcher(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from service.cli.processes import prepare
     from service.context import build_context
     from service.logs import setup_logging
-    from service.runtime import prepare
     from service.watcher import Watcher
 
     settings = _settings(args)
@@ -158,13 +158,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from service.job_tools import cmd_validate as validate
+    from service.cli.jobfile import cmd_validate as validate
 
     return validate(args, _settings(args))
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
-    from service.job_tools import cmd_trigger as trigger
+    from service.cli.jobfile import cmd_trigger as trigger
 
     return trigger(args, _settings(args))
 
@@ -172,7 +172,7 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     import yaml
 
-    from service.local_run import RenderError, render
+    from service.cli.preview import RenderError, render
 
     try:
         manifest, explanation = render(
@@ -194,7 +194,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from service.local_run import RenderError, execute
+    from service.cli.preview import RenderError, execute
 
     settings = _settings(args)
     try:
@@ -207,8 +207,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from service.event_files import guess_forge
-    from service.replay import deliver, guess_event_type, load_payload
+    from service.cli.event_files import guess_forge
+    from service.cli.replay import deliver, guess_event_type, load_payload
     from service.settings import local_webhook_secret
 
     try:
@@ -243,7 +243,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from service.status_report import commit_statuses
+    from service.reporting.queries import commit_statuses
     from service.store.db import Database
 
     settings = _settings(args)
@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", default=".")
     p.set_defaults(func=cmd_validate)
 
-    from service.job_tools import add_trigger_arguments, cmd_schema
+    from service.cli.jobfile import add_trigger_arguments, cmd_schema
 
     sub.add_parser("schema", help="print the JSON Schema of .forgeflow.yaml").set_defaults(func=cmd_schema)
     p = sub.add_parser("trigger", help="start a manual run of a repository's 'on: manual' jobs")

@@ -6,7 +6,7 @@
 - runs whose Workflow disappeared end as ``error`` instead of staying pending forever
   (checked against the watcher's full lists);
 - runs waiting for their concurrency group are submitted once it is free (see
-  :mod:`service.supersede`; the watcher also does this as soon as a run ends).
+  :mod:`service.runs.stopping`; the watcher also does this as soon as a run ends).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from sqlalchemy import select
 from service.context import Context
 from service.executors.base import TransientExecutorError
 from service.forges.base import TransientForgeError
-from service.pipeline import fail_run, resume_run
-from service.reporter import report_run, unreported_run_ids
-from service.status_mapping import now
+from service.reporting.reporter import report_run, unreported_run_ids
+from service.runs.node_states import now
+from service.runs.start import fail_run, resume_run
+from service.runs.stopping import concurrency_blocker
 from service.store.models import Delivery, DeliveryState, Run, RunPhase
-from service.supersede import concurrency_blocker
 
 log = logging.getLogger(__name__)
 STALE_QUEUED = timedelta(minutes=10)

@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from service.argo.validation import InvalidManifest, validate_manifest
+from service.cli.event_files import EventFileError, event_from_file
 from service.compiler import compile_workflow
-from service.event_files import EventFileError, event_from_file
 from service.events import Event, EventKind
-from service.job_sources import job_limits, push_base, run_is_trusted
 from service.jobs.durations import parse_duration
 from service.jobs.loader import JobFileError, load_job_file
 from service.jobs.matcher import ChangedFiles, Decision, match_jobs
 from service.jobs.plan import PlanOptions, WorkflowPlan, plan_workflow
 from service.jobs.templates import TemplateDocument, TemplateSource, first_of, settings_source, template_path
+from service.runs.sources import job_limits, push_base, run_is_trusted
 from service.settings import Settings, load_settings
 
 
@@ -181,7 +181,7 @@ def execute(
     output: TextIO | None = None,
 ) -> str:
     """Run an event's jobs on this machine from the checkout at ``repo``; returns the final phase."""
-    from service.executors.local import LocalExecutor, LocalExecutorConfig
+    from service.executors.local.executor import LocalExecutor, LocalExecutorConfig
 
     out = output or sys.stdout
     event, plan, lines = plan_from_files(event_file, repo, settings, forge, event_type, run_id=0)

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from service.executors.local_manifest import PodTemplate
+from service.executors.local.manifest import PodTemplate
 
 _SAFE = re.compile(r"^[-._A-Za-z0-9]+$")
 _ENV_NAME = re.compile(r"^[-._A-Za-z][-._A-Za-z0-9]*$")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from service.executors.local_values import (
+from service.executors.local.values import (
     WORKSPACE,
     UnsupportedManifest,
     check_keys,

@@ -10,7 +10,7 @@ from service.context import Context
 
 def create_app(ctx: Context) -> Flask:
     """The web tier: it stores deliveries; the relay (service/outbox.py) queues them."""
-    app = Flask("service.web", template_folder="web/templates", root_path=__file__.rsplit("/", 1)[0])
+    app = Flask("service.web", template_folder="templates", root_path=__file__.rsplit("/", 1)[0])
     app.config["MAX_CONTENT_LENGTH"] = ctx.settings.max_body_bytes
     app.extensions["forgeflow"] = ctx
 

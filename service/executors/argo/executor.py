@@ -19,9 +19,9 @@ from typing import Any
 from kubernetes import config as _kube_config
 from kubernetes.client import ApiClient, Configuration, CoreV1Api, CustomObjectsApi
 
-from service.executors.argo_errors import is_status, translate
-from service.executors.argo_logs import MAIN_CONTAINER, DatabaseLogArchive, LogArchive, task_log
-from service.executors.argo_watch import GROUP, PLURAL, VERSION, list_all, watch_all
+from service.executors.argo.errors import is_status, translate
+from service.executors.argo.logs import MAIN_CONTAINER, DatabaseLogArchive, LogArchive, task_log
+from service.executors.argo.watch import GROUP, PLURAL, VERSION, list_all, watch_all
 from service.executors.base import ExecutorError, Manifest, WatchEvent, WorkflowRef
 from service.settings import Settings
 

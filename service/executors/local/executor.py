@@ -1,8 +1,8 @@
 """The ``local`` executor: runs the very manifest Argo would run, on this machine.
 
-Workflow objects live in a :class:`~service.executors.local_store.LocalStore` under
+Workflow objects live in a :class:`~service.executors.local.store.LocalStore` under
 ``config.data_dir``; each submitted Workflow is run by a detached runner process
-(``python -m service.executors.local_runner``) that writes Argo's ``status.nodes`` shape back,
+(``python -m service.executors.local.runner``) that writes Argo's ``status.nodes`` shape back,
 so the watcher and the reporter read both executors the same way. ``run_foreground`` runs one
 in this process with live, ``[task]``-prefixed output, for ``forgeflow exec``.
 """
@@ -27,13 +27,13 @@ from service.executors.base import (
     WatchEvent,
     WorkflowRef,
 )
-from service.executors.local_nodes import ERROR, FINAL_WORKFLOW_PHASES, PENDING, RUNNING, now
-from service.executors.local_pod import LineSink
-from service.executors.local_proc import is_alive
-from service.executors.local_runner import Runner
-from service.executors.local_status import set_phase_labels
-from service.executors.local_store import PRIVATE, LocalStore
-from service.executors.local_watch import list_workflows, watch_workflows
+from service.executors.local.nodes import ERROR, FINAL_WORKFLOW_PHASES, PENDING, RUNNING, now
+from service.executors.local.pod import LineSink
+from service.executors.local.proc import is_alive
+from service.executors.local.runner import Runner
+from service.executors.local.status import set_phase_labels
+from service.executors.local.store import PRIVATE, LocalStore
+from service.executors.local.watch import list_workflows, watch_workflows
 
 __all__ = ["LocalExecutor", "LocalExecutorConfig"]
 
@@ -145,7 +145,7 @@ class LocalExecutor:
         log_path = self.store.workflow_dir(ref.namespace, ref.name) / "runner.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         _spawn_detached(
-            [sys.executable, "-m", "service.executors.local_runner", *runner_args],
+            [sys.executable, "-m", "service.executors.local.runner", *runner_args],
             log_path,
             cwd=Path(service.__file__).resolve().parents[1],
         )

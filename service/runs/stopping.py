@@ -33,8 +33,8 @@ from service.context import Context
 from service.events import Event, EventKind
 from service.executors.base import ExecutorError, WorkflowRef
 from service.forges.base import TransientForgeError
-from service.reporter import report_run
-from service.status_mapping import now
+from service.reporting.reporter import report_run
+from service.runs.node_states import now
 from service.store.models import JobState, Run, RunPhase
 
 log = logging.getLogger(__name__)

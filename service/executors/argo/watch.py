@@ -31,7 +31,7 @@ from typing import Any
 
 from kubernetes.watch import watch as _watch
 
-from service.executors.argo_errors import status_error, translate
+from service.executors.argo.errors import status_error, translate
 from service.executors.base import ExecutorError, Manifest, ResourceVersionExpired, WatchEvent, WatchType
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "workflows"

@@ -1,6 +1,6 @@
 """The production web process: gunicorn serving the Flask app.
 
-Kept apart from :mod:`service.runtime` so the web process imports only what the web tier uses
+Kept apart from :mod:`service.cli.processes` so the web process imports only what the web tier uses
 (no Celery, no executors, no forge clients): it stays small in memory.
 """
 
@@ -21,7 +21,7 @@ def run_gunicorn(ctx: Context, bind: str, workers: int, threads: int) -> None:
     """The production web process: gunicorn serving the Flask app."""
     from gunicorn.app.base import BaseApplication
 
-    from service.app import create_app
+    from service.web.app import create_app
 
     wsgi = create_app(ctx)
 

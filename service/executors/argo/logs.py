@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from service.executors.base import Manifest
-from service.executors.local_nodes import fnv32a
+from service.executors.local.nodes import fnv32a
 from service.store.db import Database
 from service.store.models import WorkflowLog, utcnow
 

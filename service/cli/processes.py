@@ -9,11 +9,11 @@ from typing import Any
 from celery import Celery
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from service.app import create_app
 from service.context import Context
-from service.outbox import DeliveryRelay, RelayThread
+from service.relay import DeliveryRelay, RelayThread
 from service.tasks import delivery_enqueuer, make_celery
 from service.watcher import Watcher
+from service.web.app import create_app
 
 log = logging.getLogger(__name__)
 

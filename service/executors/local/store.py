@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from service.executors.base import ExecutorError, Manifest
-from service.executors.local_nodes import now
+from service.executors.local.nodes import now
 
 PRIVATE = "localStore"
 TOMBSTONES = ".deleted"

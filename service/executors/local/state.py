@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.executors.local_manifest import Dependency, Group, Plan, Task
-from service.executors.local_nodes import (
+from service.executors.local.manifest import Dependency, Group, Plan, Task
+from service.executors.local.nodes import (
     ERROR,
     FAILED,
     FINAL_PHASES,

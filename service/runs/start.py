@@ -21,17 +21,17 @@ from service.context import Context
 from service.events import Event, EventKind
 from service.executors.base import WorkflowRef
 from service.forges.base import Forge
-from service.job_sources import forge_changed_files, forge_templates, job_limits
 from service.jobs.durations import parse_duration
 from service.jobs.loader import JobFileError, load_job_file
 from service.jobs.matcher import ChangedFiles, Decision, match_jobs
 from service.jobs.model import JobFile
 from service.jobs.plan import PlanOptions, plan_workflow
-from service.reporter import report_run, run_url
-from service.status_mapping import now
+from service.reporting.reporter import report_run, run_url
+from service.runs.node_states import now
+from service.runs.sources import forge_changed_files, forge_templates, job_limits
+from service.runs.stopping import concurrency_blocker, stop_pull_request_runs, stop_superseded_runs
+from service.runs.trust import TRUSTED, Trust, event_trust
 from service.store.models import Delivery, DeliveryState, Job, JobState, Run, RunPhase
-from service.supersede import concurrency_blocker, stop_pull_request_runs, stop_superseded_runs
-from service.trust import TRUSTED, Trust, event_trust
 
 log = logging.getLogger(__name__)
 CONFIG_CONTEXT = "forgeflow/config"

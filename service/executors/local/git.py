@@ -13,7 +13,7 @@ import os
 import threading
 from pathlib import Path
 
-from service.executors.local_proc import run_tool
+from service.executors.local.proc import run_tool
 
 
 class GitError(Exception):

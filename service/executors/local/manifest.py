@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from service.executors.local_fields import (
+from service.executors.local.fields import (
     Retry,
     check_workspace_path,
     env_entry,
@@ -25,7 +25,7 @@ from service.executors.local_fields import (
     output_artifacts,
     retry_strategy,
 )
-from service.executors.local_values import (
+from service.executors.local.values import (
     UnsupportedManifest,
     check_keys,
     parse_duration,

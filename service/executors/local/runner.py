@@ -1,6 +1,6 @@
 """The local "workflow controller": runs one stored Workflow to its end on this machine.
 
-``python -m service.executors.local_runner --data-dir D --namespace N --name W`` is what
+``python -m service.executors.local.runner --data-dir D --namespace N --name W`` is what
 ``LocalExecutor.submit`` starts, detached. The runner claims the Workflow (only a ``Pending``
 one, only once), plans it (:mod:`local_manifest`), then loops: it starts ready DAG tasks (each
 attempt in a thread, see :mod:`local_pod`), applies Argo's rules as they finish (retries,
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from service.executors.base import Manifest
-from service.executors.local_git import GitCache
-from service.executors.local_manifest import UnsupportedManifest, build_plan
-from service.executors.local_nodes import (
+from service.executors.local.git import GitCache
+from service.executors.local.manifest import UnsupportedManifest, build_plan
+from service.executors.local.nodes import (
     ERROR,
     FAILED,
     MSG_MAX_DURATION,
@@ -35,10 +35,10 @@ from service.executors.local_nodes import (
     set_phase,
     stopped_message,
 )
-from service.executors.local_pod import LineSink, PodContext, PodResult, run_pod
-from service.executors.local_state import Attempt, RunState, TaskState, exit_outputs
-from service.executors.local_status import StatusWriter
-from service.executors.local_store import LocalStore
+from service.executors.local.pod import LineSink, PodContext, PodResult, run_pod
+from service.executors.local.state import Attempt, RunState, TaskState, exit_outputs
+from service.executors.local.status import StatusWriter
+from service.executors.local.store import LocalStore
 
 SHUTDOWN_CHECK_SECONDS = 0.25
 Event = tuple[str, str, str, PodResult | None]
@@ -308,7 +308,7 @@ class Runner:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the detached runner process."""
-    parser = argparse.ArgumentParser(prog="python -m service.executors.local_runner")
+    parser = argparse.ArgumentParser(prog="python -m service.executors.local.runner")
     parser.add_argument("--data-dir", required=True, type=Path)
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--name", required=True)

@@ -18,7 +18,7 @@ from sqlalchemy import and_, or_, select, update
 from service.events import Event, Repository
 from service.forges.base import ForgeError, StatusReport, TransientForgeError
 from service.forges.registry import ForgeRegistry
-from service.status_mapping import now
+from service.runs.node_states import now
 from service.store.db import Database
 from service.store.models import Job, Run
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_ID = "https://forgeflow.dev/schema/forgeflow.schema.json"
-SCHEMA_FILE = Path(__file__).resolve().parents[1] / "config" / "schema" / "forgeflow.schema.json"
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "config" / "schema" / "forgeflow.schema.json"
 
 
 def job_file_schema() -> dict[str, Any]:
@@ -36,9 +36,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace, settings: Any) -> int:
     """Every problem of a job file, one ``file:line:column: key: message`` line each."""
-    from service.job_sources import job_limits
+    from service.cli.preview import checkout_templates
     from service.jobs.loader import JobFileError, load_job_file
-    from service.local_run import checkout_templates
+    from service.runs.sources import job_limits
 
     path = Path(args.path)
     if path.is_dir():

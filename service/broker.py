@@ -14,7 +14,7 @@ from kombu.transport.sqlalchemy import Channel as SqlaChannel
 from kombu.transport.sqlalchemy import Transport as SqlaTransport
 
 PREFIX = "sqla+"
-TRANSPORT = "service.embedded_broker:Transport"
+TRANSPORT = "service.broker:Transport"
 
 
 class Channel(SqlaChannel):  # type: ignore[misc]

@@ -20,18 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from service.executors.local_env import EnvError, base_env, resolve_env
-from service.executors.local_git import GitCache, GitError
-from service.executors.local_manifest import PodTemplate
-from service.executors.local_nodes import (
+from service.executors.local.env import EnvError, base_env, resolve_env
+from service.executors.local.git import GitCache, GitError
+from service.executors.local.manifest import PodTemplate
+from service.executors.local.nodes import (
     ERROR,
     FAILED,
     MSG_DEADLINE,
     SUCCEEDED,
     exit_code_message,
 )
-from service.executors.local_proc import exit_code, run_tool, wait_process
-from service.executors.local_values import WORKSPACE
+from service.executors.local.proc import exit_code, run_tool, wait_process
+from service.executors.local.values import WORKSPACE
 
 FAILED_MARK = "::forgeflow-failed::"
 STAGING = "/argo/staging"

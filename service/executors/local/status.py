@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from service.executors.base import Manifest
-from service.executors.local_nodes import (
+from service.executors.local.nodes import (
     FINAL_WORKFLOW_PHASES,
     PENDING,
     RUNNING,
@@ -22,8 +22,8 @@ from service.executors.local_nodes import (
     now,
     refresh_progress,
 )
-from service.executors.local_proc import process_identity
-from service.executors.local_store import PRIVATE, LocalStore, public
+from service.executors.local.proc import process_identity
+from service.executors.local.store import PRIVATE, LocalStore, public
 
 PHASE_LABEL = "workflows.argoproj.io/phase"
 COMPLETED_LABEL = "workflows.argoproj.io/completed"

@@ -7,8 +7,8 @@ from typing import Any
 
 from handlers import handler_for
 from handlers.base import Delivery, Ignored, Parsed, Ping
+from service.cli.replay import EVENT_HEADERS, guess_event_type, load_payload
 from service.events import Event
-from service.replay import EVENT_HEADERS, guess_event_type, load_payload
 
 
 class EventFileError(Exception):
