@@ -14,9 +14,9 @@ from service.argo.validation import validate_manifest
 from service.compiler import compile_workflow
 from service.jobs.loader import load_job_file
 from service.jobs.matcher import match_jobs
-from service.jobs.plan import plan_workflow
+from service.jobs.plan import bind_run, plan_workflow
 from service.jobs.yaml_source import Limits
-from tests.test_compiler import EVENTS, OPTIONS
+from tests.test_compiler import EVENTS, OPTIONS, RUN_URL
 
 SIZES = (10, 100, 1000)
 LIMITS = Limits(max_jobs=5000, max_matrix_cells=5000)
@@ -79,13 +79,13 @@ def _stages(text: str) -> tuple[Stages, int]:
     container templates the run compiles to."""
     job_file = load_job_file(text, limits=LIMITS)
     decisions = match_jobs(EVENT, job_file)
-    plan = plan_workflow(42, EVENT, job_file, decisions, OPTIONS)
+    plan = bind_run(plan_workflow(EVENT, job_file, decisions, OPTIONS), 42, RUN_URL)
     manifest = compile_workflow(plan)
     tasks = sum(1 for t in manifest["spec"]["templates"] if "container" in t)
     stages: Stages = [
         ("parse + validate job file", lambda: load_job_file(text, limits=LIMITS)),
         ("match", lambda: match_jobs(EVENT, job_file)),
-        ("plan", lambda: plan_workflow(42, EVENT, job_file, decisions, OPTIONS)),
+        ("plan", lambda: bind_run(plan_workflow(EVENT, job_file, decisions, OPTIONS), 42, RUN_URL)),
         ("compile", lambda: compile_workflow(plan)),
         ("validate manifest", lambda: validate_manifest(manifest)),
     ]
@@ -124,7 +124,7 @@ def measure(sizes: tuple[int, ...] = SIZES, rounds: int = ROUNDS) -> list[Compil
 def measure_once(instances: int) -> dict[str, Any]:
     """One run, end to end (for profiling): the validated manifest."""
     job_file = load_job_file(job_file_text(instances), limits=LIMITS)
-    plan = plan_workflow(42, EVENT, job_file, match_jobs(EVENT, job_file), OPTIONS)
+    plan = bind_run(plan_workflow(EVENT, job_file, match_jobs(EVENT, job_file), OPTIONS), 42, RUN_URL)
     manifest = compile_workflow(plan)
     validate_manifest(manifest)
     return manifest

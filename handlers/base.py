@@ -30,10 +30,6 @@ class WebhookError(Exception):
         self.reason = reason
 
 
-class Unauthorized(WebhookError):
-    status = 401
-
-
 class BadPayload(WebhookError):
     status = 400
 
@@ -232,13 +228,6 @@ def ref_kind(ref: str) -> tuple[str, str]:
     if ref.startswith("refs/tags/"):
         return "tag", ref[len("refs/tags/") :]
     return "other", ref
-
-
-ZERO_SHA = "0" * 40
-
-
-def is_zero_sha(sha: str) -> bool:
-    return bool(sha) and set(sha) == {"0"}
 
 
 def body_digest_id(body: bytes) -> str:

@@ -30,13 +30,12 @@ from handlers.base import (
     first_header,
     hmac_sha256_hex,
     is_commit_sha,
-    is_zero_sha,
     load_json_object,
     ref_kind,
     signature_matches,
     web_root,
 )
-from service.events import Comment, Event, EventKind, PullRequest, Repository
+from service.events import Comment, Event, EventKind, PullRequest, Repository, is_zero_sha
 
 FORGE = "forgejo"
 EVENT_HEADERS = ("X-Forgejo-Event", "X-Gitea-Event", "X-Gogs-Event", "X-GitHub-Event")

@@ -23,12 +23,11 @@ from handlers.base import (
     WebhookHandler,
     body_digest_id,
     first_header,
-    is_zero_sha,
     load_json_object,
     ref_kind,
     web_root,
 )
-from service.events import Comment, Event, EventKind, PullRequest, Repository
+from service.events import Comment, Event, EventKind, PullRequest, Repository, is_zero_sha
 
 FORGE = "gitlab"
 DEFAULT_INSTANCE = "https://gitlab.com"

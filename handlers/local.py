@@ -21,12 +21,11 @@ from handlers.base import (
     Ping,
     WebhookHandler,
     hmac_sha256_hex,
-    is_zero_sha,
     load_json_object,
     ref_kind,
     signature_matches,
 )
-from service.events import Event, EventKind, Repository
+from service.events import Event, EventKind, Repository, is_zero_sha
 
 FORGE = "local"
 SIGNATURE_HEADER = "X-Forgeflow-Signature-256"

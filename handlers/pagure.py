@@ -35,12 +35,11 @@ from handlers.base import (
     body_digest_id,
     draft_title,
     hmac_sha256_hex,
-    is_zero_sha,
     load_json_object,
     signature_matches,
     web_root,
 )
-from service.events import Comment, Event, EventKind, PullRequest, Repository
+from service.events import Comment, Event, EventKind, PullRequest, Repository, is_zero_sha
 
 FORGE = "pagure"
 DEFAULT_INSTANCE = "https://src.fedoraproject.org"

@@ -28,15 +28,9 @@ class EventKind(StrEnum):
     RERUN = "rerun"  # a forge asked to re-run checks (GitHub check_run/check_suite)
 
 
-class PullRequestAction(StrEnum):
-    OPENED = "opened"
-    SYNCHRONIZE = "synchronize"  # new commits
-    REOPENED = "reopened"
-    CLOSED = "closed"  # closed without merging
-    MERGED = "merged"  # closed by merging
-    LABELED = "labeled"
-    READY = "ready_for_review"
-    EDITED = "edited"
+def is_zero_sha(sha: str) -> bool:
+    """The all-zero object name forges send for "no commit" (a created or deleted ref)."""
+    return bool(sha) and set(sha) == {"0"}
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}

@@ -53,7 +53,7 @@ def _backoff(task: Task, exc: Exception) -> float:
 
 
 def process_delivery_task(self: Task, delivery_pk: int) -> str:
-    from service.runs.start import fail_delivery, process_delivery, run_id_for_delivery
+    from service.worker import fail_delivery, process_delivery
 
     ctx = _context(self)
     try:
@@ -67,8 +67,7 @@ def process_delivery_task(self: Task, delivery_pk: int) -> str:
         # A bug or bad input: retrying will not help. Never leave a status pending.
         log.exception("delivery %s failed", delivery_pk)
         reason = f"forgeflow failed to process this event: {type(exc).__name__}: {exc}"
-    fail_delivery(ctx, delivery_pk, reason[:500])
-    run_id = run_id_for_delivery(ctx, delivery_pk)
+    run_id = fail_delivery(ctx, delivery_pk, reason[:500])
     if run_id is not None:
         self.app.send_task(REPORT_RUN, args=[run_id])
     return reason

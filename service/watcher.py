@@ -1,17 +1,18 @@
-"""The watcher: follows forgeflow's Workflows and turns their node phases into job states.
+"""The watcher: follows forgeflow's Workflows and hands each to its run (``runs.progress``).
 
 It lists Workflows by forgeflow's label selector, then watches from the list's
 ``resourceVersion`` (with the argo executor a cursor over all of forgeflow's namespaces, see
-``executors.argo_watch``), moving its position with every event and bookmark. On 410 Gone it
+``executors.argo.watch``), moving its position with every event and bookmark. On 410 Gone it
 lists again; every ``resync_seconds`` it lists anyway, to catch anything a watch missed; API
 errors and dropped streams are retried with backoff from the last position.
 
-Each Workflow is applied to its run's rows under the run's lock (:func:`apply_workflow`):
-states only move forward and a final state stays final. What changed is reported through the
-outbox (``reporter``): the database knows what the forge was told, so a repeated event, a
+Each Workflow is applied to its run's rows by :func:`service.runs.progress.apply_workflow`
+(under the run's lock; states only move forward). What changed is reported through the outbox
+(``reporting.reporter``): the database knows what the forge was told, so a repeated event, a
 relist after a restart or a second watcher replica never posts a transition twice. A job that
 reaches a final state has its log archived (argo executor: the pods go with ``podGC``); a run
-that ends lets the next run of its concurrency group start.
+that ends lets the next run of its concurrency group start. The watcher also runs the periodic
+sweep (``runs.sweep``).
 """
 
 from __future__ import annotations
@@ -20,94 +21,22 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from service.context import Context
 from service.executors.base import ExecutorError, ResourceVersionExpired, TransientExecutorError, WorkflowRef
 from service.forges.base import TransientForgeError
-from service.jobs.plan import LABEL_PREFIX, MANAGED_BY
+from service.jobs.plan import MANAGED_BY
 from service.reporting.reporter import report_jobs, report_run
-from service.runs.node_states import WORKFLOW_FINAL, job_updates, now, parse_time
-from service.runs.stopping import lock_run
+from service.runs.progress import apply_workflow
 from service.runs.sweep import fail_lost_runs, start_waiting_runs, sweep
-from service.store.models import JobState, Run, RunPhase
 
 log = logging.getLogger(__name__)
 SELECTOR = f"{MANAGED_BY[0]}={MANAGED_BY[1]}"
-RUN_PHASES = {"Succeeded": RunPhase.SUCCEEDED, "Failed": RunPhase.FAILED, "Error": RunPhase.ERROR}
-DELETED_EARLY = "the workflow was deleted before it finished"
 
-
-@dataclass
-class Applied:
-    """What applying one Workflow did to its run."""
-
-    run_id: int
-    changed: bool = False  # job states changed: something to report
-    changed_jobs: list[int] = field(default_factory=list)  # the ids of those jobs
-    finished: list[str] = field(default_factory=list)  # tasks that just reached a final state
-    run_finished: bool = False  # the run just reached a final phase
-    restop: str = ""  # forgeflow stopped the run but the Workflow still runs: stop it again
-
-
-def run_id_of(workflow: dict[str, Any]) -> int | None:
-    labels = (workflow.get("metadata") or {}).get("labels") or {}
-    value = str(labels.get(f"{LABEL_PREFIX}/run") or "")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def apply_workflow(ctx: Context, workflow: dict[str, Any], *, deleted: bool = False) -> Applied | None:
-    """Bring a run's rows up to date with its Workflow (``deleted``: its last state)."""
-    run_id = run_id_of(workflow)
-    if run_id is None:
-        return None
-    meta = workflow.get("metadata") or {}
-    status = workflow.get("status") or {}
-    wf_phase = str(status.get("phase") or "")
-    applied = Applied(run_id)
-    with ctx.db.session() as session:
-        lock_run(session, run_id)
-        run = session.get(Run, run_id)
-        if run is None or (run.workflow_name and meta.get("name") and run.workflow_name != meta["name"]):
-            return None
-        if run.namespace and meta.get("namespace") and run.namespace != meta["namespace"]:
-            return None
-        updates = job_updates(workflow, [job.task for job in run.jobs], run.stop_reason)
-        for job in run.jobs:
-            update = updates[job.task]
-            if job.state in JobState.FINAL or JobState.ORDER[update.state] < JobState.ORDER[job.state]:
-                continue  # final stays final; a stale event never moves a state back
-            if (update.state, update.description) != (job.state, job.description):
-                job.state, job.description = update.state, update.description
-                applied.changed = True
-                applied.changed_jobs.append(job.id)
-            job.started_at = job.started_at or update.started_at
-            if update.state in JobState.FINAL:
-                job.finished_at = update.finished_at or now()
-                applied.finished.append(job.task)
-        if wf_phase in WORKFLOW_FINAL and run.phase not in RunPhase.FINAL:
-            run.phase = RUN_PHASES[wf_phase]
-            run.message = str(status.get("message") or "")
-            run.finished_at = parse_time(status.get("finishedAt")) or now()
-            applied.run_finished = True
-        elif wf_phase == "Running" and run.phase in (RunPhase.CREATED, RunPhase.SUBMITTED):
-            run.phase = RunPhase.RUNNING
-        if deleted and run.phase not in RunPhase.FINAL:
-            run.phase, run.message, run.finished_at = RunPhase.ERROR, DELETED_EARLY, now()
-            applied.run_finished = True
-            for job in run.jobs:
-                if job.state not in JobState.FINAL:
-                    job.state, job.description, job.finished_at = JobState.ERROR, DELETED_EARLY, now()
-                    applied.changed = True
-                    applied.changed_jobs.append(job.id)
-        shutdown = (workflow.get("spec") or {}).get("shutdown")
-        if run.stop_reason and not deleted and wf_phase not in WORKFLOW_FINAL and not shutdown:
-            applied.restop = run.stop_reason
-    return applied
+# How changes reach the forge: (context, run id, the jobs that changed or None for all).
+Report = Callable[[Context, int, "list[int] | None"], None]
 
 
 def report_changes(ctx: Context, run_id: int, job_ids: list[int] | None = None) -> None:
@@ -126,8 +55,9 @@ class Reporters:
     the database answer. A run's changes always go to the same thread, in order; the outbox
     lease keeps any two posts of one job apart, and each post sends the job's latest state."""
 
-    def __init__(self, ctx: Context, count: int) -> None:
+    def __init__(self, ctx: Context, count: int, report: Report = report_changes) -> None:
         self.ctx = ctx
+        self.report = report
         self.queues: list[queue.SimpleQueue[tuple[int, list[int]] | None]] = [
             queue.SimpleQueue() for _ in range(count)
         ]
@@ -144,7 +74,7 @@ class Reporters:
     def _serve(self, work: queue.SimpleQueue[tuple[int, list[int]] | None]) -> None:
         while (item := work.get()) is not None:
             try:
-                report_changes(self.ctx, *item)
+                self.report(self.ctx, *item)
             except Exception:  # the sweep re-sends what is left unreported
                 log.exception("reporting run %s failed", item[0])
 
@@ -160,7 +90,7 @@ class Reporters:
 class Watcher:
     """One watcher loop; several replicas may run, the run lock and the outbox keep reports
     single. ``report_threads`` (default: the settings') post statuses off the watch loop;
-    0 posts them inline."""
+    0 posts them inline. ``report`` is how changes reach the forge."""
 
     def __init__(
         self,
@@ -169,10 +99,12 @@ class Watcher:
         watch_timeout: int | None = None,
         max_backoff: float = 30.0,
         report_threads: int | None = None,
+        report: Report = report_changes,
     ) -> None:
         self.ctx = ctx
+        self.report = report
         threads = ctx.settings.watcher_report_threads if report_threads is None else report_threads
-        self.reporters = Reporters(ctx, threads) if threads > 0 else None
+        self.reporters = Reporters(ctx, threads, report) if threads > 0 else None
         self.watch_timeout = watch_timeout or ctx.settings.watch_timeout_seconds
         self.max_backoff = max_backoff
         self.resource_version = ""
@@ -190,7 +122,7 @@ class Watcher:
             if self.reporters is not None:
                 self.reporters.submit(applied.run_id, applied.changed_jobs)
             else:
-                report_changes(self.ctx, applied.run_id, applied.changed_jobs)
+                self.report(self.ctx, applied.run_id, applied.changed_jobs)
         if applied.finished:
             self.archive_logs(ref, applied.finished, workflow)
         if applied.restop:
@@ -226,7 +158,7 @@ class Watcher:
             meta = workflow.get("metadata") or {}
             present.add((str(meta.get("namespace") or ""), str(meta.get("name") or "")))
         for run_id in fail_lost_runs(self.ctx, present):
-            report_changes(self.ctx, run_id)
+            self.report(self.ctx, run_id, None)
         self.last_resync = time.monotonic()
         self.resource_version = version
         return version

@@ -20,7 +20,7 @@ from service.compiler.escape import MARK, escape, unescape
 from service.events import Event, EventKind, PullRequest, Repository
 from service.jobs.loader import load_job_file
 from service.jobs.matcher import match_jobs
-from service.jobs.plan import PlanOptions, label_value, plan_workflow, task_name
+from service.jobs.plan import PlanOptions, bind_run, label_value, plan_workflow, task_name
 from service.jobs.templates import TemplateDocument, first_of, settings_source
 
 GOLDEN = Path(__file__).with_name("golden")
@@ -35,8 +35,8 @@ OPTIONS = PlanOptions(
     default_image="registry.fedoraproject.org/fedora:41",
     default_timeout_seconds=1800,
     ttl_seconds=86400,
-    run_url="https://forgeflow.example/runs/42",
 )
+RUN_URL = "https://forgeflow.example/runs/42"
 
 PR = PullRequest(
     8,
@@ -270,7 +270,7 @@ def planned(case: str):
     event_name, text = CASES[case]
     event = EVENTS[event_name]
     job_file = load_job_file(text, templates=TEMPLATES)
-    return plan_workflow(42, event, job_file, match_jobs(event, job_file), OPTIONS)
+    return bind_run(plan_workflow(event, job_file, match_jobs(event, job_file), OPTIONS), 42, RUN_URL)
 
 
 def compiled(case: str) -> dict:
@@ -493,7 +493,7 @@ def test_escaped_text_runs_exactly_as_written(tmp_path: Path):
         },
     }
     job_file = load_job_file(yaml.safe_dump(document))
-    plan = plan_workflow(7, event, job_file, match_jobs(event, job_file), OPTIONS)
+    plan = bind_run(plan_workflow(event, job_file, match_jobs(event, job_file), OPTIONS), 7, RUN_URL)
     manifest = compile_workflow(plan)
     validate_manifest(manifest)
     output = io.StringIO()

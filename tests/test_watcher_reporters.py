@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from service import watcher
 from service.watcher import Reporters
 
 
-def test_each_runs_changes_keep_their_order_and_close_posts_what_is_queued(monkeypatch: pytest.MonkeyPatch):
+def test_each_runs_changes_keep_their_order_and_close_posts_what_is_queued():
     posted: list[tuple[int, list[int], str]] = []
     lock = threading.Lock()
 
@@ -21,8 +20,7 @@ def test_each_runs_changes_keep_their_order_and_close_posts_what_is_queued(monke
         with lock:
             posted.append((run_id, job_ids or [], threading.current_thread().name))
 
-    monkeypatch.setattr(watcher, "report_changes", slow_report)
-    reporters = Reporters(ctx=None, count=3)  # type: ignore[arg-type]
+    reporters = Reporters(ctx=None, count=3, report=slow_report)  # type: ignore[arg-type]
     for step in range(5):
         for run_id in (1, 2, 3, 4):
             reporters.submit(run_id, [run_id * 10 + step])
@@ -35,9 +33,7 @@ def test_each_runs_changes_keep_their_order_and_close_posts_what_is_queued(monke
     assert not any(thread.is_alive() for thread in reporters.threads)
 
 
-def test_a_failing_report_does_not_stop_the_thread(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-):
+def test_a_failing_report_does_not_stop_the_thread(caplog: pytest.LogCaptureFixture):
     posted: list[int] = []
 
     def report(ctx: Any, run_id: int, job_ids: list[int] | None = None) -> None:
@@ -45,8 +41,7 @@ def test_a_failing_report_does_not_stop_the_thread(
             raise RuntimeError("the database went away")
         posted.append(run_id)
 
-    monkeypatch.setattr(watcher, "report_changes", report)
-    reporters = Reporters(ctx=None, count=1)  # type: ignore[arg-type]
+    reporters = Reporters(ctx=None, count=1, report=report)  # type: ignore[arg-type]
     reporters.submit(1, [1])
     reporters.submit(2, [2])
     reporters.close()

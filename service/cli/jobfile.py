@@ -36,9 +36,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace, settings: Any) -> int:
     """Every problem of a job file, one ``file:line:column: key: message`` line each."""
-    from service.cli.preview import checkout_templates
+    from service.cli.checkout import CheckoutFiles
     from service.jobs.loader import JobFileError, load_job_file
-    from service.runs.sources import job_limits
+    from service.runs.recipe import job_limits, repository_templates
 
     path = Path(args.path)
     if path.is_dir():
@@ -50,7 +50,8 @@ def cmd_validate(args: argparse.Namespace, settings: Any) -> int:
         return 2
     root = path.parent  # the checkout: its .forgeflow/templates hold the templates
     try:
-        job_file = load_job_file(text, str(path), job_limits(settings), checkout_templates(root, settings))
+        templates = repository_templates(CheckoutFiles(root, event_sha=""), "", settings)
+        job_file = load_job_file(text, str(path), job_limits(settings), templates)
     except JobFileError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

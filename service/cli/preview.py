@@ -1,30 +1,28 @@
 """``forgeflow render`` and ``forgeflow exec``: an event file and a checkout, no service needed.
 
-Everything the service would ask the forge comes from the checkout instead: the job file and
-``uses`` templates (``.forgeflow/templates/NAME.yaml``, then the service config's), and the
-changed files for ``paths`` filters (its git history: ``before..after`` for a push, the merge
-base of the pull request's base and head for a pull request).
+The event is planned by the worker's own recipe (:mod:`service.runs.recipe`): same policy,
+same namespace and service account, same trust decision, so ``render`` prints the Workflow the
+worker would submit. What the service would ask the forge comes from the checkout instead
+(:mod:`service.cli.checkout`); what only the forge knows (may this fork's author write?) is
+assumed "no", as for anyone the service config does not list as trusted.
 """
 
 from __future__ import annotations
 
-import subprocess
 import sys
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from service.argo.validation import InvalidManifest, validate_manifest
+from service.cli.checkout import CheckoutFiles, commit_of
 from service.cli.event_files import EventFileError, event_from_file
-from service.compiler import compile_workflow
-from service.events import Event, EventKind
-from service.jobs.durations import parse_duration
-from service.jobs.loader import JobFileError, load_job_file
-from service.jobs.matcher import ChangedFiles, Decision, match_jobs
-from service.jobs.plan import PlanOptions, WorkflowPlan, plan_workflow
-from service.jobs.templates import TemplateDocument, TemplateSource, first_of, settings_source, template_path
-from service.runs.sources import job_limits, push_base, run_is_trusted
+from service.events import Event
+from service.jobs.loader import JobFileError
+from service.jobs.matcher import Decision
+from service.jobs.plan import WorkflowPlan
+from service.runs.recipe import InvalidWorkflow, plan_event, workflow
+from service.runs.record import waiting_description
+from service.runs.trust import Trust, event_trust
 from service.settings import Settings, load_settings
 
 
@@ -36,72 +34,10 @@ def explain(decisions: list[Decision]) -> list[str]:
     return [f"{d.job}: {'runs' if d.matched else 'skipped'}: {d.reason}" for d in decisions]
 
 
-def _options(settings: Settings, event: Event, run_id: int) -> PlanOptions:
-    return PlanOptions(
-        namespace=settings.namespace,
-        service_account=settings.service_account,
-        default_image=settings.default_image,
-        default_timeout_seconds=int(parse_duration(settings.default_timeout)),
-        ttl_seconds=settings.workflow_ttl_seconds,
-        run_url=f"{settings.public_url}/runs/{run_id}",
-        allow_secrets=settings.policy_for(event.repository.full_name).allow_secrets,
-        trusted=run_is_trusted(settings, event),
-    )
-
-
-def checkout_templates(repo: Path, settings: Settings) -> TemplateSource:
-    """Templates from the checkout's ``.forgeflow/templates``, then from the service config."""
-
-    def from_checkout(name: str) -> TemplateDocument | None:
-        path = repo / template_path(name)
-        try:
-            return TemplateDocument(str(path), text=path.read_bytes())
-        except OSError:
-            return None
-
-    return first_of(from_checkout, settings_source(settings.templates))
-
-
-def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
-
-
-def _commit(repo: Path, ref: str) -> str:
-    if not ref:
-        return ""
-    found = _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    return found.stdout.strip() if found.returncode == 0 else ""
-
-
-def _first_commit(repo: Path, *refs: str) -> str:
-    return next((sha for sha in (_commit(repo, r) for r in refs) if sha), "")
-
-
-def checkout_changed_files(repo: Path, event: Event) -> ChangedFiles:
-    """The files the event changed, from the checkout's history (None when it lacks a commit)."""
-
-    def provide() -> Sequence[str] | None:
-        if event.changed_files is not None:
-            return event.changed_files
-        pr = event.pull_request
-        if event.kind is EventKind.PULL_REQUEST and pr is not None:
-            target = pr.target_branch
-            base = _first_commit(repo, pr.base_sha, f"origin/{target}" if target else "", target)
-            head = _first_commit(repo, pr.head_sha, event.sha)
-            spec = f"{base}...{head}"
-        elif event.kind is EventKind.PUSH:
-            wanted = push_base(event)
-            base = _first_commit(repo, wanted, f"origin/{wanted}" if wanted else "")
-            head = _first_commit(repo, event.sha)
-            spec = f"{base}..{head}"
-        else:
-            return None
-        if not base or not head:
-            return None
-        diff = _git(repo, "diff", "--name-only", "--no-renames", spec)
-        return sorted({line for line in diff.stdout.splitlines() if line}) if diff.returncode == 0 else None
-
-    return provide
+def offline_trust(settings: Settings, event: Event) -> Trust:
+    """The worker's trust decision, as far as it can be made without the forge: an author
+    the service config does not list as trusted has no write access, and no commit is approved."""
+    return event_trust(settings, event, lambda repo, user: False, lambda sha: False)
 
 
 def plan_from_files(
@@ -110,27 +46,28 @@ def plan_from_files(
     settings: Settings,
     forge: str | None,
     event_type: str | None,
-    run_id: int,
 ) -> tuple[Event, WorkflowPlan | None, list[str]]:
+    """The event in ``event_file``, planned through the worker's recipe on the checkout ``repo``."""
     try:
         event, _ = event_from_file(event_file, forge, event_type)
     except EventFileError as exc:
         raise RenderError(str(exc)) from exc
-    job_path = repo / settings.job_file
+    trust = offline_trust(settings, event)
+    files = CheckoutFiles(repo, event.sha)
     try:
-        text = job_path.read_bytes()
-    except OSError as exc:
-        raise RenderError(f"{job_path}: cannot read: {exc.strerror}") from exc
-    try:
-        templates = checkout_templates(repo, settings)
-        job_file = load_job_file(text, str(job_path), job_limits(settings), templates)
-        decisions = match_jobs(event, job_file, checkout_changed_files(repo, event))
-        lines = [f"event: {event.describe()}", *explain(decisions)]
-        if not any(d.matched for d in decisions):
-            return event, None, [*lines, "no job matched: nothing would be submitted"]
-        plan = plan_workflow(run_id, event, job_file, decisions, _options(settings, event, run_id))
+        planned = plan_event(files, settings, event, trust, job_file_name=str(repo / settings.job_file))
     except JobFileError as exc:
         raise RenderError(str(exc)) from exc
+    if planned is None:
+        raise RenderError(f"{repo / settings.job_file}: cannot read it at {trust.job_file_ref(event)[:12]}")
+    lines = [f"event: {event.describe()}", *files.notes, *explain(planned.decisions)]
+    if not trust.code_trusted:
+        lines.append(f"untrusted code: the job file comes from {planned.ref!r} and jobs get no secrets")
+    if not trust.approved:
+        lines.append(f"waits for approval: {waiting_description(settings)}")
+    plan = planned.plan
+    if plan is None:
+        return event, None, [*lines, "no job matched: nothing would be submitted"]
     lines += [f"{r.context}: not run: {r.reason}" for r in plan.refused]
     if plan.concurrency_group:
         cancel = " (cancels runs in progress)" if plan.cancel_in_progress else ""
@@ -149,23 +86,21 @@ def render(
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """The Workflow an event would submit (None when no job matches) and why each job did or didn't."""
     settings = settings or load_settings()
-    _, plan, lines = plan_from_files(event_file, repo, settings, forge, event_type, run_id)
+    _, plan, lines = plan_from_files(event_file, repo, settings, forge, event_type)
     if plan is None or not plan.tasks:
         return None, lines
-    manifest = compile_workflow(plan)
     try:
-        validate_manifest(manifest)
-    except InvalidManifest as exc:
+        return workflow(plan, run_id, settings.public_url), lines
+    except InvalidWorkflow as exc:
         raise RenderError(f"the compiled Workflow is invalid: {exc}") from exc
-    return manifest, lines
 
 
 def _local_revision(repo: Path, sha: str) -> str:
     """The event's commit if the checkout has it, else the checkout's HEAD."""
-    found = _commit(repo, sha)
+    found = commit_of(repo, sha)
     if found:
         return found
-    head = _commit(repo, "HEAD")
+    head = commit_of(repo, "HEAD")
     if not head:
         raise RenderError(f"{repo} is not a git checkout with commits")
     return head
@@ -184,7 +119,7 @@ def execute(
     from service.executors.local.executor import LocalExecutor, LocalExecutorConfig
 
     out = output or sys.stdout
-    event, plan, lines = plan_from_files(event_file, repo, settings, forge, event_type, run_id=0)
+    event, plan, lines = plan_from_files(event_file, repo, settings, forge, event_type)
     for line in lines:
         print(line, file=out)
     if plan is None or not plan.tasks:
@@ -195,9 +130,8 @@ def execute(
             f"note: {repo} does not have {event.sha[:12] or 'the commit'}; running its HEAD {revision[:12]}",
             file=out,
         )
-    plan = replace(plan, clone_url=str(repo.resolve()), sha=revision, name=f"forgeflow-exec-{revision[:7]}")
-    manifest = compile_workflow(plan)
-    validate_manifest(manifest)
+    plan = replace(plan, clone_url=str(repo.resolve()), sha=revision)
+    manifest = workflow(plan, 0, settings.public_url, name=f"forgeflow-exec-{revision[:7]}")
     executor = LocalExecutor(
         LocalExecutorConfig(
             data_dir=settings.data_dir,

@@ -22,13 +22,16 @@ from service.commands.selection import CommandRefused, comment_words, failed_job
 from service.context import Context
 from service.events import Event, EventKind, PullRequest
 from service.forges.base import Forge, ForgeError, PullRequestInfo, TransientForgeError
-from service.jobs.loader import JobFileError, load_job_file
+from service.jobs.loader import JobFileError
 from service.jobs.model import JobFile
-from service.reporting.reporter import run_url
-from service.runs.start import Result, Selector, resume_run, run_jobs
+from service.reporting.links import run_url
+from service.runs.approvals import approve
+from service.runs.recipe import Selector, read_job_file
+from service.runs.sources import ForgeFiles
+from service.runs.start import Result, resume_run, start_run, write_access
 from service.runs.stopping import stop_runs
-from service.runs.trust import TRUSTED, Trust, author_trusted, may_write
-from service.store.models import Approval, CommandRecord, Job, Run, RunPhase
+from service.runs.trust import TRUSTED, Trust, command_trust, may_write
+from service.store.models import CommandRecord, Job, Run, RunPhase
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +82,12 @@ class Request:
 
 
 def handle_commands(
-    ctx: Context, forge: Forge, event: Event, instance: str, delivery_pk: int | None
+    ctx: Context, event: Event, instance: str, trigger_key: str, delivery_pk: int | None = None
 ) -> Result:
+    """Act on every command of a comment event (or on a forge's "Re-run" request)."""
+    forge = ctx.forges.get(event.forge, instance)
     if event.kind is EventKind.RERUN:
-        return _rerun(ctx, forge, event, instance, delivery_pk)
+        return _rerun(ctx, forge, event, instance, trigger_key, delivery_pk)
     if event.comment is None or event.pull_request is None:
         return Result("comment without a pull request")
     commands = commands_in(event.comment.body, ctx.settings.comment_prefix)
@@ -156,27 +161,21 @@ def _dispatch(request: Request) -> str:
 
 
 def _code_trust(request: Request) -> Trust:
-    """Commands run as their author allows, but an untrusted fork's code stays untrusted:
-    its job file comes from the target branch and its jobs get no secrets."""
-    if author_trusted(request.ctx, request.forge, request.event):
-        return TRUSTED
-    return Trust(code_trusted=False, approved=True)
+    return command_trust(request.ctx.settings, request.event, write_access(request.ctx, request.forge))
 
 
 def _job_file(request: Request, trust: Trust) -> JobFile | None:
-    event, ctx = request.event, request.ctx
-    ref = trust.job_file_ref(event)
-    text = request.forge.read_file(event.repository, ctx.settings.job_file, ref)
-    if text is None:
-        return None
+    files = ForgeFiles(request.forge, request.event.repository)
     try:
-        return load_job_file(text, ctx.settings.job_file)
+        found = read_job_file(files, request.ctx.settings, request.event, trust)
     except JobFileError:
         return None
+    return found.job_file if found else None
 
 
 def _allowed(request: Request) -> bool:
-    if may_write(request.ctx, request.forge, request.event.repository, request.user):
+    has_write = write_access(request.ctx, request.forge)
+    if may_write(request.ctx.settings, has_write, request.event.repository, request.user):
         return True
     request.reply(
         replies.not_allowed(
@@ -189,7 +188,7 @@ def _allowed(request: Request) -> bool:
 def _start(request: Request, what: str, select_jobs: Selector, trust: Trust) -> str:
     ctx, event = request.ctx, request.event
     try:
-        result = run_jobs(
+        result = start_run(
             ctx, request.forge, event, request.instance, request.key, request.delivery_pk, trust, select_jobs
         )
     except CommandRefused as exc:
@@ -252,36 +251,7 @@ def _approve(request: Request) -> str:
     if not _allowed(request):
         return "not allowed"
     ctx, event = request.ctx, request.event
-    try:
-        with ctx.db.session() as session:
-            session.add(
-                Approval(
-                    forge=event.forge,
-                    instance=request.instance,
-                    repo=event.repository.full_name,
-                    pr_number=request.number,
-                    sha=event.sha,
-                    approved_by=request.user,
-                )
-            )
-    except IntegrityError:
-        pass  # approved before
-    with ctx.db.session() as session:
-        waiting = session.scalars(
-            select(Run).where(
-                Run.forge == event.forge,
-                Run.repo == event.repository.full_name,
-                Run.pr_number == request.number,
-                Run.sha == event.sha,
-                Run.phase == RunPhase.WAITING,
-            )
-        ).all()
-        for run in waiting:
-            run.phase, run.message = RunPhase.CREATED, f"approved by @{request.user}"
-            for job in run.jobs:
-                if job.state == "pending":
-                    job.description = "queued"
-        started = [run.id for run in waiting]
+    started = approve(ctx, event, request.instance, request.number, request.user)
     for run_id in started:
         resume_run(ctx, run_id)
     request.acknowledge()
@@ -309,7 +279,9 @@ HANDLERS: dict[str, Callable[[Request], str]] = {
 }
 
 
-def _rerun(ctx: Context, forge: Forge, event: Event, instance: str, delivery_pk: int | None) -> Result:
+def _rerun(
+    ctx: Context, forge: Forge, event: Event, instance: str, trigger_key: str, delivery_pk: int | None
+) -> Result:
     """GitHub's "Re-run" on a check (the sender has write access, GitHub checks that)."""
     check = event.extra.get("check_name", "")
     wanted = [check.removeprefix("forgeflow/").split(" (")[0]] if check.startswith("forgeflow/") else []
@@ -317,8 +289,7 @@ def _rerun(ctx: Context, forge: Forge, event: Event, instance: str, delivery_pk:
     if not failed:
         return Result(f"nothing to re-run at {event.short_sha}")
     selector = named_jobs(ctx.settings.comment_prefix, tuple(failed), "test", event.sender)
-    key = f"delivery:{delivery_pk}" if delivery_pk is not None else f"rerun:{event.sha}"
     try:
-        return run_jobs(ctx, forge, event, instance, key, delivery_pk, TRUSTED, selector)
+        return start_run(ctx, forge, event, instance, trigger_key, delivery_pk, TRUSTED, selector)
     except CommandRefused as exc:
         return Result(exc.message)

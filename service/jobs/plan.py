@@ -1,15 +1,18 @@
 """From a triggered job file to a :class:`WorkflowPlan`: everything the compiler needs, resolved.
 
-Pure. The plan fixes names (deterministic: run id + commit), images, timeouts, environment,
-matrix cells and DAG dependencies; the service config (not the job file) gives namespace,
-service account and whether secrets may be used. Per-job details live in :mod:`units`.
+Pure. The plan fixes images, timeouts, environment, matrix cells and DAG dependencies; the
+service config (not the job file) gives namespace, service account and whether secrets may be
+used. A run is planned before it is recorded: :func:`bind_run` then gives the plan its run's id
+(the Workflow's deterministic name, run id + commit, its run label and link, and the
+``FORGEFLOW_RUN_ID``/``FORGEFLOW_RUN_URL`` variables). Per-job details live in :mod:`units`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from service.events import Event
 from service.jobs.errors import ConfigProblem, JobFileError, dotted
@@ -41,6 +44,7 @@ __all__ = [
     "RetryPlan",
     "TaskPlan",
     "WorkflowPlan",
+    "bind_run",
     "event_environment",
     "label_value",
     "plan_workflow",
@@ -104,18 +108,24 @@ def source_clone_url(event: Event) -> str:
     return event.repository.clone_url
 
 
+RUN_LABEL = f"{LABEL_PREFIX}/run"
+RUN_URL_ANNOTATION = f"{LABEL_PREFIX}/run-url"
+UNBOUND = 0  # the run id of a plan not bound to a run yet
+
+
 def plan_workflow(
-    run_id: int,
     event: Event,
     job_file: JobFile,
     decisions: Sequence[Decision],
     options: PlanOptions,
 ) -> WorkflowPlan:
     """The plan for the jobs ``decisions`` matched; ``needs`` on jobs not in the run are dropped.
+    Not bound to a run yet (see :func:`bind_run`).
 
     Raises :class:`JobFileError` for what only the event or the service config reveal: a
     secret the service config forbids, an argument or concurrency group that fails to evaluate.
     """
+    run_id, run_url = UNBOUND, ""
     chosen = [d.job for d in decisions if d.matched]
     units = build_units(event, job_file, chosen, options)
     concurrency_group, cancel = _concurrency(event, job_file)
@@ -128,7 +138,7 @@ def plan_workflow(
         sha=event.sha,
         labels=(
             MANAGED_BY,
-            (f"{LABEL_PREFIX}/run", str(run_id)),
+            (RUN_LABEL, str(run_id)),
             (f"{LABEL_PREFIX}/forge", label_value(event.forge)),
             (f"{LABEL_PREFIX}/repo", label_value(event.repository.full_name)),
             (f"{LABEL_PREFIX}/sha", event.sha),
@@ -137,9 +147,9 @@ def plan_workflow(
         annotations=(
             (f"{LABEL_PREFIX}/repo", event.repository.full_name),
             (f"{LABEL_PREFIX}/event", event.describe()),
-            (f"{LABEL_PREFIX}/run-url", options.run_url),
+            (RUN_URL_ANNOTATION, run_url),
         ),
-        event_env=event_environment(event, run_id, options.run_url),
+        event_env=event_environment(event, run_id, run_url),
         tasks=units.tasks,
         groups=units.groups,
         argo=units.argo,
@@ -147,6 +157,21 @@ def plan_workflow(
         concurrency_group=concurrency_group,
         cancel_in_progress=cancel,
     )
+
+
+def bind_run(plan: WorkflowPlan, run_id: int, run_url: str) -> WorkflowPlan:
+    """``plan`` as the plan of run ``run_id`` (whose page is ``run_url``)."""
+    return replace(
+        plan,
+        name=workflow_name(run_id, plan.sha),
+        labels=_with(plan.labels, {RUN_LABEL: str(run_id)}),
+        annotations=_with(plan.annotations, {RUN_URL_ANNOTATION: run_url}),
+        event_env=_with(plan.event_env, {"FORGEFLOW_RUN_ID": str(run_id), "FORGEFLOW_RUN_URL": run_url}),
+    )
+
+
+def _with(pairs: Pairs, values: Mapping[str, str]) -> Pairs:
+    return tuple((key, values.get(key, value)) for key, value in pairs)
 
 
 MAX_GROUP = 255

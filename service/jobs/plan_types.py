@@ -19,7 +19,6 @@ class PlanOptions:
     default_image: str
     default_timeout_seconds: int
     ttl_seconds: int
-    run_url: str  # the run's page, for FORGEFLOW_RUN_URL and annotations
     allow_secrets: bool = True  # the service config lets this repository's jobs use Secrets
     trusted: bool = True  # the run's job file and code are trusted (not an untrusted fork's)
 

@@ -15,10 +15,11 @@ from datetime import timedelta
 
 from sqlalchemy import and_, or_, select, update
 
+from service.clock import now
 from service.events import Event, Repository
 from service.forges.base import ForgeError, StatusReport, TransientForgeError
 from service.forges.registry import ForgeRegistry
-from service.runs.node_states import now
+from service.reporting.links import job_url
 from service.store.db import Database
 from service.store.models import Job, Run
 
@@ -30,14 +31,6 @@ LEASE = timedelta(seconds=60)
 class Outcome:
     posted: int = 0
     failed: int = 0
-
-
-def run_url(public_url: str, run_id: int) -> str:
-    return f"{public_url}/runs/{run_id}"
-
-
-def job_url(public_url: str, run_id: int, task: str) -> str:
-    return f"{run_url(public_url, run_id)}#job-{task}"
 
 
 @dataclass(frozen=True)

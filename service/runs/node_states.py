@@ -8,9 +8,10 @@ Used for both executors: the local executor writes the same ``status.phase`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from service.clock import parse_time
 from service.jobs.durations import format_duration
 
 WORKFLOW_FINAL = frozenset({"Succeeded", "Failed", "Error"})
@@ -28,16 +29,6 @@ class JobUpdate:
     description: str
     started_at: datetime | None = None
     finished_at: datetime | None = None
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.astimezone(UTC).replace(tzinfo=None)
 
 
 def _duration(node: dict[str, Any]) -> str:
@@ -232,7 +223,3 @@ def _unstarted_child(
         reason = stop_reason or f"skipped: another cell of {parent} failed (fail-fast)"
         return JobUpdate("error", reason, finished_at=update.finished_at)
     return JobUpdate("pending", "queued")
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)

@@ -1,4 +1,4 @@
-"""Stopping runs nobody needs any more, and runs that must wait their turn.
+"""Stopping runs nobody needs any more, runs that must wait their turn, and giving up on runs.
 
 - **Superseded**: a pull-request event with a new head commit stops the unfinished runs of that
   pull request's older commits (runs from earlier deliveries with a different sha). Their
@@ -19,7 +19,10 @@ Stopping a run (:func:`stop_runs`) records ``Run.stop_reason``, ends the run and
 is not final as ``error`` with the reason right away (jobs that never started included, so
 nothing stays ``pending`` on the forge), reports that, then asks the executor to shut the
 Workflow down (``spec.shutdown: Terminate``). If that last call fails, the watcher asks again
-when it next sees the Workflow still running (see ``watcher.apply_workflow``).
+when it next sees the Workflow still running (see :func:`service.runs.progress.apply_workflow`).
+
+Giving up (:func:`fail_run`: a delivery that failed for good, a Workflow that disappeared or
+could not be submitted) ends the run and its unfinished jobs as ``error`` with the reason.
 """
 
 from __future__ import annotations
@@ -29,12 +32,12 @@ import logging
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from service.clock import now
 from service.context import Context
 from service.events import Event, EventKind
 from service.executors.base import ExecutorError, WorkflowRef
 from service.forges.base import TransientForgeError
 from service.reporting.reporter import report_run
-from service.runs.node_states import now
 from service.store.models import JobState, Run, RunPhase
 
 log = logging.getLogger(__name__)
@@ -192,3 +195,21 @@ def concurrency_blocker(ctx: Context, run_id: int) -> str | None:
         if run.phase == RunPhase.CREATED:
             run.message = message
         return message
+
+
+def fail_run(ctx: Context, run_id: int, reason: str) -> None:
+    """Give up on a run: every job that is not final ends as ``error`` with the reason."""
+    with ctx.db.session() as session:
+        lock_run(session, run_id)
+        run = session.get(Run, run_id)
+        if run is None:
+            return
+        if run.phase not in RunPhase.FINAL:
+            run.phase = RunPhase.ERROR
+            run.message = reason
+            run.finished_at = now()
+        for job in run.jobs:
+            if job.state not in JobState.FINAL:
+                job.state = JobState.ERROR
+                job.description = reason[:200]
+                job.finished_at = now()

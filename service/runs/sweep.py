@@ -17,13 +17,13 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from service.clock import now
 from service.context import Context
 from service.executors.base import TransientExecutorError
 from service.forges.base import TransientForgeError
 from service.reporting.reporter import report_run, unreported_run_ids
-from service.runs.node_states import now
-from service.runs.start import fail_run, resume_run
-from service.runs.stopping import concurrency_blocker
+from service.runs.start import resume_run
+from service.runs.stopping import concurrency_blocker, fail_run
 from service.store.models import Delivery, DeliveryState, Run, RunPhase
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ LOST_WORKFLOW_GRACE = timedelta(minutes=2)
 def requeue_deliveries(ctx: Context, enqueue: Callable[[int], None] | None = None) -> int:
     """Queue again deliveries queued long ago and never processed (a broker that lost them).
 
-    Deliveries the broker never got (``received``) are the relay's (service/outbox.py)."""
+    Deliveries the broker never got (``received``) are the relay's (service/relay.py)."""
     send = enqueue or ctx.enqueue
     if send is None:
         return 0

@@ -1,22 +1,26 @@
-"""Who may run what: write access, trusted authors, and approvals of fork pull requests.
+"""Who may run what: trusted authors, write access, and the trust a run is planned with.
 
 A pull request from a fork by an author without write access is *untrusted*: nothing runs until
 someone with write access comments ``/forgeflow ok-to-test`` (an approval of that head commit;
 a later commit needs a new one), its job file is read from the target branch, never from the
 fork, and its jobs get no Kubernetes Secrets. The service config can list trusted users and
 organisations (``trusted_users``/``trusted_orgs``, also per repository policy).
+
+This is the one trust check, used by the worker, the comment commands and ``forgeflow
+render``/``exec`` alike. It is pure: what only a forge or the database can say (does this user
+have write access, was this commit approved) comes in as functions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
-from service.context import Context
 from service.events import Event, Repository
-from service.forges.base import Forge
-from service.store.models import Approval
+from service.settings import Settings
+
+HasWrite = Callable[[Repository, str], bool]  # (repository, user) → may push
+ApprovedAt = Callable[[str], bool]  # commit sha → approved with ok-to-test
 
 
 @dataclass(frozen=True)
@@ -35,12 +39,14 @@ class Trust:
 
 
 TRUSTED = Trust(code_trusted=True, approved=True)
+APPROVED_UNTRUSTED_CODE = Trust(code_trusted=False, approved=True)
 
 
-def listed_as_trusted(ctx: Context, repo: Repository, user: str, source: Repository | None = None) -> bool:
-    """In the service config's trusted users, or (by the source repository's owner, or by
-    organisation membership where the forge can tell) its trusted organisations."""
-    settings = ctx.settings
+def listed_as_trusted(
+    settings: Settings, repo: Repository, user: str, source: Repository | None = None
+) -> bool:
+    """In the service config's trusted users (any case), or the source repository's owner is
+    one of its trusted organisations."""
     policy = settings.policy_for(repo.full_name)
     users = {u.lower() for u in (*settings.trusted_users, *policy.trusted_users)}
     if user.lower() in users:
@@ -49,42 +55,32 @@ def listed_as_trusted(ctx: Context, repo: Repository, user: str, source: Reposit
     return bool(orgs) and source is not None and source.namespace.lower() in orgs
 
 
-def may_write(ctx: Context, forge: Forge, repo: Repository, user: str) -> bool:
+def may_write(settings: Settings, has_write: HasWrite, repo: Repository, user: str) -> bool:
     """Whether ``user`` may run commands on ``repo``: listed as trusted, or write access."""
     if not user:
         return False
-    return listed_as_trusted(ctx, repo, user) or ctx.forges.permissions.has_write_access(forge, repo, user)
+    return listed_as_trusted(settings, repo, user) or has_write(repo, user)
 
 
-def approved_at(ctx: Context, event: Event, sha: str) -> bool:
-    pr = event.pull_request
-    if pr is None:
-        return False
-    with ctx.db.session() as session:
-        found = session.scalars(
-            select(Approval.id).where(
-                Approval.forge == event.forge,
-                Approval.repo == event.repository.full_name,
-                Approval.pr_number == pr.number,
-                Approval.sha == sha,
-            )
-        ).first()
-    return found is not None
-
-
-def author_trusted(ctx: Context, forge: Forge, event: Event) -> bool:
+def author_trusted(settings: Settings, event: Event, has_write: HasWrite) -> bool:
     """A pull request's code is trusted unless it comes from a fork of an untrusted author."""
     pr = event.pull_request
     if pr is None or not pr.fork:
         return True
     author = pr.author or event.sender
-    return listed_as_trusted(ctx, event.repository, author, pr.source_repo) or may_write(
-        ctx, forge, event.repository, author
+    return listed_as_trusted(settings, event.repository, author, pr.source_repo) or may_write(
+        settings, has_write, event.repository, author
     )
 
 
-def event_trust(ctx: Context, forge: Forge, event: Event) -> Trust:
+def event_trust(settings: Settings, event: Event, has_write: HasWrite, approved_at: ApprovedAt) -> Trust:
     """The trust of a pull request (or push, tag...) event at its commit."""
-    if author_trusted(ctx, forge, event):
+    if author_trusted(settings, event, has_write):
         return TRUSTED
-    return Trust(code_trusted=False, approved=approved_at(ctx, event, event.sha))
+    return Trust(code_trusted=False, approved=approved_at(event.sha))
+
+
+def command_trust(settings: Settings, event: Event, has_write: HasWrite) -> Trust:
+    """Commands run as their author allows, but an untrusted fork's code stays untrusted: its
+    job file comes from the target branch and its jobs get no secrets."""
+    return TRUSTED if author_trusted(settings, event, has_write) else APPROVED_UNTRUSTED_CODE

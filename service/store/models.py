@@ -7,7 +7,7 @@ posts the difference once, under a short lease so that several processes never p
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
@@ -22,9 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+from service.clock import now
 
 
 class Base(DeclarativeBase):
@@ -55,7 +53,7 @@ class Delivery(Base):
     state: Mapped[str] = mapped_column(String(16), default=DeliveryState.RECEIVED, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     outcome: Mapped[str] = mapped_column(Text, default="")
-    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
@@ -101,8 +99,8 @@ class Run(Base):
     stop_reason: Mapped[str] = mapped_column(Text, default="")  # why forgeflow stopped it
     concurrency_group: Mapped[str] = mapped_column(String(255), default="", index=True)
     cancel_in_progress: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now, onupdate=now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     jobs: Mapped[list[Job]] = relationship(
@@ -141,7 +139,7 @@ class Job(Base):
     report_error: Mapped[str] = mapped_column(Text, default="")
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now, onupdate=now)
 
     run: Mapped[Run] = relationship(back_populates="jobs")
 
@@ -163,7 +161,7 @@ class LocalStatus(Base):
     state: Mapped[str] = mapped_column(String(16))
     description: Mapped[str] = mapped_column(String(1024), default="")
     target_url: Mapped[str] = mapped_column(String(1024), default="")
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now, onupdate=now)
 
 
 class WorkflowLog(Base):
@@ -178,7 +176,7 @@ class WorkflowLog(Base):
     workflow: Mapped[str] = mapped_column(String(255))
     task: Mapped[str] = mapped_column(String(255))
     text: Mapped[str] = mapped_column(Text, default="")
-    stored_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    stored_at: Mapped[datetime] = mapped_column(DateTime, default=now)
 
 
 class ForgeNote(Base):
@@ -195,7 +193,7 @@ class ForgeNote(Base):
     repo: Mapped[str] = mapped_column(String(255))
     number: Mapped[int] = mapped_column(Integer)  # the pull/merge request
     topic: Mapped[str] = mapped_column(String(64))  # what the note is about
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
 
 
 class Approval(Base):
@@ -211,7 +209,7 @@ class Approval(Base):
     pr_number: Mapped[int] = mapped_column(Integer)
     sha: Mapped[str] = mapped_column(String(64))
     approved_by: Mapped[str] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
 
 
 class CommandRecord(Base):
@@ -225,4 +223,4 @@ class CommandRecord(Base):
     author: Mapped[str] = mapped_column(String(255), default="")
     state: Mapped[str] = mapped_column(String(16), default="started")  # started | done
     outcome: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)

@@ -20,8 +20,8 @@ from sqlalchemy import select
 from service.context import Context
 from service.events import Event
 from service.executors.base import WorkflowRef
+from service.reporting.links import run_url
 from service.reporting.queries import commit_statuses
-from service.reporting.reporter import run_url
 from service.store.models import Job, Run
 
 bp = Blueprint("runs", __name__)

@@ -10,11 +10,12 @@ from service.events import Comment, Event, EventKind, PullRequest, Repository
 from service.jobs.expressions import event_context, interpolate
 from service.jobs.loader import JobFileError, load_job_file
 from service.jobs.matcher import match_jobs
-from service.jobs.plan import PlanOptions, WorkflowPlan, plan_workflow
+from service.jobs.plan import PlanOptions, WorkflowPlan, bind_run, plan_workflow
 
 REPO = Repository("octo", "hello", "https://example.invalid/octo/hello.git", default_branch="main")
 FORK = Repository("mallory", "hello", "https://example.invalid/mallory/hello.git")
-OPTIONS = PlanOptions("ci", "runner", "fedora:41", 1800, 3600, "https://ci.example/runs/5")
+OPTIONS = PlanOptions("ci", "runner", "fedora:41", 1800, 3600)
+RUN_URL = "https://ci.example/runs/5"
 PUSH = Event("github", EventKind.PUSH, REPO, "a" * 40, ref="refs/heads/main", branch="main", sender="alice")
 FORK_PR = Event(
     "github",
@@ -53,9 +54,8 @@ jobs:
 
 def plan(text: str, event: Event = PUSH, **options: object) -> WorkflowPlan:
     job_file = load_job_file(text)
-    return plan_workflow(
-        5, event, job_file, match_jobs(event, job_file), dataclasses.replace(OPTIONS, **options)
-    )
+    options_ = dataclasses.replace(OPTIONS, **options)
+    return bind_run(plan_workflow(event, job_file, match_jobs(event, job_file), options_), 5, RUN_URL)
 
 
 def test_a_secret_the_service_config_forbids_is_a_config_error_not_dropped():

@@ -22,10 +22,11 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from service.clock import now
 from service.executors.base import Manifest
 from service.executors.local.nodes import fnv32a
 from service.store.db import Database
-from service.store.models import WorkflowLog, utcnow
+from service.store.models import WorkflowLog
 
 POD_NAME_FORMAT = "workflows.argoproj.io/pod-name-format"
 MAX_PREFIX = 253 - 10 - 1  # Argo: maxK8sResourceNameLength - k8sNamingHashLength - 1
@@ -148,7 +149,7 @@ class DatabaseLogArchive:
                 if row is None:
                     session.add(WorkflowLog(namespace=namespace, workflow=workflow, task=task, text=text))
                 else:
-                    row.text, row.stored_at = text, utcnow()
+                    row.text, row.stored_at = text, now()
         except IntegrityError:
             pass  # another watcher replica archived it at the same moment
 

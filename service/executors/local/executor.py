@@ -16,18 +16,18 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 import service
+from service.clock import kubernetes_time, now, parse_time
 from service.executors.base import (
     ExecutorError,
     Manifest,
     WatchEvent,
     WorkflowRef,
 )
-from service.executors.local.nodes import ERROR, FINAL_WORKFLOW_PHASES, PENDING, RUNNING, now
+from service.executors.local.nodes import ERROR, FINAL_WORKFLOW_PHASES, PENDING, RUNNING
 from service.executors.local.pod import LineSink
 from service.executors.local.proc import is_alive
 from service.executors.local.runner import Runner
@@ -263,11 +263,8 @@ def _orphan_message(raw: Manifest) -> str | None:
 
 
 def _older_than(timestamp: str, seconds: float) -> bool:
-    try:
-        then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return False
-    return (datetime.now(UTC) - then).total_seconds() > seconds
+    then = parse_time(timestamp)
+    return then is not None and (now() - then).total_seconds() > seconds
 
 
 def _mark_orphan(message: str) -> Callable[[Manifest], bool]:
@@ -279,8 +276,8 @@ def _mark_orphan(message: str) -> Callable[[Manifest], bool]:
         status = raw.setdefault("status", {})
         for node in (status.get("nodes") or {}).values():
             if node.get("phase") in (PENDING, RUNNING):
-                node["phase"], node["message"], node["finishedAt"] = ERROR, message, now()
-        status.update(phase=ERROR, message=message, finishedAt=now())
+                node["phase"], node["message"], node["finishedAt"] = ERROR, message, kubernetes_time()
+        status.update(phase=ERROR, message=message, finishedAt=kubernetes_time())
         set_phase_labels(raw, ERROR)
         raw.setdefault(PRIVATE, {})["runner"] = raw.get(PRIVATE, {}).get("runner") or "reaped"
         return True

@@ -7,8 +7,9 @@ named and identified by the workflow name; any other node ``N`` gets the id
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
+
+from service.clock import kubernetes_time
 
 Node = dict[str, Any]
 
@@ -70,11 +71,6 @@ def node_id(workflow_name: str, node_name: str) -> str:
     return f"{workflow_name}-{fnv32a(node_name)}"
 
 
-def now() -> str:
-    """The current time as Kubernetes writes it (RFC 3339, seconds, UTC ``Z``)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def new_node(
     workflow_name: str,
     name: str,
@@ -94,7 +90,7 @@ def new_node(
         "type": node_type,
         "templateName": template_name,
         "phase": phase,
-        "startedAt": now(),
+        "startedAt": kubernetes_time(),
     }
     if boundary_id:
         node["boundaryID"] = boundary_id
@@ -113,7 +109,7 @@ def set_phase(node: Node, phase: str, message: str | None = None) -> None:
     if message:
         node["message"] = message
     if phase in FINAL_PHASES and not node.get("finishedAt"):
-        node["finishedAt"] = now()
+        node["finishedAt"] = kubernetes_time()
 
 
 def add_child(node: Node, child_id: str) -> None:

@@ -12,6 +12,7 @@ import copy
 import os
 from typing import Any
 
+from service.clock import kubernetes_time
 from service.executors.base import Manifest
 from service.executors.local.nodes import (
     FINAL_WORKFLOW_PHASES,
@@ -19,7 +20,6 @@ from service.executors.local.nodes import (
     RUNNING,
     SUCCEEDED,
     Node,
-    now,
     refresh_progress,
 )
 from service.executors.local.proc import process_identity
@@ -46,7 +46,11 @@ class StatusWriter:
             if status.get("phase", PENDING) != PENDING or (raw.get(PRIVATE) or {}).get("runner"):
                 return False
             raw.setdefault(PRIVATE, {})["runner"] = identity
-            raw["status"] = self.status = {"phase": RUNNING, "startedAt": now(), "progress": "0/0"}
+            raw["status"] = self.status = {
+                "phase": RUNNING,
+                "startedAt": kubernetes_time(),
+                "progress": "0/0",
+            }
             set_phase_labels(raw, RUNNING)
             claimed.append(raw)
             return True
@@ -70,7 +74,7 @@ class StatusWriter:
     def finish(self, phase: str, message: str | None, nodes: dict[str, Node]) -> Manifest | None:
         """Write the final phase, message, ``finishedAt`` and Argo's completion conditions."""
         self.status["phase"] = phase
-        self.status["finishedAt"] = now()
+        self.status["finishedAt"] = kubernetes_time()
         if message and phase != SUCCEEDED:
             self.status["message"] = message
         self.status["conditions"] = [

@@ -31,8 +31,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from service.clock import kubernetes_time
 from service.executors.base import ExecutorError, Manifest
-from service.executors.local.nodes import now
 
 PRIVATE = "localStore"
 TOMBSTONES = ".deleted"
@@ -190,7 +190,7 @@ class LocalStore:
             raw["metadata"] = {
                 **meta,
                 "uid": str(uuid.uuid4()),
-                "creationTimestamp": now(),
+                "creationTimestamp": kubernetes_time(),
             }
             raw["status"] = {"phase": "Pending"}
             with self._counter_lock():

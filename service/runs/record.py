@@ -1,0 +1,141 @@
+"""Recording runs: a planned run with its jobs and manifest, or a broken job file, in one
+transaction each; and finding a run again by the key of what started it.
+
+A run's ``trigger_key`` is unique (``delivery:<id>`` for a delivery, ``comment:…`` for one
+command of a comment), so whatever repeats a trigger finds its run instead of making another.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from sqlalchemy import select
+
+from service.clock import now
+from service.context import Context
+from service.events import Event
+from service.jobs.loader import JobFileError
+from service.jobs.plan import WorkflowPlan
+from service.runs.recipe import InvalidWorkflow, workflow
+from service.runs.trust import Trust
+from service.settings import Settings
+from service.store.models import Job, JobState, Run, RunPhase
+
+log = logging.getLogger(__name__)
+CONFIG_CONTEXT = "forgeflow/config"
+
+
+def run_by_key(ctx: Context, trigger_key: str) -> int | None:
+    with ctx.db.session() as session:
+        return session.scalars(select(Run.id).where(Run.trigger_key == trigger_key)).first()
+
+
+def _new_run(event: Event, instance: str, trigger_key: str, delivery_pk: int | None, executor: str) -> Run:
+    return Run(
+        trigger_key=trigger_key,
+        delivery_pk=delivery_pk,
+        forge=event.forge,
+        instance=instance,
+        repo=event.repository.full_name,
+        sha=event.sha,
+        ref=event.ref,
+        event_kind=event.kind.value,
+        pr_number=event.pull_request.number if event.pull_request else None,
+        event_json=event.to_json(),
+        executor=executor,
+    )
+
+
+def record_config_error(
+    ctx: Context,
+    event: Event,
+    instance: str,
+    trigger_key: str,
+    delivery_pk: int | None,
+    exc: JobFileError,
+) -> int:
+    """A run that ends at once with a failing ``forgeflow/config`` status saying where."""
+    with ctx.db.session() as session:
+        run = _new_run(event, instance, trigger_key, delivery_pk, ctx.settings.executor)
+        run.phase = RunPhase.CONFIG_ERROR
+        run.message = str(exc)
+        run.finished_at = now()
+        run.jobs.append(
+            Job(
+                name="config",
+                task="config",
+                context=CONFIG_CONTEXT,
+                state=JobState.FAILURE,
+                description=exc.summary,
+                finished_at=now(),
+            )
+        )
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def record_run(
+    ctx: Context,
+    event: Event,
+    instance: str,
+    trigger_key: str,
+    delivery_pk: int | None,
+    plan: WorkflowPlan,
+    trust: Trust,
+) -> int:
+    """Record the run, its jobs (pending) and its Workflow (the plan bound to the run's id) in
+    one transaction. An unapproved run waits, its jobs pending with a description saying how
+    to approve it."""
+    with ctx.db.session() as session:
+        run = _new_run(event, instance, trigger_key, delivery_pk, ctx.settings.executor)
+        session.add(run)
+        session.flush()
+        waiting = not trust.approved
+        if waiting:
+            run.phase = RunPhase.WAITING
+            run.message = waiting_message(ctx.settings)
+        description = waiting_description(ctx.settings) if waiting else "queued"
+        for task in plan.tasks:
+            run.jobs.append(Job(name=task.job, task=task.task, context=task.context, description=description))
+        for refused in plan.refused:  # final at once: never in the Workflow
+            run.jobs.append(
+                Job(
+                    name=refused.job,
+                    task=refused.task,
+                    context=refused.context,
+                    state=JobState.ERROR,
+                    description=refused.reason,
+                    finished_at=now(),
+                )
+            )
+        run.concurrency_group, run.cancel_in_progress = plan.concurrency_group, plan.cancel_in_progress
+        if not plan.tasks:  # every matched job was refused: nothing to submit
+            run.phase, run.message, run.finished_at = RunPhase.ERROR, plan.refused[0].reason, now()
+        try:
+            manifest = workflow(plan, run.id, ctx.settings.public_url)
+        except InvalidWorkflow as exc:
+            log.error("run %s compiled into an invalid Workflow: %s", run.id, exc)
+            manifest = exc.manifest
+            run.phase = RunPhase.ERROR
+            run.message = f"invalid Workflow: {exc}"
+            run.finished_at = now()
+            for job in run.jobs:
+                job.state = JobState.ERROR
+                job.description = "forgeflow built an invalid Workflow; see the run page"
+        run.manifest_json = json.dumps(manifest, sort_keys=True)
+        run.namespace = plan.namespace
+        run.workflow_name = manifest["metadata"]["name"]
+        return run.id
+
+
+def waiting_description(settings: Settings) -> str:
+    return f"waiting for approval: a maintainer can comment {settings.comment_prefix} ok-to-test"
+
+
+def waiting_message(settings: Settings) -> str:
+    return (
+        "This pull request comes from a fork by someone without write access: it runs once a "
+        f"maintainer comments {settings.comment_prefix} ok-to-test (for each new commit)."
+    )

@@ -1,0 +1,65 @@
+"""What the worker does with a stored delivery: hand its event to ``commands/`` or ``runs/``,
+and record the outcome on the delivery.
+
+Comment commands and the forge's "Re-run" go to :mod:`service.commands`; every other event
+starts a run (:func:`service.runs.start.handle_event`). Both are idempotent, so a delivery the
+broker hands over twice, or a worker killed half-way, never makes a second run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from service.clock import now
+from service.commands.handle import handle_commands
+from service.context import Context
+from service.events import Event, EventKind
+from service.runs.start import Result, handle_event, run_id_for_delivery
+from service.runs.stopping import fail_run
+from service.store.models import Delivery, DeliveryState
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Context, Event, str, str, "int | None"], Result]
+HANDLERS: dict[EventKind, Handler] = {
+    EventKind.COMMENT: handle_commands,
+    EventKind.RERUN: handle_commands,
+}
+
+
+def process_delivery(ctx: Context, delivery_pk: int) -> Result:
+    """Handle one stored delivery, once."""
+    with ctx.db.session() as session:
+        delivery = session.get(Delivery, delivery_pk)
+        if delivery is None:
+            return Result(f"no delivery {delivery_pk}")
+        if delivery.state in (DeliveryState.DONE, DeliveryState.FAILED):
+            return Result(f"already processed: {delivery.outcome}")
+        delivery.attempts += 1
+        event = Event.from_json(delivery.event_json)
+        instance = delivery.instance
+    handler = HANDLERS.get(event.kind, handle_event)
+    result = handler(ctx, event, instance, f"delivery:{delivery_pk}", delivery_pk)
+    with ctx.db.session() as session:
+        delivery = session.get(Delivery, delivery_pk)
+        if delivery is not None:
+            delivery.state = DeliveryState.DONE
+            delivery.outcome = result.outcome
+            delivery.processed_at = now()
+    log.info("delivery %s: %s", delivery_pk, result.outcome)
+    return result
+
+
+def fail_delivery(ctx: Context, delivery_pk: int, reason: str) -> int | None:
+    """After the last retry: the delivery failed and its run's jobs say so; the run's id."""
+    with ctx.db.session() as session:
+        delivery = session.get(Delivery, delivery_pk)
+        if delivery is not None:
+            delivery.state = DeliveryState.FAILED
+            delivery.outcome = reason
+            delivery.processed_at = now()
+    run_id = run_id_for_delivery(ctx, delivery_pk)
+    if run_id is not None:
+        fail_run(ctx, run_id, reason)
+    return run_id
