@@ -77,12 +77,18 @@ ParseResult = Parsed | Ignored | Ping
 
 @dataclass(frozen=True)
 class WebhookHandler:
-    """The three things a forge's handler module provides, gathered for the dispatch table."""
+    """A forge's webhook protocol, gathered for the dispatch table: how a delivery is verified,
+    identified and parsed, and how one is signed (``replay``, the demo and the tests send
+    deliveries exactly as the forge would, so what :attr:`verify` accepts is proven by use)."""
 
     name: str
     verify: Callable[[Delivery, str], bool]
     delivery_id: Callable[[Delivery], str]
     parse: Callable[[Delivery], ParseResult]
+    # (body, secret, event type, delivery id) → the headers the forge sends with that body
+    sign: Callable[[bytes, str, str, str], dict[str, str]]
+    event_header: str  # the header naming the event type, as the forge sends it
+    guess_event_type: Callable[[dict[str, Any]], str]  # for a recorded payload without headers
 
 
 def hmac_sha256_hex(secret: str, body: bytes) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from handlers import github
 from handlers.base import (
     BadPayload,
     Delivery,
@@ -42,6 +43,7 @@ EVENT_HEADERS = ("X-Forgejo-Event", "X-Gitea-Event", "X-Gogs-Event", "X-GitHub-E
 TYPE_HEADERS = ("X-Forgejo-Event-Type", "X-Gitea-Event-Type")
 DELIVERY_HEADERS = ("X-Forgejo-Delivery", "X-Gitea-Delivery", "X-GitHub-Delivery")
 SIGNATURE_HEADERS = ("X-Forgejo-Signature", "X-Gitea-Signature")
+EVENT_HEADER = EVENT_HEADERS[0]
 
 PULL_REQUEST_ACTIONS = {
     "opened": "opened",
@@ -81,6 +83,20 @@ def verify(delivery: Delivery, secret: str) -> bool:
 
 def delivery_id(delivery: Delivery) -> str:
     return first_header(delivery, *DELIVERY_HEADERS) or body_digest_id(delivery.body)
+
+
+def sign(body: bytes, secret: str, event_type: str, delivery: str) -> dict[str, str]:
+    """The headers Forgejo sends with ``body`` (Gitea's names too, as Forgejo sends both)."""
+    signature = hmac_sha256_hex(secret, body)
+    return {
+        "X-Forgejo-Event": event_type,
+        "X-Gitea-Event": event_type,
+        "X-GitHub-Event": event_type,
+        "X-Forgejo-Delivery": delivery,
+        "X-Gitea-Delivery": delivery,
+        "X-Forgejo-Signature": signature,
+        "X-Gitea-Signature": signature,
+    }
 
 
 def repository(p: Payload) -> Repository:
@@ -325,4 +341,12 @@ def parse(delivery: Delivery) -> ParseResult:
     return parser(Payload(data), event_type)
 
 
-HANDLER = WebhookHandler(name=FORGE, verify=verify, delivery_id=delivery_id, parse=parse)
+HANDLER = WebhookHandler(
+    name=FORGE,
+    verify=verify,
+    delivery_id=delivery_id,
+    parse=parse,
+    sign=sign,
+    event_header=EVENT_HEADER,
+    guess_event_type=github.guess_event_type,
+)

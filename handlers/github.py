@@ -8,8 +8,8 @@ is ignored with a reason.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from handlers.base import (
@@ -20,6 +20,7 @@ from handlers.base import (
     Payload,
     Ping,
     WebhookHandler,
+    body_digest_id,
     hmac_sha256_hex,
     load_json_object,
     ref_kind,
@@ -28,6 +29,7 @@ from handlers.base import (
 from service.events import Comment, Event, EventKind, PullRequest, Repository, is_zero_sha
 
 FORGE = "github"
+EVENT_HEADER = "X-GitHub-Event"
 
 PULL_REQUEST_ACTIONS = {
     "opened": "opened",
@@ -52,7 +54,34 @@ def verify(delivery: Delivery, secret: str) -> bool:
 
 def delivery_id(delivery: Delivery) -> str:
     given = delivery.header("X-GitHub-Delivery").strip()
-    return given or "sha256-" + hashlib.sha256(delivery.body).hexdigest()
+    return given or body_digest_id(delivery.body)
+
+
+def sign(body: bytes, secret: str, event_type: str, delivery: str) -> dict[str, str]:
+    """The headers GitHub sends with ``body``."""
+    return {
+        EVENT_HEADER: event_type,
+        "X-GitHub-Delivery": delivery,
+        "X-Hub-Signature-256": "sha256=" + hmac_sha256_hex(secret, body),
+        "User-Agent": "GitHub-Hookshot/forgeflow",
+    }
+
+
+def guess_event_type(payload: dict[str, Any]) -> str:
+    """The ``X-GitHub-Event`` a recorded payload was most likely sent with (Forgejo and Gitea
+    name their events the same way)."""
+    if "zen" in payload and "hook_id" in payload:
+        return "ping"
+    if "pull_request" in payload and "number" in payload:
+        return "pull_request"
+    if "comment" in payload and "issue" in payload:
+        return "issue_comment"
+    for kind in ("check_run", "check_suite", "release"):
+        if kind in payload:
+            return kind
+    if "ref_type" in payload:
+        return "create"
+    return "push"
 
 
 def instance_of(html_url: str) -> str:
@@ -311,4 +340,12 @@ def parse(delivery: Delivery) -> ParseResult:
     return parser(Payload(data), event_type)
 
 
-HANDLER = WebhookHandler(name=FORGE, verify=verify, delivery_id=delivery_id, parse=parse)
+HANDLER = WebhookHandler(
+    name=FORGE,
+    verify=verify,
+    delivery_id=delivery_id,
+    parse=parse,
+    sign=sign,
+    event_header=EVENT_HEADER,
+    guess_event_type=guess_event_type,
+)

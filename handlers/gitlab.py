@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 from collections.abc import Callable
+from typing import Any
 
 from handlers.base import (
     BadPayload,
@@ -30,6 +31,7 @@ from handlers.base import (
 from service.events import Comment, Event, EventKind, PullRequest, Repository, is_zero_sha
 
 FORGE = "gitlab"
+EVENT_HEADER = "X-Gitlab-Event"
 DEFAULT_INSTANCE = "https://gitlab.com"
 
 # Hook names by payload ``object_kind``: used for System Hooks and a missing header.
@@ -61,6 +63,27 @@ def delivery_id(delivery: Delivery) -> str:
     """``Idempotency-Key`` (same across retries), else ``X-Gitlab-Event-UUID``, else a hash."""
     given = first_header(delivery, "Idempotency-Key", "X-Gitlab-Event-UUID")
     return given or body_digest_id(delivery.body)
+
+
+def sign(body: bytes, secret: str, event_type: str, delivery: str) -> dict[str, str]:
+    """The headers GitLab sends with ``body`` (its "signature" is the secret token itself)."""
+    return {EVENT_HEADER: event_type, "X-Gitlab-Token": secret, "X-Gitlab-Event-UUID": delivery}
+
+
+HOOK_NAMES = {
+    "push": "Push Hook",
+    "tag_push": "Tag Push Hook",
+    "merge_request": "Merge Request Hook",
+    "note": "Note Hook",
+    "release": "Release Hook",
+    "pipeline": "Pipeline Hook",
+}
+
+
+def guess_event_type(payload: dict[str, Any]) -> str:
+    """The ``X-Gitlab-Event`` a recorded payload was most likely sent with."""
+    kind = str(payload.get("object_kind") or payload.get("event_name") or "")
+    return HOOK_NAMES.get(kind, "Push Hook")
 
 
 def repository(p: Payload) -> Repository:
@@ -308,4 +331,12 @@ def parse(delivery: Delivery) -> ParseResult:
     return result
 
 
-HANDLER = WebhookHandler(name=FORGE, verify=verify, delivery_id=delivery_id, parse=parse)
+HANDLER = WebhookHandler(
+    name=FORGE,
+    verify=verify,
+    delivery_id=delivery_id,
+    parse=parse,
+    sign=sign,
+    event_header=EVENT_HEADER,
+    guess_event_type=guess_event_type,
+)

@@ -10,7 +10,7 @@ Its ``post-receive`` hook sends one JSON object per updated ref, signed like Git
 
 from __future__ import annotations
 
-import hashlib
+from typing import Any
 
 from handlers.base import (
     Delivery,
@@ -20,6 +20,7 @@ from handlers.base import (
     Payload,
     Ping,
     WebhookHandler,
+    body_digest_id,
     hmac_sha256_hex,
     load_json_object,
     ref_kind,
@@ -33,11 +34,6 @@ EVENT_HEADER = "X-Forgeflow-Event"
 DELIVERY_HEADER = "X-Forgeflow-Delivery"
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The header value a sender puts in ``X-Forgeflow-Signature-256``."""
-    return "sha256=" + hmac_sha256_hex(secret, body)
-
-
 def verify(delivery: Delivery, secret: str) -> bool:
     received = delivery.header(SIGNATURE_HEADER)
     if not secret or not received.startswith("sha256="):
@@ -47,7 +43,20 @@ def verify(delivery: Delivery, secret: str) -> bool:
 
 def delivery_id(delivery: Delivery) -> str:
     given = delivery.header(DELIVERY_HEADER).strip()
-    return given or "sha256-" + hashlib.sha256(delivery.body).hexdigest()
+    return given or body_digest_id(delivery.body)
+
+
+def sign(body: bytes, secret: str, event_type: str, delivery: str) -> dict[str, str]:
+    """The headers the local forge's hook sends with ``body``."""
+    return {
+        EVENT_HEADER: event_type,
+        DELIVERY_HEADER: delivery,
+        SIGNATURE_HEADER: "sha256=" + hmac_sha256_hex(secret, body),
+    }
+
+
+def guess_event_type(payload: dict[str, Any]) -> str:
+    return "push"  # the local forge sends nothing else
 
 
 def parse(delivery: Delivery) -> ParseResult:
@@ -92,4 +101,12 @@ def parse(delivery: Delivery) -> ParseResult:
     )
 
 
-HANDLER = WebhookHandler(name=FORGE, verify=verify, delivery_id=delivery_id, parse=parse)
+HANDLER = WebhookHandler(
+    name=FORGE,
+    verify=verify,
+    delivery_id=delivery_id,
+    parse=parse,
+    sign=sign,
+    event_header=EVENT_HEADER,
+    guess_event_type=guess_event_type,
+)

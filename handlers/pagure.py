@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from handlers.base import (
@@ -42,6 +43,7 @@ from handlers.base import (
 from service.events import Comment, Event, EventKind, PullRequest, Repository, is_zero_sha
 
 FORGE = "pagure"
+EVENT_HEADER = "X-Pagure-Topic"
 DEFAULT_INSTANCE = "https://src.fedoraproject.org"
 PAGURE_IO = "https://pagure.io"
 
@@ -84,6 +86,20 @@ def delivery_id(delivery: Delivery) -> str:
             if isinstance(value, str) and value.strip():
                 return value.strip()
     return body_digest_id(delivery.body)
+
+
+def sign(body: bytes, secret: str, event_type: str, delivery: str) -> dict[str, str]:
+    """The headers Pagure sends with ``body`` (the delivery id is the payload's ``msg_id``)."""
+    return {
+        EVENT_HEADER: event_type,
+        "X-Pagure": "forgeflow",
+        "X-Pagure-Signature-256": hmac_sha256_hex(secret, body),
+    }
+
+
+def guess_event_type(payload: dict[str, Any]) -> str:
+    """The ``X-Pagure-Topic`` of a recorded payload: its own ``topic``."""
+    return str(payload.get("topic") or "git.receive")
 
 
 def short_topic(topic: str) -> str:
@@ -334,4 +350,12 @@ def parse(delivery: Delivery) -> ParseResult:
     return parser(message)
 
 
-HANDLER = WebhookHandler(name=FORGE, verify=verify, delivery_id=delivery_id, parse=parse)
+HANDLER = WebhookHandler(
+    name=FORGE,
+    verify=verify,
+    delivery_id=delivery_id,
+    parse=parse,
+    sign=sign,
+    event_header=EVENT_HEADER,
+    guess_event_type=guess_event_type,
+)

@@ -7,7 +7,7 @@ from typing import Any
 
 from handlers import handler_for
 from handlers.base import Delivery, Ignored, Parsed, Ping
-from service.cli.replay import EVENT_HEADERS, guess_event_type, load_payload
+from service.cli.replay import guess_event_type, load_payload
 from service.events import Event
 
 
@@ -41,7 +41,7 @@ def event_from_file(path: Path, forge: str | None = None, event_type: str | None
         raise EventFileError(f"unknown forge {forge!r}")
     event_type = event_type or guess_event_type(forge, data)
     result = handler.parse(
-        Delivery(body, {EVENT_HEADERS[forge]: event_type, "Content-Type": "application/json"})
+        Delivery(body, {handler.event_header: event_type, "Content-Type": "application/json"})
     )
     if isinstance(result, Ignored):
         raise EventFileError(f"{path}: {forge} {event_type!r} starts nothing: {result.reason}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from handlers.local import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign
+from handlers.local import HANDLER
 
 
 def push_payload(namespace: str, name: str, git_dir: Path, old: str, new: str, ref: str) -> dict[str, object]:
@@ -35,12 +35,7 @@ def push_payload(namespace: str, name: str, git_dir: Path, old: str, new: str, r
 
 def deliver(url: str, secret: str, payload: dict[str, object], timeout: float = 10) -> requests.Response:
     body = json.dumps(payload).encode()
-    headers = {
-        "Content-Type": "application/json",
-        EVENT_HEADER: "push",
-        DELIVERY_HEADER: str(uuid.uuid4()),
-        SIGNATURE_HEADER: sign(secret, body),
-    }
+    headers = {"Content-Type": "application/json", **HANDLER.sign(body, secret, "push", str(uuid.uuid4()))}
     return requests.post(url, data=body, headers=headers, timeout=timeout)
 
 
