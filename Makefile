@@ -22,6 +22,7 @@ LINT_PATHS := $(wildcard service handlers tests benchmarks tools)
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy service handlers

@@ -112,7 +112,9 @@ def worker_action(database_url: str, exits: ExitStack) -> Callable[[], Callable[
             log_level="WARNING",
         )
         ctx = build_context(settings)
-        ctx.warm_up()
+        from service.argo.models import argo_models
+
+        ctx.warm_up(argo_models)
         client = create_app(ctx).test_client()
         for i, sha in enumerate(shas):
             body = json.dumps(payloads.pull_request(REPO, "https://github.com/octo/hello.git", sha, i + 1))

@@ -64,13 +64,13 @@ class Context:
                 self._writer = DeliveryWriter(self.db)
             return self._writer
 
-    def warm_up(self) -> None:
-        """Do the one-time work of the first event now (imports, the executor's client, the
-        Argo models, each configured forge's client), so a process answers its first event as
-        fast as its hundredth. Anything that fails here fails again, with its reason, in use."""
-        from service.argo.models import argo_models
-
-        argo_models()
+    def warm_up(self, *loaders: Callable[[], object]) -> None:
+        """Do the one-time work of the first event now (``loaders``, e.g. the Argo models; the
+        executor's client; each configured forge's client), so a process answers its first
+        event as fast as its hundredth. Anything that fails here fails again, with its reason,
+        in use."""
+        for load in loaders:
+            load()
         try:
             _ = self.executor
         except Exception as exc:

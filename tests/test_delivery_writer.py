@@ -238,16 +238,10 @@ def test_a_write_blocked_past_the_statement_timeout_fails_instead_of_hanging(dat
 
 def test_a_timed_out_batch_fails_all_its_requests_at_once(database):
     url, db, _ = database
-    writer = DeliveryWriter(db, lanes=1, statement_timeout=0.5)
-    writer.store(delivery("warm"))  # the connection exists (its timeout set) before the lock
     statements: list[int] = []
-    execute = writer._execute
-
-    def counted(lane, rows):
-        statements.append(len(rows))
-        return execute(lane, rows)
-
-    writer._execute = counted  # type: ignore[method-assign]
+    writer = DeliveryWriter(db, lanes=1, statement_timeout=0.5, on_statement=statements.append)
+    writer.store(delivery("warm"))  # the connection exists (its timeout set) before the lock
+    statements.clear()
     lock = TableLock(url)
     stores = Stores(writer)
     stores.start("first", "a")

@@ -83,3 +83,19 @@ def field_name_problem(name: str) -> str | None:
     if not _FIELD_NAME.match(name):
         return "must consist of letters, digits and '-', starting with a letter or digit"
     return None
+
+
+def fnv32a(text: str) -> int:
+    """The 32-bit FNV-1a hash of ``text`` (UTF-8), as Go's ``hash/fnv`` computes it."""
+    value = 0x811C9DC5
+    for byte in text.encode():
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return value
+
+
+def node_id(workflow_name: str, node_name: str) -> str:
+    """Argo's id for the node named ``node_name`` in workflow ``workflow_name``: the workflow's
+    own node is the workflow's name; any other is ``<workflow>-<fnv32a(node name)>``."""
+    if node_name == workflow_name:
+        return workflow_name
+    return f"{workflow_name}-{fnv32a(node_name)}"

@@ -54,7 +54,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     setup_logging(settings.log_level)
     ctx = build_context(settings)
-    ctx.warm_up()
+    from service.argo.models import argo_models
+
+    ctx.warm_up(argo_models)
     celery = prepare(ctx)
     web = WebThread(make_wsgi_app(ctx), settings.host, settings.port)
     worker = WorkerThread(celery, settings.worker_concurrency).start()
@@ -108,7 +110,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     setup_logging(settings.log_level)
     ctx = build_context(settings)
-    ctx.warm_up()
+    from service.argo.models import argo_models
+
+    ctx.warm_up(argo_models)
     celery = prepare(ctx)
     start_relay(ctx)  # queues the deliveries the web tier stored
     celery.worker_main(
@@ -139,7 +143,9 @@ def cmd_watcher(args: argparse.Namespace) -> int:
     settings = _settings(args)
     setup_logging(settings.log_level)
     ctx = build_context(settings)
-    ctx.warm_up()
+    from service.argo.models import argo_models
+
+    ctx.warm_up(argo_models)
     prepare(ctx)  # the sweep queues deliveries stored while the broker was down
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-KNOWN = ("test", "retest", "cancel", "ok-to-test", "help")
-_WORD = re.compile(r"^[a-z][a-z0-9_-]*$")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 
 
@@ -51,7 +49,3 @@ def commands_in(body: str, prefix: str = "/forgeflow") -> list[Command]:
             continue
         found.append(Command(words[1].lower(), tuple(words[2:]), number))
     return found
-
-
-def is_word(text: str) -> bool:
-    return bool(_WORD.match(text))

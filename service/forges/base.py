@@ -27,10 +27,12 @@ class TransientForgeError(ForgeError):
 
 @dataclass(frozen=True)
 class StatusReport:
-    """One commit status as forgeflow means it; each forge maps ``state`` to what it has."""
+    """One commit status, in the forge's own words: the reporter maps forgeflow's states
+    (pending | running | success | failure | error) onto what each forge accepts
+    (``service.reporting.forge_states``) before a forge is asked to post it."""
 
     context: str
-    state: str  # pending | running | success | failure | error
+    state: str  # the forge's word for it (ogr's CommitStatus names for the real forges)
     description: str
     target_url: str
     # Where the commit was built, for forges that place statuses by it (all optional):
@@ -41,6 +43,8 @@ class StatusReport:
 
 @dataclass(frozen=True)
 class ReportedStatus:
+    """A status a forge shows, in the forge's words (``forge_states.read_back`` maps them)."""
+
     context: str
     state: str
     description: str = ""
@@ -110,9 +114,3 @@ class PullRequestInfo:
     draft: bool = False
     title: str = ""
     labels: tuple[str, ...] = ()
-
-
-def describe_state_change(state: str, description: str) -> str:
-    """A status description that fits every forge's limit (GitHub: 140 characters)."""
-    text = description.strip() or state
-    return text if len(text) <= 140 else text[:137] + "..."

@@ -3,9 +3,9 @@
 What Forgejo does its own way:
 
 - Commit states are pending, success, error, failure and warning: no running, no canceled
-  (see :mod:`service.reporting.forge_states`). Statuses go on the target repository's commit even for a
-  pull request from a fork: Forgejo shows a pull request the statuses its base repository holds
-  for the head commit.
+  (see :mod:`service.reporting.forge_states`). Statuses go on the target repository's commit
+  even for a pull request from a fork: Forgejo shows a pull request the statuses its base
+  repository holds for the head commit.
 - Statuses are read back from the combined status (latest per context), read leniently: ogr
   cannot read an ``error`` state, other tools may post one.
 - Write access is the collaborator permission ``write``, ``admin`` or ``owner`` (teams of an
@@ -30,7 +30,6 @@ from service.events import Repository
 from service.forges.base import PullRequestInfo, ReportedStatus
 from service.forges.errors import http_status_of
 from service.forges.ogr_forge import OgrForge
-from service.reporting.forge_states import state_from_word
 
 WRITE_PERMISSIONS = ("owner", "admin", "write")
 PAGE_SIZE = 50  # Forgejo's default MAX_RESPONSE_ITEMS
@@ -90,7 +89,7 @@ class ForgejoForge(OgrForge):
                     s.context or "",
                     ReportedStatus(
                         context=s.context or "",
-                        state=state_from_word(self.kind, str(word)),
+                        state=str(word),
                         description=s.description or "",
                         target_url=s.target_url or "",
                     ),

@@ -44,7 +44,6 @@ from service.forges.gitlab_api import (
     same_repository,
 )
 from service.forges.ogr_forge import PROJECT_CACHE_SECONDS, OgrForge
-from service.reporting.forge_states import state_from_word
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +191,7 @@ class GitlabForge(OgrForge):
             return [
                 ReportedStatus(
                     context=s.name,
-                    state=state_from_word(self.kind, s.status),
+                    state=s.status,
                     description=s.description or "",
                     target_url=s.target_url or "",
                 )

@@ -4,9 +4,10 @@
 generic project API; one subclass per forge kind overrides what that forge does differently:
 :mod:`service.forges.github`, :mod:`service.forges.gitlab`, :mod:`service.forges.forgejo`,
 :mod:`service.forges.pagure` (the table is in :mod:`service.forges.registry`). Each forge accepts
-a different set of commit states (:data:`STATE_MAPS`, see :mod:`service.reporting.forge_states`); errors
-from ogr and the libraries under it are sorted into :class:`TransientForgeError` (retry) and
-:class:`ForgeError` (do not) by :mod:`service.forges.errors`.
+its own set of commit states: the reporter hands it a status in that forge's words, ogr's
+``CommitStatus`` names (see :mod:`service.reporting.forge_states`). Errors from ogr and the
+libraries under it are sorted into :class:`TransientForgeError` (retry) and :class:`ForgeError`
+(do not) by :mod:`service.forges.errors`.
 """
 
 from __future__ import annotations
@@ -29,10 +30,9 @@ from service.forges.base import (
 )
 from service.forges.errors import classify, http_status_of
 from service.forges.notes import NoteLedger
-from service.reporting.forge_states import STATE_MAPS, forge_description, forge_state, reverse_state
 from service.settings import ForgeInstance
 
-__all__ = ["STATE_MAPS", "OgrForge", "classify", "http_status_of"]
+__all__ = ["OgrForge", "classify", "http_status_of"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -128,8 +128,11 @@ class OgrForge:
             raise
 
     def set_status(self, repo: Repository, sha: str, status: StatusReport) -> None:
-        state = forge_state(self.kind, status.state, status.description)
-        description = forge_description(self.kind, status.state, status.description)
+        try:
+            state = CommitStatus[status.state]
+        except KeyError:
+            raise ForgeError(f"{self.name} has no commit state {status.state!r}") from None
+        description = status.description
         try:
             self._call(
                 f"setting {status.context} on {repo.full_name}@{sha[:7]}",
@@ -148,7 +151,7 @@ class OgrForge:
                 if flag.context not in latest:  # forges list the newest first
                     latest[flag.context] = ReportedStatus(
                         context=flag.context,
-                        state=reverse_state(flag.state),
+                        state=flag.state.name,
                         description=flag.comment or "",
                         target_url=flag.url or "",
                     )

@@ -31,7 +31,6 @@ from handlers.pagure import pull_request as pull_request_from_json
 from service.events import Repository
 from service.forges.base import PullRequestInfo, ReportedStatus, StatusReport
 from service.forges.ogr_forge import OgrForge
-from service.reporting.forge_states import state_from_word
 
 WRITE_LEVELS = ("owner", "admin", "commit")
 NO_STATS = ("ENOPRSTATS", "No statistics")
@@ -120,7 +119,7 @@ class PagureForge(OgrForge):
             return [
                 ReportedStatus(
                     context=f["username"],
-                    state=state_from_word(self.kind, str(f.get("status") or "")),
+                    state=str(f.get("status") or ""),
                     description=f.get("comment") or "",
                     target_url=f.get("url") or "",
                 )

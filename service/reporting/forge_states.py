@@ -1,5 +1,8 @@
 """Which commit states each forge accepts, and how forgeflow's states map onto them.
 
+The reporter shows each forge its own words (:func:`for_forge`) and reads them back into
+forgeflow's (:func:`read_back`); the forge adapters post and read what they are given.
+
 forgeflow's states are pending, running, success, failure and error. Checked against the forges'
 own APIs (and what ogr lets through):
 
@@ -19,9 +22,11 @@ own APIs (and what ogr lets through):
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ogr.abstract import CommitStatus
 
-from service.forges.base import describe_state_change
+from service.forges.base import ReportedStatus, StatusReport
 
 # forgeflow state -> the CommitStatus each forge accepts
 STATE_MAPS: dict[str, dict[str, CommitStatus]] = {
@@ -65,6 +70,8 @@ FORGE_WORDS: dict[str, dict[str, str]] = {
     "pagure": {"canceled": "error"},
 }
 
+COMMON_WORDS = {"canceled": "error", "warning": "failure"}  # ogr's words, on any forge
+
 CANCEL_WORDS = ("superseded", "cancelled", "canceled", "stopped")
 
 
@@ -85,17 +92,10 @@ def forge_description(kind: str, state: str, description: str) -> str:
     return describe_state_change(state, text)
 
 
-def reverse_state(value: CommitStatus) -> str:
-    """forgeflow's state for one ogr reads back."""
-    return {
-        CommitStatus.pending: "pending",
-        CommitStatus.running: "running",
-        CommitStatus.success: "success",
-        CommitStatus.failure: "failure",
-        CommitStatus.error: "error",
-        CommitStatus.canceled: "error",
-        CommitStatus.warning: "failure",
-    }[value]
+def describe_state_change(state: str, description: str) -> str:
+    """A status description that fits every forge's limit (GitHub: 140 characters)."""
+    text = description.strip() or state
+    return text if len(text) <= 140 else text[:137] + "..."
 
 
 def state_from_word(kind: str, word: str) -> str:
@@ -103,4 +103,22 @@ def state_from_word(kind: str, word: str) -> str:
     word = word.strip().lower()
     if word in ("pending", "running", "success", "failure", "error"):
         return word
-    return FORGE_WORDS.get(kind, {}).get(word, "error")
+    return FORGE_WORDS.get(kind, {}).get(word, COMMON_WORDS.get(word, "error"))
+
+
+def for_forge(kind: str, report: StatusReport) -> StatusReport:
+    """``report`` in the words forge ``kind`` accepts (the embedded forge takes forgeflow's own)."""
+    if kind not in STATE_MAPS:
+        return report
+    return replace(
+        report,
+        state=forge_state(kind, report.state, report.description).name,
+        description=forge_description(kind, report.state, report.description),
+    )
+
+
+def read_back(kind: str, status: ReportedStatus) -> ReportedStatus:
+    """A status a forge shows, in forgeflow's states."""
+    if kind not in STATE_MAPS:
+        return status
+    return replace(status, state=state_from_word(kind, status.state))

@@ -19,6 +19,7 @@ from service.clock import now
 from service.events import Event, Repository
 from service.forges.base import ForgeError, StatusReport, TransientForgeError
 from service.forges.registry import ForgeRegistry
+from service.reporting.forge_states import for_forge
 from service.reporting.links import job_url
 from service.store.db import Database
 from service.store.models import Job, Run
@@ -88,7 +89,8 @@ def report_job(db: Database, forges: ForgeRegistry, public_url: str, job_id: int
     report, event = leased.report, leased.event
     error = ""
     try:
-        forges.get(event.forge, leased.instance).set_status(status_repo(event), leased.sha, report)
+        forge = forges.get(event.forge, leased.instance)
+        forge.set_status(status_repo(event), leased.sha, for_forge(forge.kind, report))
     except TransientForgeError as exc:
         error = str(exc)
         _release(db, job_id, None, error)

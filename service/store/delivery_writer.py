@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from service.store.db import Database
@@ -86,9 +87,16 @@ class DeliveryWriter:
     the most deliveries per second in the ingest benchmark (larger batches); more may pay off
     where each round trip to the database is long."""
 
-    def __init__(self, db: Database, lanes: int = 1, statement_timeout: float = STATEMENT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        db: Database,
+        lanes: int = 1,
+        statement_timeout: float = STATEMENT_TIMEOUT,
+        on_statement: Callable[[int], None] | None = None,
+    ) -> None:
         self.db = db
         self.statement_timeout = statement_timeout
+        self.on_statement = on_statement  # told each statement's batch size as it is sent (metrics)
         self._lock = threading.Lock()
         self._waiting: list[_Waiter] = []
         self._all_lanes = [_Lane() for _ in range(max(1, lanes))]
@@ -194,6 +202,8 @@ class DeliveryWriter:
             self.stored += len(rows)
 
     def _execute(self, lane: _Lane, rows: list[_Waiter]) -> dict[Key, int]:
+        if self.on_statement is not None:
+            self.on_statement(len(rows))
         connection = self._connect(lane)
         params = [row.params[column] for row in rows for column in POSTGRES_PARAMS]
         try:

@@ -42,12 +42,13 @@ def database(tmp_path: Path) -> Iterator[Database]:
 
 @pytest.fixture
 def make_executor(k8s_emulator: K8sEmulator, database: Database) -> Callable[..., ArgoExecutor]:
-    def make(namespaces: tuple[str, ...] = NAMESPACES, archive: bool = True) -> ArgoExecutor:
+    def make(namespaces: tuple[str, ...] = NAMESPACES, archive: bool = True, **options: Any) -> ArgoExecutor:
         return ArgoExecutor(
             k8s_emulator.api_client(),
             namespaces,
             archive=DatabaseLogArchive(database) if archive else None,
             request_timeout=10,
+            **options,
         )
 
     return make

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.argo.names import fnv32a, node_id
 from service.executors.argo.executor import ArgoExecutor
 from service.executors.argo.logs import MAX_ARCHIVED_CHARS, clip, pod_name
 from service.executors.base import WorkflowRef
-from service.executors.local.nodes import fnv32a, node_id
 from tests.argo_executor.conftest import workflow
 from tests.k8s_emulator import K8sEmulator
 

@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import pytest
 
-from service.executors.argo import watch as argo_watch
 from service.executors.argo.executor import ArgoExecutor
 from service.executors.argo.watch import decode_cursor, encode_cursor
 from service.executors.base import ResourceVersionExpired, TransientExecutorError, WatchEvent
@@ -41,9 +40,9 @@ def test_the_cursor_round_trips_and_rejects_other_namespaces():
 
 
 def test_list_spans_namespaces_by_selector_page_by_page(
-    k8s_emulator: K8sEmulator, executor: ArgoExecutor, monkeypatch: pytest.MonkeyPatch
+    k8s_emulator: K8sEmulator, make_executor: Callable[..., ArgoExecutor]
 ):
-    monkeypatch.setattr(argo_watch, "PAGE_SIZE", 2)
+    executor = make_executor(page_size=2)
     for index in range(5):
         k8s_emulator.create(workflow(f"wf-{index}"))
     k8s_emulator.create(workflow("octo", namespace="ci-octo"))

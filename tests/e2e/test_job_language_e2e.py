@@ -178,7 +178,7 @@ def test_a_real_projects_ci(stack: Stack, fake_github: FakeGitHub, git_repo: Git
     assert descriptions["forgeflow/integration"] == "skipped: tests failed"
     assert "pytest on 3.13/debian" in descriptions["forgeflow/tests (python=3.13, os=debian)"]
     assert fake_github.statuses_for("forgeflow/compat (db=postgres)") == ["pending", "error"]  # never ran
-    assert ("GET", f"/repos/{REPO}/pulls/7/files") in fake_github.requests
+    assert fake_github.asked("GET", f"/repos/{REPO}/pulls/7/files")
     assert all(s.sha == head for s in fake_github.statuses)
 
     with stack.ctx.db.session() as session:

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from service.argo.names import node_id
 from service.executors.base import WatchEvent, WorkflowRef
 from service.executors.local.executor import LocalExecutor, LocalExecutorConfig
-from service.executors.local.nodes import node_id
 from service.executors.local.proc import process_identity
 from tests.support.gitrepo import GitRepo
 

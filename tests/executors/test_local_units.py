@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from service.argo.names import fnv32a, node_id
 from service.executors.base import ExecutorError
 from service.executors.local.manifest import Dependency, UnsupportedManifest, build_plan
-from service.executors.local.nodes import fnv32a, node_id, workflow_progress
+from service.executors.local.nodes import workflow_progress
 from service.executors.local.pod import container_command, host_path
 from service.executors.local.values import parse_duration, parse_int
 from service.executors.local.watch import parse_selector, selected

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
+from service.events import Repository
+from service.forges.base import Forge, ReportedStatus, StatusReport
 from service.forges.forgejo import ForgejoForge
 from service.forges.gitlab import GitlabForge
 from service.forges.notes import NoteLedger
 from service.forges.pagure import PagureForge
+from service.reporting.forge_states import for_forge, read_back
 from service.settings import ForgeInstance
 from service.store.db import Database
 from tests.support.fake_forgejo import FakeForgejo
@@ -80,3 +83,13 @@ def fake_pagure(httpserver: HTTPServer) -> FakePagure:
 @pytest.fixture
 def pagure(fake_pagure: FakePagure) -> PagureForge:
     return PagureForge(instance("pagure", fake_pagure.url))
+
+
+def post(forge: Forge, repo: Repository, sha: str, report: StatusReport) -> None:
+    """Post a forgeflow state the way the reporter does: in the forge's own words."""
+    forge.set_status(repo, sha, for_forge(forge.kind, report))
+
+
+def shown(forge: Forge, repo: Repository, sha: str) -> list[ReportedStatus]:
+    """The statuses a forge shows, read back into forgeflow's states."""
+    return [read_back(forge.kind, status) for status in forge.statuses(repo, sha)]

@@ -7,6 +7,7 @@ import pytest
 from service.events import Repository
 from service.forges.base import ForgeError, StatusReport, TransientForgeError
 from service.forges.forgejo import ForgejoForge
+from tests.forges.conftest import post, shown
 from tests.support.fake_forge import Posted
 from tests.support.fake_forgejo import FakeForgejo, Pull
 from tests.support.gitrepo import GitRepo
@@ -44,7 +45,7 @@ def test_states_are_ones_forgejo_accepts_and_read_back(
     sha = head(repo)
     posts = [("pending", "queued"), ("running", "running"), ("error", "no pod"), ("success", "passed")]
     for state, description in posts:
-        forgejo.set_status(REPO, sha, StatusReport("forgeflow/a", state, description, URL))
+        post(forgejo, REPO, sha, StatusReport("forgeflow/a", state, description, URL))
     words = [(s.state, s.description) for s in fake_forgejo.statuses]
     assert words == [
         ("pending", "queued"),
@@ -56,14 +57,14 @@ def test_states_are_ones_forgejo_accepts_and_read_back(
     # another tool's "error" and "warning" read back too (ogr's own reader cannot read "error")
     fake_forgejo.record(Posted(FULL, sha, "error", "other/ci", "broken", ""))
     fake_forgejo.record(Posted(FULL, sha, "warning", "other/lint", "meh", ""))
-    states = {s.context: s.state for s in forgejo.statuses(REPO, sha)}
+    states = {s.context: s.state for s in shown(forgejo, REPO, sha)}
     assert states == {"forgeflow/a": "success", "other/ci": "error", "other/lint": "failure"}
 
 
 def test_a_502_is_transient(forgejo: ForgejoForge, fake_forgejo: FakeForgejo, hosted, repo):
     fake_forgejo.fail_status_posts = 3  # pyforgejo itself tries 3 times (with a short backoff)
     with pytest.raises(TransientForgeError, match="502"):
-        forgejo.set_status(REPO, head(repo), StatusReport("forgeflow/a", "pending", "queued", URL))
+        post(forgejo, REPO, head(repo), StatusReport("forgeflow/a", "pending", "queued", URL))
     assert fake_forgejo.faults_served == 3
 
 

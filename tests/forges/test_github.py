@@ -11,6 +11,7 @@ from service.events import Repository
 from service.forges.base import StatusReport
 from service.forges.github import GithubForge
 from service.settings import ForgeInstance
+from tests.forges.conftest import post
 from tests.support.fake_github import FakeGitHub
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -20,8 +21,8 @@ REPORT = StatusReport("forgeflow/unit", "running", "running", "https://ff.exampl
 
 def test_a_status_is_one_post_and_nothing_else(fake_github: FakeGitHub):
     forge = GithubForge(ForgeInstance(kind="github", api_url=fake_github.api_url, token="t0ken"))
-    forge.set_status(REPO, SHA, REPORT)
-    forge.set_status(REPO, SHA, StatusReport("forgeflow/unit", "success", "passed in 3s", REPORT.target_url))
+    post(forge, REPO, SHA, REPORT)
+    post(forge, REPO, SHA, StatusReport("forgeflow/unit", "success", "passed in 3s", REPORT.target_url))
     assert fake_github.requests == [
         ("POST", f"/repos/octo/hello/statuses/{SHA}"),
         ("POST", f"/repos/octo/hello/statuses/{SHA}"),
@@ -46,7 +47,7 @@ def test_an_enterprise_api_root_prefixes_the_status_path(httpserver: HTTPServer)
         record
     )
     forge = GithubForge(ForgeInstance(kind="github", api_url=httpserver.url_for("/api/v3"), token="t0ken"))
-    forge.set_status(REPO, SHA, StatusReport("forgeflow/unit", "failure", "x" * 200, REPORT.target_url))
+    post(forge, REPO, SHA, StatusReport("forgeflow/unit", "failure", "x" * 200, REPORT.target_url))
     [(path, body, auth)] = posted
     assert path == f"/api/v3/repos/octo/hello/statuses/{SHA}"
     assert body["state"] == "failure" and body["context"] == "forgeflow/unit"

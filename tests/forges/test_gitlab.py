@@ -10,6 +10,7 @@ from service.events import Repository
 from service.forges.base import ForgeError, StatusReport, TransientForgeError
 from service.forges.gitlab import GitlabForge
 from service.forges.notes import NoteLedger
+from tests.forges.conftest import post, shown
 from tests.support.fake_gitlab import FakeGitLab, MergeRequest
 from tests.support.gitrepo import GitRepo
 
@@ -56,7 +57,7 @@ def test_every_state_is_one_gitlab_accepts(
         ("failure", "failed: exit code 1"),
         ("error", "superseded by a newer commit"),
     ]:
-        gitlab.set_status(REPO, sha, report(state, description, ref="feature"))
+        post(gitlab, REPO, sha, report(state, description, ref="feature"))
     assert [s.state for s in fake_gitlab.statuses] == [
         "pending",
         "running",
@@ -71,13 +72,13 @@ def test_every_state_is_one_gitlab_accepts(
 
 def test_a_state_posted_twice_is_not_an_error(gitlab: GitlabForge, fake_gitlab: FakeGitLab, project, repo):
     sha = head(repo)
-    gitlab.set_status(REPO, sha, report("running", ref="feature"))
-    gitlab.set_status(REPO, sha, report("running", ref="feature"))  # 400 Cannot transition ... :running
-    gitlab.set_status(REPO, sha, report("pending", ref="feature"))  # 400 ... via :enqueue from :running
+    post(gitlab, REPO, sha, report("running", ref="feature"))
+    post(gitlab, REPO, sha, report("running", ref="feature"))  # 400 Cannot transition ... :running
+    post(gitlab, REPO, sha, report("pending", ref="feature"))  # 400 ... via :enqueue from :running
     assert [r[1] for r in fake_gitlab.refused] == [400, 400]
     assert "Cannot transition status via :run from :running" in fake_gitlab.refused[0][2]
-    gitlab.set_status(REPO, sha, report("success", ref="feature"))
-    statuses = gitlab.statuses(REPO, sha)
+    post(gitlab, REPO, sha, report("success", ref="feature"))
+    statuses = shown(gitlab, REPO, sha)
     assert [(s.context, s.state, s.target_url) for s in statuses] == [("forgeflow/a", "success", URL)]
 
 
@@ -87,16 +88,16 @@ def test_without_a_ref_gitlab_guesses_and_may_refuse(
     # forgeflow always names the ref; GitLab would otherwise take the first branch with the commit
     sha = head(repo)
     repo.git("push", "-q", "origin", f"{sha}:refs/heads/aaa")
-    gitlab.set_status(REPO, sha, report("pending"))
-    gitlab.set_status(REPO, sha, report("pending", "queued again", ref="feature"))
+    post(gitlab, REPO, sha, report("pending"))
+    post(gitlab, REPO, sha, report("pending", "queued again", ref="feature"))
     assert [s.ref for s in fake_gitlab.statuses] == ["aaa", "feature"]
 
 
 def test_statuses_keep_the_latest_per_context(gitlab: GitlabForge, project, repo):
     sha = head(repo)
-    gitlab.set_status(REPO, sha, report("failure", "failed", ref="feature"))
-    gitlab.set_status(REPO, sha, report("pending", "queued again", ref="feature"))
-    [status] = gitlab.statuses(REPO, sha)
+    post(gitlab, REPO, sha, report("failure", "failed", ref="feature"))
+    post(gitlab, REPO, sha, report("pending", "queued again", ref="feature"))
+    [status] = shown(gitlab, REPO, sha)
     assert (status.state, status.description) == ("pending", "queued again")
 
 
@@ -104,7 +105,7 @@ def test_a_429_is_transient_at_once(gitlab: GitlabForge, fake_gitlab: FakeGitLab
     fake_gitlab.fail_status_posts, fake_gitlab.fault_status = 1, 429  # python-gitlab would sleep
     started = time.monotonic()
     with pytest.raises(TransientForgeError, match="429"):
-        gitlab.set_status(REPO, head(repo), report("pending", ref="feature"))
+        post(gitlab, REPO, head(repo), report("pending", ref="feature"))
     assert time.monotonic() - started < 5 and fake_gitlab.faults_served == 1
 
 
@@ -112,10 +113,10 @@ def test_a_502_is_transient_and_a_403_is_not(gitlab: GitlabForge, fake_gitlab: F
     sha = head(repo)
     fake_gitlab.fail_status_posts = 1
     with pytest.raises(TransientForgeError, match="502"):
-        gitlab.set_status(REPO, sha, report("pending", ref="feature"))
+        post(gitlab, REPO, sha, report("pending", ref="feature"))
     project.can_post = False
     with pytest.raises(ForgeError, match="403") as refused:
-        gitlab.set_status(REPO, sha, report("pending", ref="feature"))
+        post(gitlab, REPO, sha, report("pending", ref="feature"))
     assert not isinstance(refused.value, TransientForgeError)
 
 
@@ -182,7 +183,7 @@ def fork_setup(fake_gitlab: FakeGitLab, project, repo: GitRepo, tmp_path, **opti
 
 def test_fork_statuses_go_on_the_source_project(gitlab, fake_gitlab, project, repo, tmp_path):
     sha, _, source = fork_setup(fake_gitlab, project, repo, tmp_path)
-    gitlab.set_status(REPO, sha, report("running", pull_request=8, source_repo=source, ref="feature"))
+    post(gitlab, REPO, sha, report("running", pull_request=8, source_repo=source, ref="feature"))
     assert [(s.repo, s.ref, s.state) for s in fake_gitlab.statuses] == [("alice/proj", "feature", "running")]
     assert fake_gitlab.notes == []
 
@@ -193,10 +194,10 @@ def test_fork_without_access_is_noted_once_and_reported_on_the_target(
 ):
     sha, _, source = fork_setup(fake_gitlab, project, repo, tmp_path, **option)
     for state in ("pending", "running", "success"):
-        gitlab.set_status(REPO, sha, report(state, pull_request=8, source_repo=source, ref="feature"))
+        post(gitlab, REPO, sha, report(state, pull_request=8, source_repo=source, ref="feature"))
     # another forgeflow process (no memory of the fork) reports again: the ledger remembers
     other = GitlabForge(gitlab.instance, notes=notes)
-    other.set_status(REPO, sha, report("pending", "again", pull_request=8, source_repo=source, ref="feature"))
+    post(other, REPO, sha, report("pending", "again", pull_request=8, source_repo=source, ref="feature"))
 
     assert [(s.repo, s.ref) for s in fake_gitlab.statuses] == [(PATH, "refs/merge-requests/8/head")] * 4
     [note] = fake_gitlab.notes
@@ -207,6 +208,6 @@ def test_fork_without_access_is_noted_once_and_reported_on_the_target(
 def test_a_failing_note_does_not_stop_the_status(gitlab, fake_gitlab, project, repo, tmp_path, notes):
     sha, _, source = fork_setup(fake_gitlab, project, repo, tmp_path, visible=False)
     del fake_gitlab.merge_requests[(PATH, 8)]  # the note's POST now answers 404
-    gitlab.set_status(REPO, sha, report("pending", pull_request=8, source_repo=source, ref="feature"))
+    post(gitlab, REPO, sha, report("pending", pull_request=8, source_repo=source, ref="feature"))
     assert [s.repo for s in fake_gitlab.statuses] == [PATH]
     assert notes.claim("gitlab", gitlab.name, PATH, 8, "fork-statuses")  # released for a later try

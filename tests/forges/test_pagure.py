@@ -7,6 +7,7 @@ import pytest
 from service.events import Repository
 from service.forges.base import ForgeError, StatusReport, TransientForgeError
 from service.forges.pagure import PagureForge, flag_uid, project_parts
+from tests.forges.conftest import post, shown
 from tests.support.fake_pagure import FakePagure, PullRequest
 from tests.support.gitrepo import GitRepo
 
@@ -62,7 +63,7 @@ def test_files_and_refs(pagure: PagureForge, hosted, repo):
 def test_a_push_flags_the_commit_in_place(pagure: PagureForge, fake_pagure: FakePagure, hosted, repo):
     sha = head(repo)
     for state, description in [("pending", "queued"), ("running", "running"), ("error", "no pod")]:
-        pagure.set_status(REPO, sha, status(state, description))
+        post(pagure, REPO, sha, status(state, description))
     assert [(s.state, s.description) for s in fake_pagure.statuses] == [
         ("pending", "queued"),
         ("pending", "running"),
@@ -70,22 +71,22 @@ def test_a_push_flags_the_commit_in_place(pagure: PagureForge, fake_pagure: Fake
     ]
     assert list(fake_pagure.commit_flags) == [(sha, flag_uid(REPO, "forgeflow/a"))]  # one flag, updated
     assert len(flag_uid(REPO, "forgeflow/a")) <= 32
-    [read] = pagure.statuses(REPO, sha)
+    [read] = shown(pagure, REPO, sha)
     assert (read.context, read.state, read.description, read.target_url) == (
         "forgeflow/a",
         "error",
         "no pod",
         URL,
     )
-    pagure.set_status(REPO, sha, status("error", "superseded by abc1234"))
+    post(pagure, REPO, sha, status("error", "superseded by abc1234"))
     assert fake_pagure.statuses[-1].state == "canceled"
 
 
 def test_a_pull_request_gets_pull_request_flags(pagure: PagureForge, fake_pagure: FakePagure, hosted, repo):
     sha = head(repo)
     fake_pagure.add_pull(PullRequest(FULL, 4, FULL, "feature", "main", sha))
-    pagure.set_status(REPO, sha, status("pending", pull_request=4))
-    pagure.set_status(REPO, sha, status("success", "passed", pull_request=4))
+    post(pagure, REPO, sha, status("pending", pull_request=4))
+    post(pagure, REPO, sha, status("success", "passed", pull_request=4))
     assert [(s.pull_request, s.state) for s in fake_pagure.statuses] == [(4, "pending"), (4, "success")]
     assert fake_pagure.commit_flags == {}
     assert len(fake_pagure.pr_flags) == 1
@@ -96,9 +97,9 @@ def test_errors_are_sorted(pagure: PagureForge, fake_pagure: FakePagure, hosted,
     sha = head(repo)
     fake_pagure.fail_status_posts = 1  # ogr's GitForgeInternalError names the status only in text
     with pytest.raises(TransientForgeError, match="HTTP 502"):
-        pagure.set_status(REPO, sha, status("pending"))
+        post(pagure, REPO, sha, status("pending"))
     with pytest.raises(ForgeError) as missing:  # no such pull request: do not retry
-        pagure.set_status(REPO, sha, status("pending", pull_request=99))
+        post(pagure, REPO, sha, status("pending", pull_request=99))
     assert not isinstance(missing.value, TransientForgeError)
 
 
@@ -132,7 +133,7 @@ def test_a_fork_project_is_addressed_under_fork(pagure: PagureForge, fake_pagure
     fake_pagure.add_project("fork/alice/rpms/foo", fork)
     fork_repo = Repository("forks/alice/rpms", "foo", "")
     assert pagure.read_file(fork_repo, ".forgeflow.yaml", sha) == "version: 1\n"
-    pagure.set_status(fork_repo, sha, status("pending"))
+    post(pagure, fork_repo, sha, status("pending"))
     assert fake_pagure.asked("POST", f"/api/0/fork/alice/rpms/foo/c/{sha}/flag")
 
 

@@ -48,7 +48,7 @@ def test_a_large_pull_request_is_read_page_by_page(fake_github: FakeGitHub, forg
     fake_github.add_pull(NAME, 12, base, head)
     fake_github.set_pull_files(NAME, 12, files)
     assert forge.pull_request_files(repository, 12) == sorted(files)
-    pages = [path for method, path in fake_github.requests if path == f"/repos/{NAME}/pulls/12/files"]
+    pages = fake_github.asked("GET", f"/repos/{NAME}/pulls/12/files?")
     assert len(pages) > 25  # every page was asked for, following the Link headers
 
     job_file = load_job_file("version: 1\njobs:\n  docs:\n    paths: ['docs/**']\n    steps: [x]\n")
@@ -87,7 +87,7 @@ def test_a_push_compares_before_and_after_and_a_new_branch_the_default_branch(
     assert forge_changed_files(forge, push)() == ["src/a.py", "src/b.py"]
     created = dataclasses.replace(push, before="0" * 40, created=True)
     assert forge_changed_files(forge, created)() == ["src/a.py", "src/b.py"]
-    assert any(path == f"/repos/{NAME}/compare/main...{head}" for _, path in fake_github.requests)
+    assert fake_github.asked("GET", f"/repos/{NAME}/compare/main...{head}")
     listed = dataclasses.replace(push, changed_files=("from/the/payload",))
     before = len(fake_github.requests)
     assert forge_changed_files(forge, listed)() == ("from/the/payload",)

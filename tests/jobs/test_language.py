@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from service.events import Event, EventKind, Repository
 from service.jobs.expressions import evaluate_condition
 from service.jobs.loader import JobFileError, load_job_file
+from service.jobs.matcher import match_jobs
 from service.jobs.matrix import expand
 from service.jobs.options import Matrix
+from service.jobs.plan import PlanOptions, plan_workflow
 from service.jobs.templates import TemplateDocument, TemplateSource, first_of, settings_source
 
 
@@ -54,7 +57,13 @@ def test_matrix_values_substitute_into_image_env_and_steps():
         "    env: {PY: '${{matrix.py}}'}\n"
         "    steps: [{name: 'on ${{ matrix.py }}', run: 'tox -e py${{ matrix.py }}'}]\n"
     )
-    assert job_file.jobs["t"].matrix is not None
+    repo = Repository("o", "r", "https://x/o/r.git")
+    event = Event("github", EventKind.PUSH, repo, "a" * 40, branch="main")
+    options = PlanOptions("ci", "runner", "fedora:41", 1800, 3600)
+    [cell] = plan_workflow(event, job_file, match_jobs(event, job_file), options).tasks
+    assert cell.image == "py:3.12"
+    assert ("PY", "3.12") in cell.env
+    assert cell.steps == (("on 3.12", "tox -e py3.12"),)
 
 
 @pytest.mark.parametrize(

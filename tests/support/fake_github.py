@@ -1,4 +1,5 @@
-"""A fake GitHub REST API on a real local HTTP server, backed by real git repositories.
+"""A fake GitHub REST API on a real local HTTP server, backed by real git repositories
+(the shared fake-forge base: request log, recorded statuses, waiting helpers, faults).
 
 ogr (through PyGithub) talks to it exactly as to api.github.com: it serves repositories, file
 contents at a commit, commits, pull requests and collaborator permissions, and records every
@@ -13,85 +14,45 @@ from __future__ import annotations
 
 import base64
 import json
-import re
-import subprocess
-import threading
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from tests.support.fake_forge import FakeForge, Note, Posted, git, rev_parse
 from tests.support.gitrepo import GitRepo
-from tests.support.waiting import wait_on
 
 
-@dataclass
-class PostedStatus:
-    repo: str
-    sha: str
-    state: str
-    context: str
-    description: str
-    target_url: str
-    at: float = field(default_factory=time.monotonic)
-
-
-class FakeGitHub:
+class FakeGitHub(FakeForge):
     def __init__(self, server: HTTPServer) -> None:
-        self.server = server
+        super().__init__(server)
         self.repos: dict[str, GitRepo] = {}
         self.pulls: dict[tuple[str, int], dict[str, Any]] = {}
-        self.statuses: list[PostedStatus] = []
-        self.requests: list[tuple[str, str]] = []
-        self.fail_status_posts = 0
         self.permissions: dict[tuple[str, str], str] = {}  # (repo, user) -> admin/write/read
-        self.comments: list[tuple[str, int, str]] = []  # (repo, number, body) posted by forgeflow
         self.reactions: list[tuple[str, int, str]] = []  # (repo, comment id, content)
         self.pull_files: dict[tuple[str, int], list[str]] = {}
-        self.lock = threading.RLock()  # predicates passed to wait_for may read under it
-        self.changed = threading.Condition(self.lock)
-        server.expect_request(re.compile(r"^/.*")).respond_with_handler(self.handle)
 
     @property
     def api_url(self) -> str:
-        return self.server.url_for("").rstrip("/")
+        return self.url
 
     def add_repo(self, full_name: str, repo: GitRepo) -> None:
         self.repos[full_name] = repo
 
-    # -- what tests look at ---------------------------------------------------------------
-
-    def statuses_for(self, context: str) -> list[str]:
+    @property
+    def comments(self) -> list[tuple[str, int, str]]:
+        """(repo, number, body) of every comment forgeflow posted."""
         with self.lock:
-            return [s.state for s in self.statuses if s.context == context]
-
-    def final_states(self) -> dict[str, str]:
-        with self.lock:
-            return {s.context: s.state for s in self.statuses}
-
-    def wait_for(self, predicate: Any, timeout: float = 60) -> bool:
-        return wait_on(self.changed, predicate, timeout)
-
-    def wait_final(self, contexts: list[str], timeout: float = 60) -> dict[str, str]:
-        final = {"success", "failure", "error"}
-
-        def done() -> bool:
-            states = {s.context: s.state for s in self.statuses}
-            return all(states.get(c) in final for c in contexts)
-
-        if not self.wait_for(done, timeout):
-            raise AssertionError(f"no final statuses for {contexts} in {timeout}s; got {self.statuses}")
-        return self.final_states()
+            return [(n.repo, n.number, n.body) for n in self.notes]
 
     # -- the API ----------------------------------------------------------------------------
 
-    def handle(self, request: Request) -> Response:
-        path = request.path
-        with self.lock:
-            self.requests.append((request.method, path))
-        route = [
+    def authorized(self, request: Request) -> bool:
+        return True  # GitHub answers anonymous reads too; tokens are not checked here
+
+    def routes(self) -> list[tuple[str, str, Callable[..., Response]]]:
+        return [
             ("GET", r"^/repos/([^/]+/[^/]+)$", self.get_repo),
             ("GET", r"^/repos/([^/]+/[^/]+)/contents/(.+)$", self.get_contents),
             ("GET", r"^/repos/([^/]+/[^/]+)/commits/([0-9a-f]{40})$", self.get_commit),
@@ -106,14 +67,6 @@ class FakeGitHub:
             ("GET", r"^/repos/([^/]+/[^/]+)/issues/comments/(\d+)$", self.get_comment),
             ("POST", r"^/repos/([^/]+/[^/]+)/issues/comments/(\d+)/reactions$", self.post_reaction),
         ]
-        for method, pattern, handler in route:
-            match = re.match(pattern, path)
-            if match and request.method == method:
-                return handler(request, *match.groups())
-        return self.json({"message": "Not Found"}, 404)
-
-    def json(self, body: Any, status: int = 200) -> Response:
-        return Response(json.dumps(body), status=status, content_type="application/json")
 
     def repo_json(self, full_name: str) -> dict[str, Any]:
         owner, name = full_name.split("/")
@@ -159,21 +112,18 @@ class FakeGitHub:
 
     def post_status(self, request: Request, full_name: str, sha: str) -> Response:
         body = json.loads(request.get_data())
-        with self.changed:
-            if self.fail_status_posts > 0:
-                self.fail_status_posts -= 1
-                return self.json({"message": "Bad Gateway"}, 502)
-            self.statuses.append(
-                PostedStatus(
-                    repo=full_name,
-                    sha=sha,
-                    state=body["state"],
-                    context=body.get("context", "default"),
-                    description=body.get("description", ""),
-                    target_url=body.get("target_url", ""),
-                )
+        if self.take_fault():
+            return self.json({"message": "Bad Gateway"}, self.fault_status)
+        self.record(
+            Posted(
+                repo=full_name,
+                sha=sha,
+                state=body["state"],
+                context=body.get("context", "default"),
+                description=body.get("description", ""),
+                target_url=body.get("target_url", ""),
             )
-            self.changed.notify_all()
+        )
         return self.json(
             {"id": len(self.statuses), "state": body["state"], "context": body.get("context")}, 201
         )
@@ -242,11 +192,7 @@ class FakeGitHub:
         repo = self.repos.get(full_name)
         if repo is None:
             return None
-        result = subprocess.run(
-            ["git", "--git-dir", str(repo.bare), "diff", "--name-only", "--no-renames", f"{base}...{head}"],
-            capture_output=True,
-            text=True,
-        )
+        result = git(repo, "diff", "--name-only", "--no-renames", f"{base}...{head}")
         return [line for line in result.stdout.splitlines() if line] if result.returncode == 0 else None
 
     def list_pull_files(self, request: Request, full_name: str, number: str) -> Response:
@@ -295,26 +241,9 @@ class FakeGitHub:
 
     def get_branch(self, request: Request, full_name: str, branch: str) -> Response:
         repo = self.repos.get(full_name)
-        found = (
-            subprocess.run(
-                [
-                    "git",
-                    "--git-dir",
-                    str(repo.bare),
-                    "rev-parse",
-                    "--verify",
-                    "--quiet",
-                    f"refs/heads/{branch}",
-                ],
-                capture_output=True,
-                text=True,
-            )
-            if repo
-            else None
-        )
-        if found is None or found.returncode != 0:
+        sha = rev_parse(repo, f"refs/heads/{branch}") if repo else None
+        if sha is None:
             return self.json({"message": "Branch not found"}, 404)
-        sha = found.stdout.strip()
         return self.json(
             {"name": branch, "commit": {"sha": sha, "url": f"{self.api_url}/repos/{full_name}/commits/{sha}"}}
         )
@@ -331,8 +260,8 @@ class FakeGitHub:
     def post_comment(self, request: Request, full_name: str, number: str) -> Response:
         body = json.loads(request.get_data())
         with self.changed:
-            comment_id = 1000 + len(self.comments)
-            self.comments.append((full_name, int(number), body["body"]))
+            comment_id = 1000 + len(self.notes)
+            self.notes.append(Note(full_name, int(number), body["body"], comment_id))
             self.changed.notify_all()
         return self.json(self.comment_json(full_name, comment_id, body["body"]), 201)
 
@@ -361,4 +290,4 @@ class FakeGitHub:
 
     def replies(self, number: int | None = None) -> list[str]:
         with self.lock:
-            return [body for _, n, body in self.comments if number is None or n == number]
+            return [n.body for n in self.notes if number is None or n.number == number]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 
+import psycopg2
 import pytest
 from sqlalchemy import func, select
 
@@ -180,17 +181,27 @@ def test_unknown_forge_and_unconfigured_secret(web, make_settings, tmp_path: Pat
     assert response.status_code == 401 and "no webhook secret" in response.json["error"]
 
 
-def test_a_database_outage_is_503_so_the_forge_delivers_again(web, monkeypatch):
-    client, ctx, _ = web
-
-    def down(*args, **kwargs):
-        raise ConnectionError("the database is not answering")
-
-    monkeypatch.setattr("service.store.delivery_writer.DeliveryWriter.store", down)
-    response = post(client, PUSH)
-    assert response.status_code == 503 and "deliver it again" in response.json["error"]
-    assert response.headers["Retry-After"] == "30"
-    assert deliveries(ctx) == 0
+@pytest.mark.postgres
+def test_a_database_outage_is_503_so_the_forge_delivers_again(make_settings):
+    with postgres_database() as url:
+        settings = make_settings(github_webhook_secret=WEBHOOK_SECRET, database_url=url)
+        ctx = build_context(settings)
+        client = create_app(ctx).test_client()
+        name = url.rsplit("/", 1)[-1]
+        with closing(psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")) as admin:
+            admin.autocommit = True
+            with admin.cursor() as cursor:  # the database stops taking connections, and drops its own
+                cursor.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+                )
+            response = post(client, PUSH)
+            assert response.status_code == 503 and "deliver it again" in response.json["error"]
+            assert response.headers["Retry-After"] == "30"
+            with admin.cursor() as cursor:
+                cursor.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        assert deliveries(ctx) == 0
+        ctx.close()
 
 
 def test_other_methods_and_paths_under_the_webhook_root(web):

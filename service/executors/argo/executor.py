@@ -21,7 +21,7 @@ from kubernetes.client import ApiClient, Configuration, CoreV1Api, CustomObjects
 
 from service.executors.argo.errors import is_status, translate
 from service.executors.argo.logs import MAIN_CONTAINER, DatabaseLogArchive, LogArchive, task_log
-from service.executors.argo.watch import GROUP, PLURAL, VERSION, list_all, watch_all
+from service.executors.argo.watch import GROUP, PAGE_SIZE, PLURAL, VERSION, list_all, watch_all
 from service.executors.base import ExecutorError, Manifest, WatchEvent, WorkflowRef
 from service.settings import Settings
 
@@ -75,6 +75,7 @@ class ArgoExecutor:
         archive: LogArchive | None = None,
         request_timeout: float = REQUEST_TIMEOUT,
         owns_client: bool = False,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self.namespaces = tuple(dict.fromkeys(namespaces))
         if not self.namespaces:
@@ -85,6 +86,7 @@ class ArgoExecutor:
         self.core: Any = CoreV1Api(api_client)
         self.archive = archive
         self.request_timeout = request_timeout
+        self.page_size = page_size  # Workflows per list request
         self._owns_client = owns_client
 
     @classmethod
@@ -127,7 +129,7 @@ class ArgoExecutor:
         return obj
 
     def list(self, label_selector: str) -> tuple[list[Manifest], str]:
-        return list_all(self.custom, self.namespaces, label_selector, self.request_timeout)
+        return list_all(self.custom, self.namespaces, label_selector, self.request_timeout, self.page_size)
 
     def watch(self, label_selector: str, resource_version: str, timeout_seconds: int) -> Iterator[WatchEvent]:
         return watch_all(self.custom, self.namespaces, label_selector, resource_version, timeout_seconds)

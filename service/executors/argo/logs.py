@@ -22,9 +22,9 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from service.argo.names import fnv32a
 from service.clock import now
 from service.executors.base import Manifest
-from service.executors.local.nodes import fnv32a
 from service.store.db import Database
 from service.store.models import WorkflowLog
 

@@ -76,15 +76,16 @@ def decode_cursor(cursor: str, namespaces: Sequence[str]) -> dict[str, str]:
 
 
 def list_all(
-    api: Any, namespaces: Sequence[str], selector: str, request_timeout: float
+    api: Any, namespaces: Sequence[str], selector: str, request_timeout: float, page_size: int = PAGE_SIZE
 ) -> tuple[list[Manifest], str]:
-    """Every matching Workflow in the namespaces, and the cursor to watch from."""
+    """Every matching Workflow in the namespaces (``page_size`` per request), and the cursor
+    to watch from."""
     items: list[Manifest] = []
     versions: dict[str, str] = {}
     for namespace in namespaces:
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"label_selector": selector, "limit": PAGE_SIZE}
+            kwargs: dict[str, Any] = {"label_selector": selector, "limit": page_size}
             if token:
                 kwargs["_continue"] = token
             try:

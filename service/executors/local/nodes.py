@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.argo.names import node_id
 from service.clock import kubernetes_time
 
 Node = dict[str, Any]
@@ -54,21 +55,6 @@ def exit_code_message(code: int) -> str:
 def child_failed_message(node_id: str) -> str:
     """Argo's message for a boundary node whose child failed."""
     return f"child '{node_id}' failed"
-
-
-def fnv32a(text: str) -> int:
-    """The 32-bit FNV-1a hash of ``text`` (UTF-8), as Go's ``hash/fnv`` computes it."""
-    value = 0x811C9DC5
-    for byte in text.encode():
-        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return value
-
-
-def node_id(workflow_name: str, node_name: str) -> str:
-    """Argo's id for the node named ``node_name`` in workflow ``workflow_name``."""
-    if node_name == workflow_name:
-        return workflow_name
-    return f"{workflow_name}-{fnv32a(node_name)}"
 
 
 def new_node(
