@@ -224,6 +224,12 @@ def load_settings(
     values.update(_env_overrides(env))
     if overrides:
         values.update(overrides)
+    if "public_url" not in values and ("host" in values or "port" in values):
+        # a service moved to another address says so in its links and hooks, unless told otherwise
+        host = str(values.get("host") or "127.0.0.1")
+        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+        host = f"[{host}]" if ":" in host else host
+        values["public_url"] = f"http://{host}:{values.get('port') or 8080}"
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:

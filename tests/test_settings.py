@@ -87,3 +87,12 @@ def test_local_secret_is_generated_once(tmp_path: Path):
     settings = load_settings(environ={"FORGEFLOW_DATA_DIR": str(tmp_path)})
     first = local_webhook_secret(settings)
     assert len(first) >= 32 and local_webhook_secret(settings) == first
+
+
+def test_moving_the_service_moves_its_links_unless_public_url_says_otherwise():
+    assert load_settings(environ={"FORGEFLOW_PORT": "18080"}).public_url == "http://127.0.0.1:18080"
+    moved = load_settings(environ={"FORGEFLOW_HOST": "0.0.0.0", "FORGEFLOW_PORT": "9000"})  # noqa: S104
+    assert moved.public_url == "http://127.0.0.1:9000"
+    assert load_settings(environ={"FORGEFLOW_HOST": "::1"}).public_url == "http://[::1]:8080"
+    told = {"FORGEFLOW_PORT": "18080", "FORGEFLOW_PUBLIC_URL": "https://ci.example.com"}
+    assert load_settings(environ=told).public_url == "https://ci.example.com"

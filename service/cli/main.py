@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -31,10 +30,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["host"] = args.host
     if getattr(args, "port", None):
         overrides["port"] = args.port
-    settings = load_settings(overrides=overrides)
-    if ("host" in overrides or "port" in overrides) and "FORGEFLOW_PUBLIC_URL" not in os.environ:
-        settings = settings.model_copy(update={"public_url": f"http://{settings.host}:{settings.port}"})
-    return settings
+    return load_settings(overrides=overrides)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
