@@ -26,6 +26,7 @@ class EventKind(StrEnum):
     RELEASE = "release"  # a release was published
     MANUAL = "manual"  # a run started from the API or CLI
     RERUN = "rerun"  # a forge asked to re-run checks (GitHub check_run/check_suite)
+    SCHEDULE = "schedule"  # a job's cron schedule fired (extra: schedule = the cron)
 
 
 def is_zero_sha(sha: str) -> bool:
@@ -183,6 +184,8 @@ class Event:
             return f"{where}: tag {self.tag} at {self.short_sha}"
         if self.kind is EventKind.PUSH:
             return f"{where}: push to {self.branch} at {self.short_sha}"
+        if self.kind is EventKind.SCHEDULE:
+            return f"{where}: schedule {self.extra.get('schedule', '')} on {self.branch} at {self.short_sha}"
         if self.kind is EventKind.MANUAL:
             what = self.branch or self.tag or self.ref or "commit"
             by = f" by {self.sender}" if self.sender else ""

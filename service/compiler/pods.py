@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.compiler import handoff
 from service.compiler.escape import DRIVER, environment, step_argument
 from service.jobs.plan import LABEL_PREFIX, RetryPlan, TaskPlan, WorkflowPlan
 
@@ -36,12 +37,13 @@ def _resources(task: TaskPlan) -> Manifest:
 def pod_template(name: str, task: TaskPlan, plan: WorkflowPlan) -> Manifest:
     """The container template that runs one job's steps, named ``name``."""
     args = [DRIVER, "forgeflow"]
-    for step_name, script in task.steps:
+    for step_name, script in handoff.steps(task.handoff, task.steps):
         args += [step_argument(step_name), step_argument(script)]
     env = [
         *plan.event_env,
         ("FORGEFLOW_JOB", task.job),
         ("FORGEFLOW_CONTEXT", task.context),
+        *handoff.environment(task.handoff),
         *task.env,
     ]
     container: Manifest = {
@@ -49,7 +51,8 @@ def pod_template(name: str, task: TaskPlan, plan: WorkflowPlan) -> Manifest:
         "command": ["sh", "-c"],
         "args": args,
         "workingDir": SOURCE_PATH,
-        "env": environment(env),
+        # values read from needs' outputs are Argo parameters, filled in when the job starts
+        "env": environment(env) + [{"name": k, "value": v} for k, v in task.handoff.output_env],
     }
     if task.secrets:
         container["envFrom"] = [{"secretRef": {"name": secret}} for secret in task.secrets]
@@ -81,4 +84,5 @@ def pod_template(name: str, task: TaskPlan, plan: WorkflowPlan) -> Manifest:
             ]
         }
     template["container"] = container
+    handoff.template_fields(template, task)
     return template

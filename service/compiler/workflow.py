@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from typing import Any
 
+from service.compiler.handoff import group_inputs, task_fields
 from service.compiler.pods import pod_template
 from service.jobs.plan import RawArgo, TaskPlan, WorkflowPlan
 
@@ -88,6 +90,9 @@ def _dag_task(task: TaskPlan, template: str | None, dependencies: tuple[str, ...
         entry["dependencies"] = list(dependencies)
     if task.arguments:
         entry["arguments"] = {"parameters": [{"name": k, "value": v} for k, v in task.arguments]}
+    # needs' outputs and artifacts reach only steps jobs (argo: jobs have their own templates)
+    handoff = task.handoff if task.kind == "steps" else replace(task.handoff, inputs=())
+    task_fields(entry, handoff, nested=bool(task.group))
     return entry
 
 
@@ -117,6 +122,18 @@ def critical_path_seconds(plan: WorkflowPlan) -> int:
         return memo[name]
 
     return max((longest(name) for name in own), default=0)
+
+
+def _one_dependency_form(tasks: list[Manifest]) -> None:
+    """Argo refuses ``depends`` and ``dependencies`` in one DAG: once a task has ``depends``,
+    the others' ``dependencies: [a, b]`` become ``depends: "a && b"`` (the same meaning: Argo
+    expands a bare name to Succeeded, Skipped or Daemoned, and Failed/Errored on continueOn)."""
+    if not any("depends" in t for t in tasks):
+        return
+    for task in tasks:
+        if "dependencies" in task:
+            names = task.pop("dependencies")
+            task["depends"] = " && ".join(names)
 
 
 def compile_workflow(plan: WorkflowPlan) -> Manifest:
@@ -150,15 +167,31 @@ def compile_workflow(plan: WorkflowPlan) -> Manifest:
         entry: Manifest = {"name": main, "template": main}
         if group.dependencies:
             entry["dependencies"] = list(group.dependencies)
+        task_fields(entry, group.handoff, nested=False)
         dag_tasks.append(entry)
         nested: Manifest = {"name": main}
+        group_inputs(nested, group.handoff)
         if group.max_parallel:
             nested["parallelism"] = group.max_parallel
         templates.append(nested)
         cells = [unit(t, names.unique(f"{main}-{t.name}"), ()) for t in plan.tasks if t.group == main]
         nested["dag"] = {"failFast": group.fail_fast, "tasks": cells}
+    _one_dependency_form(dag_tasks)
     # Independent jobs all run even when one fails (Argo's default failFast would stop them).
     main_template: Manifest = {"name": ENTRYPOINT, "dag": {"failFast": False, "tasks": dag_tasks}}
+    spec: Manifest = {
+        "entrypoint": ENTRYPOINT,
+        "serviceAccountName": plan.service_account,
+        "activeDeadlineSeconds": critical_path_seconds(plan) + DEADLINE_SLACK_SECONDS,
+        "ttlStrategy": {"secondsAfterCompletion": plan.ttl_seconds},
+        # pods go when the Workflow ends, after a delay (Argo 3.5+; its default is 5 s) in
+        # which the watcher copies the last jobs' logs even when it runs behind
+        "podGC": {"strategy": "OnWorkflowCompletion", "deleteDelayDuration": POD_GC_DELAY},
+        "templates": [main_template, *templates, *raw_templates],
+    }
+    if plan.artifact_repository:
+        config_map, _, key = plan.artifact_repository.partition("/")
+        spec["artifactRepositoryRef"] = {"configMap": config_map, "key": key}
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Workflow",
@@ -168,14 +201,5 @@ def compile_workflow(plan: WorkflowPlan) -> Manifest:
             "labels": dict(plan.labels),
             "annotations": dict(plan.annotations),
         },
-        "spec": {
-            "entrypoint": ENTRYPOINT,
-            "serviceAccountName": plan.service_account,
-            "activeDeadlineSeconds": critical_path_seconds(plan) + DEADLINE_SLACK_SECONDS,
-            "ttlStrategy": {"secondsAfterCompletion": plan.ttl_seconds},
-            # pods go when the Workflow ends, after a delay (Argo 3.5+; its default is 5 s) in
-            # which the watcher copies the last jobs' logs even when it runs behind
-            "podGC": {"strategy": "OnWorkflowCompletion", "deleteDelayDuration": POD_GC_DELAY},
-            "templates": [main_template, *templates, *raw_templates],
-        },
+        "spec": spec,
     }

@@ -8,6 +8,7 @@ from typing import Any
 from service.argo.validation import template_errors
 from service.jobs.errors import ConfigProblem, problem_at
 from service.jobs.expressions import SIMPLE, ExpressionError, compile_condition, expressions_in
+from service.jobs.handoff_checks import NEEDS_OUTPUT, output_problems
 from service.jobs.matrix import MatrixTooLarge, expand
 from service.jobs.model import JobFile, JobSpec
 from service.jobs.options import PARAMETER_NAME
@@ -97,12 +98,12 @@ class _Checker:
     def needs(self) -> None:
         jobs = self.job_file.jobs
         for name, job in jobs.items():
-            for i, need in enumerate(job.needs):
+            for i, need in enumerate(job.need_names):
                 if need not in jobs:
                     self.problem(("jobs", name, "needs", i), f"no job named {need!r}")
                 elif need == name:
                     self.problem(("jobs", name, "needs", i), "a job cannot need itself")
-        cycle = find_cycle({n: [d for d in j.needs if d in jobs] for n, j in jobs.items()})
+        cycle = find_cycle({n: [d for d in j.need_names if d in jobs] for n, j in jobs.items()})
         if cycle and len(cycle) > 2:
             self.problem(("jobs", cycle[0], "needs"), "needs form a cycle: " + " -> ".join(cycle))
 
@@ -130,8 +131,12 @@ class _Checker:
         if place == "arguments":
             self.cel_in(path, text)
             return
-        if place == "if":
+        if place in ("if", "cache"):
             return  # the model says what is wrong
+        if place == "env" and any(NEEDS_OUTPUT.match(inside) for inside in expressions_in(text)):
+            for message in output_problems(self.job_file, job, expressions_in(text)):
+                self.problem(path, message)
+            return
         if place not in MATRIX_PLACES:
             self.problem(path, "${{ }} is only replaced in image, env, steps, arguments and concurrency")
             return

@@ -22,6 +22,7 @@ runs RE2 (linear time: no pattern can backtrack for long); a literal pattern RE2
 from __future__ import annotations
 
 import ast
+import json
 import re
 import threading
 from collections.abc import Mapping
@@ -204,6 +205,15 @@ def interpolate(text: str, variables: Mapping[str, Any]) -> str:
     return EXPRESSION.sub(lambda m: text_value(evaluate(m.group(1).strip(), variables)), text)
 
 
+def manual_inputs(event: Event) -> dict[str, Any]:
+    """A manual run's inputs (validated when the run was asked for), by name."""
+    try:
+        value = json.loads(event.extra.get("inputs") or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def event_context(event: Event) -> dict[str, Any]:
     """The ``event`` CEL variable: every key present, zero values where the event has none."""
     pr = event.pull_request
@@ -228,6 +238,9 @@ def event_context(event: Event) -> dict[str, Any]:
         "labels": labels,
         "clone_url": source.clone_url,
         "jobs": jobs,
+        "files": list(event.changed_files or ()),
+        "inputs": manual_inputs(event),
+        "schedule": event.extra.get("schedule", ""),
         "repository": {
             "namespace": repo.namespace,
             "name": repo.name,

@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from service.events import Event, EventKind
+from service.jobs.conditions import OUTCOMES, selected_outcomes, uses_status
 from service.jobs.errors import ConfigProblem, JobFileError, dotted
-from service.jobs.expressions import ExpressionError, evaluate_condition, event_context
+from service.jobs.expressions import ExpressionError, event_context
 from service.jobs.globs import matches_any
 from service.jobs.model import JobFile, JobSpec
 
@@ -22,11 +23,17 @@ ChangedFiles = Callable[[], Sequence[str] | None]
 PATH_EVENTS = (EventKind.PUSH, EventKind.PULL_REQUEST)
 
 
+ALL_OUTCOMES = frozenset(OUTCOMES)
+
+
 @dataclass(frozen=True)
 class Decision:
     job: str
     matched: bool
     reason: str
+    # how the job's needs may end for it to run (see service.jobs.conditions): its ``if:``
+    # with the event known, for each outcome
+    outcomes: frozenset[str] = frozenset({"S"})
 
 
 class _Changed:
@@ -103,7 +110,21 @@ def _trigger(event: Event, job: JobSpec) -> tuple[str | None, str]:
         if on.manual is None:
             return "not triggered manually (add 'manual' to on)", ""
         return None, "started manually"
+    if kind is EventKind.SCHEDULE:
+        return _schedule(event, job)
     return f"{kind.value} events are decided by commands", ""
+
+
+def _schedule(event: Event, job: JobSpec) -> tuple[str | None, str]:
+    """A scheduled event names its cron and branch; the job must list that pair."""
+    if job.on.schedule is None:
+        return "not triggered by schedule", ""
+    cron = event.extra.get("schedule", "")
+    default = event.repository.default_branch
+    for entry in job.on.schedule:
+        if entry.cron == cron and (entry.branch or default) == event.branch:
+            return None, f"scheduled ({cron}) on {event.branch}"
+    return f"no schedule {cron!r} on {event.branch!r} in on.schedule", ""
 
 
 def _path_filter(event: Event, job: JobSpec, changed: _Changed) -> tuple[str | None, str]:
@@ -148,16 +169,25 @@ def decide(
     requested = [j for j in event.extra.get("jobs", "").split(",") if j]
     if event.kind is EventKind.MANUAL and requested and name not in requested:
         return Decision(name, False, f"not requested (the run asked for {', '.join(requested)})")
+    changed = changed or _Changed(None)
+    outcomes = frozenset({"S"})
     if job.if_ is not None:
+        context = event_context(event)
+        if "files" in job.if_:
+            context["files"] = list(changed.get() or ())
+        possible = ALL_OUTCOMES if job.needs else frozenset({"S"})
         try:
-            if not evaluate_condition(job.if_, {"event": event_context(event)}):
-                return Decision(name, False, f"if: {job.if_} is false")
+            outcomes = selected_outcomes(job.if_, {"event": context}, sorted(possible))
         except ExpressionError as exc:
             raise _condition_error(job_file or JobFile(version=1, jobs={name: job}), name, exc) from exc
-    why, note = _path_filter(event, job, changed or _Changed(None))
+        if not outcomes:
+            return Decision(name, False, f"if: {job.if_} is false")
+    why, note = _path_filter(event, job, changed)
     if why is not None:
         return Decision(name, False, why)
-    return Decision(name, True, what + note)
+    if uses_status(job.if_):
+        note += f"; if: {job.if_} decides with its needs' results"
+    return Decision(name, True, what + note, outcomes)
 
 
 def match_jobs(event: Event, job_file: JobFile, changed_files: ChangedFiles | None = None) -> list[Decision]:

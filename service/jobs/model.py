@@ -19,9 +19,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, WithJsonSchema, field_validator, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, WithJsonSchema, field_validator, model_validator
 
-from service.jobs.expressions import ExpressionError, compile_condition
+from service.jobs.conditions import check as check_condition
+from service.jobs.expressions import ExpressionError
+from service.jobs.handoff import Cache, Need, Service, needs_list, output_names, service_names
 from service.jobs.options import (
     ArgoJob,
     Artifact,
@@ -59,7 +61,8 @@ __all__ = [
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-RUNS_ELSEWHERE = ("image", "steps", "env", "secrets", "resources", "artifacts", "retries")
+RUNS_ELSEWHERE: tuple[str, ...] = ("image", "steps", "env", "secrets", "resources", "artifacts", "retries")
+RUNS_ELSEWHERE += ("outputs", "cache", "services")
 VALUES_SCHEMA = {
     "type": "object",
     "additionalProperties": {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]},
@@ -121,7 +124,8 @@ class JobSpec(Strict):
     paths_ignore: StrList | None = Field(default=None, alias="paths-ignore")
     labels: StrList | None = None
     if_: str | None = Field(default=None, alias="if", max_length=1000)
-    needs: StrList = ()
+    needs: Annotated[tuple[Need, ...], BeforeValidator(needs_list)] = ()
+    continue_on_error: bool = Field(default=False, alias="continue-on-error")
     # how many
     matrix: Matrix | None = None
     fail_fast: bool = Field(default=True, alias="fail-fast")
@@ -134,6 +138,9 @@ class JobSpec(Strict):
     resources: Resources | None = None
     secrets: StrList = ()
     artifacts: tuple[Artifact, ...] = ()
+    outputs: StrList = ()
+    cache: Cache | None = None
+    services: dict[str, Service] = Field(default_factory=dict)
     steps: tuple[Step, ...] = ()
     argo: ArgoJob | None = None
     workflow_template: WorkflowTemplateRef | None = Field(default=None, alias="workflowTemplate")
@@ -168,10 +175,34 @@ class JobSpec(Strict):
             if "${{" in value:
                 raise ValueError("if is a CEL expression already: write it without ${{ }}")
             try:
-                compile_condition(value)
+                check_condition(value)
             except ExpressionError as exc:
                 raise ValueError(str(exc)) from exc
         return value
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return output_names(value)
+
+    @field_validator("services")
+    @classmethod
+    def _services(cls, value: dict[str, Service]) -> dict[str, Service]:
+        for service in value.values():
+            _env_names(service.env)
+        return service_names(value)
+
+    @field_validator("needs")
+    @classmethod
+    def _needs(cls, value: tuple[Need, ...]) -> tuple[Need, ...]:
+        names = [n.job for n in value]
+        if len(set(names)) != len(names):
+            raise ValueError("a job is needed twice")
+        return value
+
+    @property
+    def need_names(self) -> tuple[str, ...]:
+        return tuple(n.job for n in self.needs)
 
     @field_validator("artifacts")
     @classmethod

@@ -14,9 +14,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from service.events import Event
+from service.events import Event, EventKind
 from service.jobs.errors import ConfigProblem, JobFileError, dotted
-from service.jobs.expressions import ExpressionError, event_context, interpolate
+from service.jobs.expressions import ExpressionError, event_context, interpolate, manual_inputs, text_value
 from service.jobs.matcher import Decision
 from service.jobs.model import JobFile
 from service.jobs.plan_types import (
@@ -97,7 +97,16 @@ def event_environment(event: Event, run_id: int, run_url: str) -> tuple[tuple[st
             ("FORGEFLOW_PR_TARGET_BRANCH", pr.target_branch),
             ("FORGEFLOW_PR_FORK", "true" if pr.fork else "false"),
         ]
+    if event.kind is EventKind.SCHEDULE:
+        values.append(("FORGEFLOW_SCHEDULE", event.extra.get("schedule", "")))
+    for name, value in sorted(manual_inputs(event).items()):  # validated when the run was asked for
+        values.append((input_variable(name), text_value(value)))
     return tuple(values)
+
+
+def input_variable(name: str) -> str:
+    """``FORGEFLOW_INPUT_TARGET`` for the manual input ``target``."""
+    return "FORGEFLOW_INPUT_" + re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
 
 
 def source_clone_url(event: Event) -> str:
@@ -119,7 +128,8 @@ def plan_workflow(
     decisions: Sequence[Decision],
     options: PlanOptions,
 ) -> WorkflowPlan:
-    """The plan for the jobs ``decisions`` matched; ``needs`` on jobs not in the run are dropped.
+    """The plan for the jobs ``decisions`` matched; a job whose need is not in the run is
+    skipped (unless the need is optional or its ``if:`` runs without it, see :mod:`flow`).
     Not bound to a run yet (see :func:`bind_run`).
 
     Raises :class:`JobFileError` for what only the event or the service config reveal: a
@@ -127,7 +137,7 @@ def plan_workflow(
     """
     run_id, run_url = UNBOUND, ""
     chosen = [d.job for d in decisions if d.matched]
-    units = build_units(event, job_file, chosen, options)
+    units = build_units(event, job_file, chosen, options, decisions)
     concurrency_group, cancel = _concurrency(event, job_file)
     return WorkflowPlan(
         name=workflow_name(run_id, event.sha),
@@ -156,6 +166,7 @@ def plan_workflow(
         refused=units.refused,
         concurrency_group=concurrency_group,
         cancel_in_progress=cancel,
+        artifact_repository=options.artifact_repository,
     )
 
 

@@ -21,6 +21,7 @@ class PlanOptions:
     ttl_seconds: int
     allow_secrets: bool = True  # the service config lets this repository's jobs use Secrets
     trusted: bool = True  # the run's job file and code are trusted (not an untrusted fork's)
+    artifact_repository: str = ""  # "configmap/key" of an Argo artifact repository; "": the controller's
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,70 @@ class RetryPlan:
         for attempt in range(self.limit):
             waits += min(self.backoff_seconds * self.factor**attempt, self.max_backoff_seconds)
         return timeout * (self.limit + 1) + waits
+
+
+@dataclass(frozen=True)
+class CachePlan:
+    """A job's cache: the key as written (matrix values filled in; ``hashFiles`` is computed in
+    the pod), its paths and restore keys, the slots it reads (in order) and the one it writes
+    (empty: never, e.g. for pull requests). A slot is an artifact key in the artifact repository."""
+
+    key: str
+    paths: tuple[str, ...]
+    restore_keys: tuple[str, ...]
+    reads: tuple[str, ...]
+    writes: str
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    name: str
+    image: str
+    env: Pairs = ()
+    ports: tuple[int, ...] = ()
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NeedInput:
+    """Something a job takes from a need: an artifact (unpacked at ``path``) or an output
+    parameter (``path`` empty), named ``name`` in the job's template."""
+
+    name: str
+    task: str  # the need's main-DAG task
+    source: str  # the need's artifact or output name
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """What a job hands on and brings along (all empty for jobs that use none of it)."""
+
+    depends: str = ""  # an Argo ``depends`` expression, used instead of ``dependencies``
+    condition: str = ""  # the job's ``if:`` when it uses status functions
+    continue_on_error: bool = False
+    outputs: tuple[str, ...] = ()
+    inputs: tuple[NeedInput, ...] = ()
+    output_env: Pairs = ()  # env values that read needs' outputs, as Argo parameter references
+    cache: CachePlan | None = None
+    services: tuple[ServicePlan, ...] = ()
+
+    @property
+    def artifact_inputs(self) -> tuple[NeedInput, ...]:
+        return tuple(i for i in self.inputs if i.path)
+
+    @property
+    def parameter_inputs(self) -> tuple[NeedInput, ...]:
+        return tuple(i for i in self.inputs if not i.path)
+
+    @property
+    def driver_steps(self) -> bool:
+        """Whether the job gets forgeflow's own steps (services, cache, outputs)."""
+        return bool(self.services or self.cache or self.outputs)
+
+
+NO_HANDOFF = Handoff()
 
 
 @dataclass(frozen=True)
@@ -65,6 +130,7 @@ class TaskPlan:
     arguments: Pairs = ()
     matrix: Pairs = ()
     group: str = ""  # the matrix job's nested DAG (its main-DAG task) this cell belongs to
+    handoff: Handoff = NO_HANDOFF
 
     @property
     def kind(self) -> Literal["steps", "argo", "workflowTemplate"]:
@@ -88,6 +154,7 @@ class GroupPlan:
     max_parallel: int | None
     dependencies: tuple[str, ...]
     cells: tuple[str, ...]
+    handoff: Handoff = NO_HANDOFF  # depends, continue-on-error and what the cells take from needs
 
 
 @dataclass(frozen=True)
@@ -107,6 +174,7 @@ class RefusedJob:
     task: str
     context: str
     reason: str
+    state: str = "error"  # "success" for a job skipped because a need did not run
 
 
 @dataclass(frozen=True)
@@ -126,6 +194,7 @@ class WorkflowPlan:
     refused: tuple[RefusedJob, ...] = field(default=())
     concurrency_group: str = ""
     cancel_in_progress: bool = False
+    artifact_repository: str = ""  # an artifactRepositoryRef "configmap/key", or the controller's
 
     def main_tasks(self) -> list[str]:
         """The main DAG's tasks in order: each job's task, or its matrix group."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-EVENT_NAMES = ("push", "tag", "pull_request", "comment", "release", "manual")
+EVENT_NAMES = ("push", "tag", "pull_request", "comment", "release", "manual", "schedule")
 PULL_REQUEST_TYPES = ("opened", "synchronize", "reopened", "closed", "labeled", "ready_for_review")
 DEFAULT_PULL_REQUEST_TYPES = ("opened", "synchronize", "reopened")
 
@@ -98,6 +99,90 @@ class EmptyTrigger(Strict):
     pass
 
 
+INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
+
+
+class ManualInput(Strict):
+    """One typed input of a manual run: ``{type: choice, options: [a, b], default: a}``."""
+
+    type: Literal["string", "boolean", "choice"] = "string"
+    description: str = ""
+    default: str | bool | None = None
+    required: bool = False
+    options: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ManualInput:
+        if self.type == "choice":
+            if not self.options:
+                raise ValueError("a choice input needs options")
+            if self.default is not None and str(self.default) not in self.options:
+                raise ValueError(f"the default {self.default!r} is not one of the options")
+        elif self.options:
+            raise ValueError("options are for choice inputs")
+        if self.type == "boolean" and self.default is not None and not isinstance(self.default, bool):
+            raise ValueError("a boolean input's default is true or false")
+        if self.type == "string" and isinstance(self.default, bool):
+            raise ValueError("a string input's default is a string (quote it)")
+        return self
+
+
+class ManualTrigger(Strict):
+    """``on: manual`` or ``on: {manual: {inputs: {target: {type: choice, options: [...]}}}}``."""
+
+    inputs: dict[str, ManualInput] = Field(default_factory=dict)
+
+    @field_validator("inputs")
+    @classmethod
+    def _names(cls, value: dict[str, ManualInput]) -> dict[str, ManualInput]:
+        for name in value:
+            if not INPUT_NAME.match(name):
+                raise ValueError(f"input {name!r}: use letters, digits, '_' or '-'")
+        return value
+
+
+CRON_FIELD = re.compile(r"^[A-Za-z0-9*/,\-]+$")
+
+
+class ScheduleEntry(Strict):
+    """``{cron: "0 3 * * *", branch: main}``: five cron fields (UTC); the branch's head runs."""
+
+    cron: str
+    branch: str = ""
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        fields = value.split()
+        if len(fields) != 5 or not all(CRON_FIELD.match(f) for f in fields):
+            raise ValueError(f"{value!r}: a cron expression has five fields, like '0 3 * * *' (UTC)")
+        from cronsim import CronSim, CronSimError
+
+        try:
+            CronSim(" ".join(fields), datetime(2000, 1, 1))
+        except CronSimError as exc:
+            raise ValueError(f"{value!r} is not a cron expression: {exc}") from exc
+        return " ".join(fields)
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, value: str) -> str:
+        if value and (not re.fullmatch(r"[^\s~^:?*\[\\]{1,255}", value) or value.startswith("refs/")):
+            raise ValueError(f"{value!r}: name one branch, like main")
+        return value
+
+
+def _schedule_list(value: Any) -> Any:
+    if isinstance(value, dict | str):
+        value = [value]
+    if isinstance(value, list):
+        return [{"cron": v} if isinstance(v, str) else v for v in value]
+    return value
+
+
+ScheduleList = Annotated[tuple[ScheduleEntry, ...], BeforeValidator(_schedule_list)]
+
+
 EVENT_SCHEMA = {"type": "string", "enum": list(EVENT_NAMES)}
 
 
@@ -113,7 +198,8 @@ class Triggers(Strict):
     pull_request: PullRequestTrigger | None = None
     comment: CommentTrigger | None = None
     release: EmptyTrigger | None = None
-    manual: EmptyTrigger | None = None
+    manual: ManualTrigger | None = None
+    schedule: ScheduleList | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -126,14 +212,20 @@ class Triggers(Strict):
             for item in value:
                 if not isinstance(item, str):
                     raise ValueError("list items of 'on' are event names")
-                names[item] = {}
+                names[item] = None
             value = names
         if isinstance(value, dict):
             unknown = [k for k in value if k not in EVENT_NAMES]
             if unknown:
                 raise ValueError(f"unknown event {unknown[0]!r}; 'on' takes {', '.join(EVENT_NAMES)}")
-            return {k: ({} if v is None else v) for k, v in value.items()}
+            return {k: (({} if k != "schedule" else []) if v is None else v) for k, v in value.items()}
         return value
+
+    @model_validator(mode="after")
+    def _some_times(self) -> Triggers:
+        if self.schedule is not None and not self.schedule:
+            raise ValueError("schedule needs times: on: {schedule: [{cron: '0 3 * * *', branch: main}]}")
+        return self
 
 
 def default_triggers() -> Triggers:

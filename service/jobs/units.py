@@ -10,17 +10,30 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from service.events import Event
 from service.jobs.errors import ConfigProblem, JobFileError, dotted
 from service.jobs.expressions import ExpressionError, event_context, interpolate, substitute_simple
+from service.jobs.flow import plan_flow
+from service.jobs.handoff_plan import cache_plan, need_inputs, output_env
+from service.jobs.handoff_plan import handoff as make_handoff
+from service.jobs.matcher import Decision
 from service.jobs.matrix import Cell, cell_label, expand
 from service.jobs.model import JobFile, JobSpec
 from service.jobs.options import Resources, Retries
-from service.jobs.plan_types import GroupPlan, PlanOptions, RawArgo, RefusedJob, RetryPlan, TaskPlan
+from service.jobs.plan_types import (
+    NO_HANDOFF,
+    GroupPlan,
+    NeedInput,
+    PlanOptions,
+    RawArgo,
+    RefusedJob,
+    RetryPlan,
+    TaskPlan,
+)
 from service.jobs.yaml_source import Path
 
 NO_LIMIT = 1_000_000
@@ -93,6 +106,16 @@ def _amounts(resources: Resources | None) -> tuple[tuple[tuple[str, str], ...], 
     return pairs(resources.requests), pairs(resources.limits)
 
 
+@dataclass(frozen=True)
+class _Link:
+    """What a job's units need to know of the others: needs in the run and their tasks."""
+
+    present: tuple[str, ...]
+    tasks: Mapping[str, str]
+    depends: str
+    artifacts: tuple[NeedInput, ...]
+
+
 @dataclass
 class Units:
     tasks: tuple[TaskPlan, ...] = ()
@@ -136,7 +159,14 @@ class _Builder:
         return None
 
     def unit(
-        self, name: str, job: JobSpec, task: str, context: str, cell: Cell, deps: tuple[str, ...]
+        self,
+        name: str,
+        job: JobSpec,
+        task: str,
+        context: str,
+        cell: Cell,
+        deps: tuple[str, ...],
+        link: _Link | None = None,
     ) -> TaskPlan:
         keys = set(job.matrix.axes) | {k for e in job.matrix.include for k in e} if job.matrix else set()
         values = {key: cell.get(key, "") for key in keys}
@@ -176,11 +206,28 @@ class _Builder:
             title = sub(step.name, ("steps", i, "name")) if step.name else step_title(script)
             steps.append((title, script))
         requests, limits = _amounts(job.resources or defaults.resources)
+        pairs = [(k, sub(v, ("env", k))) for k, v in env.items()]
+        handoff = NO_HANDOFF
+        if link is not None:
+            pairs, reading, inputs, problems = output_env(pairs, link.present, link.tasks)
+            for problem in problems:
+                self.problem((*base, "env"), problem)
+            key = sub(job.cache.key, ("cache", "key")) if job.cache else ""
+            handoff = make_handoff(
+                spec=job,
+                depends=link.depends,
+                inputs=[*link.artifacts, *inputs],
+                reading=reading,
+                cache=cache_plan(self.event, key, job),
+            )
+            if job.matrix is not None:  # the matrix job's task (its group) waits and continues
+                handoff = replace(handoff, depends="", continue_on_error=False)
         return replace(
             common,
+            handoff=handoff,
             image=image,
             steps=tuple(steps),
-            env=tuple(sorted((k, sub(v, ("env", k))) for k, v in env.items())),
+            env=tuple(sorted(pairs)),
             retries=_retry_plan(job.retries or defaults.retries),
             requests=requests,
             limits=limits,
@@ -208,8 +255,17 @@ class _Builder:
         return tuple(result)
 
 
-def build_units(event: Event, job_file: JobFile, chosen: list[str], options: PlanOptions) -> Units:
-    """The DAG units of the ``chosen`` jobs (in file order); raises :class:`JobFileError`."""
+def build_units(
+    event: Event,
+    job_file: JobFile,
+    chosen: list[str],
+    options: PlanOptions,
+    decisions: Sequence[Decision] | None = None,
+) -> Units:
+    """The DAG units of the ``chosen`` jobs (in file order); raises :class:`JobFileError`.
+
+    ``decisions`` (all jobs' matcher decisions) say why a job that is not chosen did not run,
+    for the jobs that need it; without them every job not chosen is just "not in the run"."""
     builder = _Builder(event, job_file, options)
     taken: set[str] = set()
     main = {job: task_name(job, taken) for job in chosen}
@@ -222,15 +278,19 @@ def build_units(event: Event, job_file: JobFile, chosen: list[str], options: Pla
     while changed:  # a job that needs a job that does not run does not run either
         changed = False
         for job in chosen:
-            blocked = [n for n in job_file.jobs[job].needs if n in refused_why]
+            blocked = [n for n in job_file.jobs[job].need_names if n in refused_why]
             if job not in refused_why and blocked:
                 refused_why[job] = f"not run: needs {blocked[0]}, which does not run"
                 changed = True
+    if decisions is None:
+        decisions = [Decision(j, j in chosen, "not in the run") for j in job_file.jobs]
+    flow = plan_flow(job_file, decisions, refused_why, main)
     units = Units()
     tasks, groups, argo, refused = [], [], [], []
     for job in chosen:
         spec = job_file.jobs[job]
-        deps = tuple(main[n] for n in spec.needs if n in main and n not in refused_why)
+        present = flow.needs.get(job, ())
+        deps = tuple(main[n] for n in present)
         cells: list[Cell] = expand(spec.matrix, NO_LIMIT) if spec.matrix else [{}]
         inner: set[str] = set()
         placed = []
@@ -240,14 +300,29 @@ def build_units(event: Event, job_file: JobFile, chosen: list[str], options: Pla
             else:
                 path = f"{main[job]}.{cell_task_name(cell, inner)}"
                 placed.append((path, cell_context(job, cell), cell))
-        if job in refused_why:
-            refused += [RefusedJob(job, path, context, refused_why[job]) for path, context, _ in placed]
+        if job in refused_why or job in flow.skipped:
+            reason, state = (
+                (refused_why[job], "error") if job in refused_why else (flow.skipped[job], "success")
+            )
+            refused += [RefusedJob(job, path, context, reason, state) for path, context, _ in placed]
             continue
+        link = _Link(
+            present, main, flow.depends.get(job, ""), tuple(need_inputs(job_file, spec, present, main))
+        )
         unit_deps = () if spec.matrix else deps
-        tasks += [builder.unit(job, spec, path, context, cell, unit_deps) for path, context, cell in placed]
+        tasks += [
+            builder.unit(job, spec, path, context, cell, unit_deps, link) for path, context, cell in placed
+        ]
         if spec.matrix is not None:
             cell_tasks = tuple(path for path, _, _ in placed)
-            groups.append(GroupPlan(main[job], job, spec.fail_fast, spec.max_parallel, deps, cell_tasks))
+            group_handoff = make_handoff(spec=spec, depends=link.depends, inputs=[], reading=[], cache=None)
+            group_inputs = {i.name: i for t in tasks if t.group == main[job] for i in t.handoff.inputs}
+            group_handoff = replace(
+                group_handoff, inputs=tuple(group_inputs.values()), outputs=(), services=()
+            )
+            groups.append(
+                GroupPlan(main[job], job, spec.fail_fast, spec.max_parallel, deps, cell_tasks, group_handoff)
+            )
         if spec.argo is not None:
             argo.append(RawArgo(job, main[job], spec.argo.templates))
     if builder.problems:

@@ -37,7 +37,7 @@ def problems(text: str) -> list[str]:
 def test_a_good_file_loads_with_its_shorthands():
     job_file = load_job_file(GOOD)
     tests = job_file.jobs["tests"]
-    assert tests.needs == ("lint",)
+    assert tests.need_names == ("lint",)
     assert tests.timeout == 5400
     assert tests.env == {"RETRIES": "3", "VERBOSE": "true"}
     assert [s.run for s in tests.steps] == ["pytest -q", "coverage report"]
