@@ -9,6 +9,7 @@ import pytest
 
 from service.argo.names import fnv32a, node_id
 from service.executors.base import ExecutorError
+from service.executors.local.depends import Op, Term
 from service.executors.local.manifest import Dependency, UnsupportedManifest, build_plan
 from service.executors.local.nodes import workflow_progress
 from service.executors.local.pod import container_command, host_path
@@ -101,7 +102,8 @@ def test_plan_reads_dependencies_depends_and_templates() -> None:
     )
     assert plan.dag and plan.fail_fast and plan.deadline == 3600.0
     tasks = {t.name: t for t in plan.tasks}
-    assert tasks["tests"].deps == (Dependency("lint"), Dependency("build", succeeded_only=True))
+    assert tasks["tests"].deps == (Dependency("lint"), Dependency("build"))
+    assert tasks["tests"].logic == Op("&&", Term("lint"), Term("build", "Succeeded"))
     assert tasks["docs"].deps == (Dependency("lint"),)
     assert tasks["lint"].template.deadline == 1800.0
     retry = tasks["tests"].template.retry
@@ -219,7 +221,8 @@ def test_an_input_nobody_supplies_is_an_error_and_workflow_arguments_reach_the_e
             [dag({"name": "a", "template": "a"}), container("a", outputs={"artifacts": [{"name": "x"}]})],
             "outputs",
         ),
-        ([dag({"name": "a", "template": "a", "depends": "b || c"}), container("a")], "depends term"),
+        ([dag({"name": "a", "template": "a", "depends": "(b || "}), container("a")], "depends"),
+        ([dag({"name": "a", "template": "a", "depends": "b.Bogus"}), container("a")], "depends result"),
         ([container("main", "echo {{inputs.parameters.x}}")], "failed to resolve {{inputs.parameters.x}}"),
         ([container("main", body={"workingDir": "/src"})], "outside /workspace"),
         ([container("main", body={"volumeMounts": [{"name": "v", "mountPath": "/v"}]})], "volumeMounts"),

@@ -13,8 +13,9 @@ from service.executors.local.values import (
     parse_int,
 )
 
-ARTIFACT_KEYS = {"name", "path", "git", "raw", "mode", "optional"}
-OUTPUT_ARTIFACT_KEYS = {"name", "path", "optional", "archive"}
+ARTIFACT_KEYS = {"name", "path", "git", "raw", "mode", "optional", "s3", "archive"}
+OUTPUT_ARTIFACT_KEYS = {"name", "path", "optional", "archive", "s3"}
+PARAMETER_KEYS = {"name", "valueFrom", "description"}
 GIT_KEYS = {"repo", "revision", "depth", "singleBranch", "branch", "fetch"}
 GIT_KEYS |= {"insecureIgnoreHostKey", "disableSubmodules"}
 RETRY_POLICIES = ("Always", "OnFailure", "OnError", "OnTransientError")
@@ -78,19 +79,43 @@ def input_artifacts(inputs: dict[str, Any], where: str) -> tuple[dict[str, Any],
             check_keys(artifact["git"] or {}, GIT_KEYS, f"{label} git")
             if not (artifact["git"] or {}).get("repo"):
                 raise UnsupportedManifest(f"{label}: git without repo")
-        elif "raw" not in artifact:
-            raise UnsupportedManifest(f"{label}: only git and raw artifacts")
+        elif "s3" in artifact:
+            _key_only(artifact, label)
+        # otherwise a task's arguments pass it (checked with the DAG, see local.manifest)
         check_workspace_path(str(artifact.get("path", "")), label)
         artifacts.append(dict(artifact))
     return tuple(artifacts)
 
 
+def _key_only(artifact: dict[str, Any], label: str) -> None:
+    """A key-only s3 artifact (the workflow's artifact repository): locally a folder."""
+    s3 = artifact.get("s3") or {}
+    check_keys(s3, {"key"}, f"{label} s3 (locally only key-only artifacts)")
+    key = str(s3.get("key") or "")
+    if not key or key.startswith("/") or ".." in key.split("/"):
+        raise UnsupportedManifest(f"{label}: s3 key {key!r}")
+
+
+def output_parameters(outputs: dict[str, Any], where: str) -> tuple[dict[str, Any], ...]:
+    parameters = []
+    for parameter in outputs.get("parameters") or []:
+        label = f"{where} output parameter {parameter.get('name')!r}"
+        check_keys(parameter, PARAMETER_KEYS, label)
+        source = parameter.get("valueFrom") or {}
+        check_keys(source, {"path", "default"}, f"{label} valueFrom")
+        check_workspace_path(str(source.get("path", "")), label)
+        parameters.append(dict(parameter))
+    return tuple(parameters)
+
+
 def output_artifacts(outputs: dict[str, Any], where: str) -> tuple[dict[str, Any], ...]:
-    check_keys(outputs, {"artifacts"}, f"{where} outputs")
+    check_keys(outputs, {"artifacts", "parameters"}, f"{where} outputs")
     artifacts = []
     for artifact in outputs.get("artifacts") or []:
         label = f"{where} outputs artifact {artifact.get('name')!r}"
         check_keys(artifact, OUTPUT_ARTIFACT_KEYS, label)
+        if "s3" in artifact:
+            _key_only(artifact, label)
         check_workspace_path(str(artifact.get("path", "")), label)
         artifacts.append(dict(artifact))
     return tuple(artifacts)

@@ -13,9 +13,10 @@ Pure: no I/O.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from service.executors.local.depends import Expr, Not, Op, Term, all_of, parse, tasks_in
 from service.executors.local.fields import (
     Retry,
     check_workspace_path,
@@ -23,6 +24,7 @@ from service.executors.local.fields import (
     env_from_entry,
     input_artifacts,
     output_artifacts,
+    output_parameters,
     retry_strategy,
 )
 from service.executors.local.values import (
@@ -46,7 +48,7 @@ SPEC_IGNORED = {
     "volumes", "volumeClaimTemplates", "volumeClaimGC", "podSpecPatch", "artifactGC",
 }  # fmt: skip
 TEMPLATE_KEYS = {"name", "dag", "container", "script", "inputs", "outputs", "metadata"}
-TEMPLATE_KEYS |= {"activeDeadlineSeconds", "retryStrategy", "parallelism"}
+TEMPLATE_KEYS |= {"activeDeadlineSeconds", "retryStrategy", "parallelism", "sidecars"}
 TEMPLATE_IGNORED = {
     "nodeSelector", "tolerations", "affinity", "securityContext", "serviceAccountName",
     "automountServiceAccountToken", "priorityClassName", "priority", "schedulerName",
@@ -60,8 +62,13 @@ CONTAINER_IGNORED = {
     "readinessProbe", "startupProbe", "terminationMessagePath", "terminationMessagePolicy",
     "lifecycle", "stdin", "stdinOnce", "tty", "volumeMounts",
 }  # fmt: skip
-TASK_KEYS = {"name", "template", "dependencies", "depends", "arguments"}
-_DEPENDS_TERM = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_]*)(\.Succeeded)?$")
+TASK_KEYS = {"name", "template", "dependencies", "depends", "arguments", "continueOn"}
+SIDECAR_KEYS = {"name", "image", "command", "args", "env", "ports", "resources", "imagePullPolicy"}
+_TASK_VARIABLE = re.compile(r"\{\{\s*tasks\.")
+_TASK_OUTPUT = re.compile(r"^\{\{\s*tasks\.([-A-Za-z0-9_]+)\.outputs\.artifacts\.([-A-Za-z0-9_]+)\s*\}\}$")
+_INPUT_ARTIFACT = re.compile(r"^\{\{\s*inputs\.artifacts\.([-A-Za-z0-9_]+)\s*\}\}$")
+LATE = "\x00late{}\x00"
+Late = dict[str, tuple[str, str]]  # sentinel -> (DAG prefix, text with {{tasks.X...}} references)
 
 
 @dataclass(frozen=True)
@@ -80,18 +87,15 @@ class PodTemplate:
     deadline: float | None
     retry: Retry | None
     outputs: tuple[dict[str, Any], ...] = ()  # output artifacts, kept under the workflow's folder
+    output_parameters: tuple[dict[str, Any], ...] = ()  # read from files when the pod ends
+    sidecars: tuple[dict[str, Any], ...] = ()  # containers beside the main one (need an engine)
 
 
 @dataclass(frozen=True)
 class Dependency:
-    """One ``depends`` term: a task, and whether only ``Succeeded`` satisfies it."""
+    """A task a DAG task waits for (named in its ``depends`` or ``dependencies``)."""
 
     task: str
-    succeeded_only: bool = False
-
-    def satisfied_by(self, phase: str) -> bool:
-        """Argo: plain ``A`` means ``A.Succeeded || A.Skipped || A.Daemoned``."""
-        return phase == "Succeeded" or (phase == "Skipped" and not self.succeeded_only)
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,8 @@ class Task:
     template: PodTemplate
     deps: tuple[Dependency, ...] = ()
     group: str | None = None  # the task of the outer DAG whose nested DAG this task is in
+    logic: Expr | None = None  # when it runs, its dependencies finished (see :mod:`depends`)
+    continue_on: tuple[bool, bool] = (False, False)  # continueOn (failed, error)
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,8 @@ class Group:
     fail_fast: bool
     parallelism: int | None
     members: tuple[str, ...]
+    logic: Expr | None = None
+    continue_on: tuple[bool, bool] = (False, False)
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,7 @@ class Plan:
     parallelism: int | None
     deadline: float | None
     groups: tuple[Group, ...] = ()
+    late: tuple[tuple[str, str, str], ...] = ()  # (sentinel, DAG prefix, text): values of finished tasks
 
 
 def build_plan(manifest: dict[str, Any]) -> Plan:
@@ -143,7 +152,8 @@ def build_plan(manifest: dict[str, Any]) -> Plan:
     deadline = parse_duration(spec.get("activeDeadlineSeconds"), "spec.activeDeadlineSeconds")
     parallelism = parse_int(spec.get("parallelism"), "spec.parallelism")
     # the Workflow's arguments are the entrypoint's input parameters
-    inputs = _inputs(entry, spec.get("arguments") or {}, variables, "spec.arguments")
+    late: Late = {}
+    inputs = _inputs(entry, spec.get("arguments") or {}, variables, "spec.arguments", late, "")
     if "dag" not in entry:
         pod = _pod_template(entry, variables | inputs)
         task = Task(entry_name, pod)
@@ -151,10 +161,11 @@ def build_plan(manifest: dict[str, Any]) -> Plan:
     dag = entry["dag"] or {}
     check_keys(dag, {"tasks", "failFast"}, f"templates.{entry_name}.dag")
     template_parallelism = parse_int(entry.get("parallelism"), f"templates.{entry_name}")
-    tasks, groups = _dag_tasks(dag.get("tasks") or [], templates, variables, variables | inputs)
+    tasks, groups = _dag_tasks(dag.get("tasks") or [], templates, variables, variables | inputs, late=late)
     fail_fast = dag.get("failFast") is not False
     limits = [n for n in (parallelism, template_parallelism) if n]
-    return Plan(entry_name, True, tasks, fail_fast, min(limits, default=None), deadline, groups)
+    frozen = tuple((k, prefix, text) for k, (prefix, text) in late.items())
+    return Plan(entry_name, True, tasks, fail_fast, min(limits, default=None), deadline, groups, frozen)
 
 
 def _global_variables(manifest: dict[str, Any]) -> dict[str, str]:
@@ -198,17 +209,30 @@ def _check_template_type(template: dict[str, Any]) -> None:
 
 
 def _inputs(
-    template: dict[str, Any], arguments: dict[str, Any], scope: dict[str, str], where: str
+    template: dict[str, Any],
+    arguments: dict[str, Any],
+    scope: dict[str, str],
+    where: str,
+    late: Late,
+    prefix: str,
 ) -> dict[str, str]:
     """The template's ``inputs.parameters.NAME`` variables: the value each argument supplies
     (its own ``{{...}}`` resolved in ``scope``, the caller's variables), else the input's
-    ``value`` or ``default``; an input with none is an error, as in Argo."""
-    check_keys(arguments, {"parameters"}, f"{where}")
+    ``value`` or ``default``; an input with none is an error, as in Argo. A value that reads
+    another task's outputs (``{{tasks.X.outputs.parameters.Y}}``) is known only when the task
+    starts: it stands as a sentinel, registered in ``late``, until then."""
+    check_keys(arguments, {"parameters", "artifacts"}, f"{where}")
     supplied: dict[str, str] = {}
     for param in arguments.get("parameters") or []:
         check_keys(param, {"name", "value", "description"}, f"{where} parameter {param.get('name')!r}")
         if "value" in param:
-            supplied[str(param.get("name"))] = substitute(str(param["value"]), scope, where)
+            text = str(param["value"])
+            if _TASK_VARIABLE.search(text):
+                sentinel = LATE.format(len(late))
+                late[sentinel] = (prefix, _partial(text, scope, where))
+                supplied[str(param.get("name"))] = sentinel
+                continue
+            supplied[str(param.get("name"))] = substitute(text, scope, where)
     variables: dict[str, str] = {}
     name_of_template = template.get("name")
     for param in (template.get("inputs") or {}).get("parameters") or []:
@@ -224,12 +248,65 @@ def _inputs(
     return variables
 
 
+def _partial(text: str, scope: dict[str, str], where: str) -> str:
+    """``text`` with every variable but ``tasks.*`` substituted."""
+    parts = re.split(r"(\{\{\s*tasks\.[^}]*\}\})", text)
+    return "".join(p if p.startswith("{{") else substitute(p, scope, where) for p in parts)
+
+
+def _artifact_sources(
+    arguments: dict[str, Any], prefix: str, inherited: dict[str, tuple[str, str]], where: str
+) -> dict[str, tuple[str, str]]:
+    """Argument artifacts passed by ``from``: name -> (task path, its output artifact)."""
+    found: dict[str, tuple[str, str]] = {}
+    for artifact in arguments.get("artifacts") or []:
+        name, source = str(artifact.get("name") or ""), str(artifact.get("from") or "")
+        check_keys(artifact, {"name", "from", "optional"}, f"{where} artifact {name!r}")
+        task = _TASK_OUTPUT.match(source)
+        passed = _INPUT_ARTIFACT.match(source)
+        if task:
+            found[name] = (prefix + task.group(1), task.group(2))
+        elif passed and passed.group(1) in inherited:
+            found[name] = inherited[passed.group(1)]
+        elif passed and artifact.get("optional"):
+            continue
+        else:
+            raise UnsupportedManifest(f"{where}: artifact {name!r} from {source!r}")
+    return found
+
+
+def _with_sources(pod: PodTemplate, sources: dict[str, tuple[str, str]]) -> PodTemplate:
+    """The pod's input artifacts, those passed by tasks marked with where they come from."""
+    artifacts = []
+    for artifact in pod.artifacts:
+        item = dict(artifact)
+        if str(item.get("name")) in sources:
+            item["from"] = sources[str(item.get("name"))]
+        elif not ({"git", "raw", "s3"} & set(item)):
+            if not item.get("optional"):
+                raise UnsupportedManifest(
+                    f"failed to resolve inputs.artifacts.{item.get('name')} of template {pod.name!r}"
+                )
+            continue
+        artifacts.append(item)
+    return replace(pod, artifacts=tuple(artifacts))
+
+
+def _continue_on(raw: dict[str, Any], where: str) -> tuple[bool, bool]:
+    value = raw.get("continueOn") or {}
+    check_keys(value, {"failed", "error"}, f"{where} continueOn")
+    return bool(value.get("failed")), bool(value.get("error"))
+
+
 def _dag_tasks(
     raw_tasks: list[dict[str, Any]],
     templates: dict[str, dict[str, Any]],
     variables: dict[str, str],
     scope: dict[str, str],
     group: str | None = None,
+    *,
+    late: Late,
+    inherited: dict[str, tuple[str, str]] | None = None,
 ) -> tuple[tuple[Task, ...], tuple[Group, ...]]:
     """The DAG's tasks. ``variables`` are the Workflow's; ``scope`` adds the DAG template's own
     inputs, which its tasks' arguments may use."""
@@ -255,50 +332,62 @@ def _dag_tasks(
         if template is None:
             raise UnsupportedManifest(f"DAG task {name!r}: template {raw.get('template')!r}")
         _check_template_type(template)
-        inputs = _inputs(template, raw.get("arguments") or {}, scope, f"DAG task {name!r} arguments")
-        deps = tuple(Dependency(prefix + d.task, d.succeeded_only) for d in _dependencies(raw, set(names)))
-        graph[name] = {d.task for d in _dependencies(raw, set(names))}
+        where = f"DAG task {name!r} arguments"
+        arguments = raw.get("arguments") or {}
+        inputs = _inputs(template, arguments, scope, where, late, prefix)
+        sources = _artifact_sources(arguments, prefix, inherited or {}, where)
+        logic = _dependencies(raw, set(names))
+        deps = tuple(Dependency(prefix + t) for t in tasks_in(logic))
+        graph[name] = set(tasks_in(logic))
+        logic = _prefixed(logic, prefix)
+        continue_on = _continue_on(raw, f"DAG task {name!r}")
         if "dag" not in template:
-            tasks.append(Task(prefix + name, _pod_template(template, variables | inputs), deps, group))
+            pod = _with_sources(_pod_template(template, variables | inputs), sources)
+            tasks.append(Task(prefix + name, pod, deps, group, logic, continue_on))
             continue
         if group is not None:
             raise UnsupportedManifest(f"DAG task {name!r}: nested DAG templates more than one level deep")
         nested = template["dag"] or {}
         check_keys(nested, {"tasks", "failFast"}, f"templates.{template['name']}.dag")
         nested_tasks = nested.get("tasks") or []
-        members, _ = _dag_tasks(nested_tasks, templates, variables, variables | inputs, group=name)
+        members, _ = _dag_tasks(
+            nested_tasks, templates, variables, variables | inputs, group=name, late=late, inherited=sources
+        )
         parallelism = parse_int(template.get("parallelism"), f"templates.{template['name']}")
         fail_fast = nested.get("failFast") is not False
+        members_names = tuple(t.name for t in members)
         groups.append(
-            Group(name, template["name"], deps, fail_fast, parallelism, tuple(t.name for t in members))
+            Group(name, template["name"], deps, fail_fast, parallelism, members_names, logic, continue_on)
         )
         tasks += members
     _check_acyclic(graph)
     return tuple(tasks), tuple(groups)
 
 
-def _dependencies(raw: dict[str, Any], names: set[str]) -> tuple[Dependency, ...]:
+def _dependencies(raw: dict[str, Any], names: set[str]) -> Expr | None:
+    """The task's ``depends`` logic (``dependencies: [a, b]`` is ``a && b``)."""
     name = raw["name"]
     if raw.get("dependencies") and raw.get("depends"):
         raise UnsupportedManifest(f"DAG task {name!r}: both 'depends' and 'dependencies'")
     if raw.get("depends"):
-        deps = [_depends_term(name, term) for term in str(raw["depends"]).split("&&")]
+        logic = parse(str(raw["depends"]), f"DAG task {name!r}")
     else:
-        deps = [Dependency(str(dep)) for dep in raw.get("dependencies") or []]
-    for dep in deps:
-        if dep.task not in names or dep.task == name:
-            raise UnsupportedManifest(f"DAG task {name!r}: depends on unknown task {dep.task!r}")
-    return tuple(deps)
+        logic = all_of([str(dep) for dep in raw.get("dependencies") or []])
+    for dep in tasks_in(logic):
+        if dep not in names or dep == name:
+            raise UnsupportedManifest(f"DAG task {name!r}: depends on unknown task {dep!r}")
+    return logic
 
 
-def _depends_term(task: str, term: str) -> Dependency:
-    match = _DEPENDS_TERM.match(term.strip())
-    if not match:
-        raise UnsupportedManifest(
-            f"DAG task {task!r}: depends term {term.strip()!r} "
-            "(only '&&'-joined task names, optionally '.Succeeded')"
-        )
-    return Dependency(match.group(1), bool(match.group(2)))
+def _prefixed(logic: Expr | None, prefix: str) -> Expr | None:
+    """The logic with its task names as paths (``group.task`` in a nested DAG)."""
+    if logic is None or not prefix:
+        return logic
+    if isinstance(logic, Term):
+        return Term(prefix + logic.task, logic.result)
+    if isinstance(logic, Not):
+        return Not(_prefixed(logic.inner, prefix) or logic.inner)
+    return Op(logic.op, _prefixed(logic.left, prefix) or logic.left, _prefixed(logic.right, prefix) or logic.right)
 
 
 def _check_acyclic(deps: dict[str, set[str]]) -> None:
@@ -337,7 +426,20 @@ def _pod_template(template: dict[str, Any], variables: dict[str, str]) -> PodTem
         deadline=parse_duration(template.get("activeDeadlineSeconds"), where),
         retry=retry_strategy(template.get("retryStrategy"), where),
         outputs=output_artifacts(template.get("outputs") or {}, where),
+        output_parameters=output_parameters(template.get("outputs") or {}, where),
+        sidecars=tuple(_sidecar(s, where) for s in template.get("sidecars") or ()),
     )
+
+
+def _sidecar(sidecar: dict[str, Any], where: str) -> dict[str, Any]:
+    label = f"{where} sidecar {sidecar.get('name')!r}"
+    check_keys(sidecar, SIDECAR_KEYS, label)
+    if not sidecar.get("image") or not sidecar.get("name"):
+        raise UnsupportedManifest(f"{label}: needs a name and an image")
+    for entry in sidecar.get("env") or ():
+        if "valueFrom" in entry:
+            raise UnsupportedManifest(f"{label}: env valueFrom")
+    return dict(sidecar)
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.executors.local.depends import Expr, evaluate
 from service.executors.local.manifest import Dependency, Group, Plan, Task
 from service.executors.local.nodes import (
     ERROR,
@@ -24,6 +25,7 @@ from service.executors.local.nodes import (
     OMITTED,
     PENDING,
     RUNNING,
+    SKIPPED,
     SUCCEEDED,
     TYPE_DAG,
     TYPE_POD,
@@ -228,7 +230,7 @@ class RunState:
             if state.done:
                 continue
             if state.node_id is None:
-                ready = self._ready(state.group.deps)
+                ready = self._ready(state.group.deps, state.group.logic)
                 if ready is False:
                     self._group_node(state, TYPE_SKIPPED, OMITTED, MSG_OMITTED)
                     state.done = True
@@ -282,17 +284,18 @@ class RunState:
     def running_count(self, group: str | None = None) -> int:
         return sum(1 for s in self.tasks.values() if s.active and (group is None or s.task.group == group))
 
-    def _ready(self, deps: tuple[Dependency, ...]) -> bool | None:
-        phases = []
-        for dep in deps:
-            if not self.is_done(dep.task):
-                return None
-            phases.append((dep, self.phase(dep.task) or ""))
-        return all(dep.satisfied_by(phase) for dep, phase in phases)
+    def _ready(self, deps: tuple[Dependency, ...], logic: Expr | None) -> bool | None:
+        if not all(self.is_done(dep.task) for dep in deps):
+            return None
+        return evaluate(logic, lambda task: self.phase(task) or "", self.continue_on)
+
+    def continue_on(self, name: str) -> tuple[bool, bool]:
+        """A task's (or nested DAG's) ``continueOn``: (failed, error)."""
+        return self.groups[name].group.continue_on if name in self.groups else self.tasks[name].task.continue_on
 
     def ready(self, state: TaskState) -> bool | None:
         """None: dependencies unfinished; True: may run; False: must be Omitted."""
-        return self._ready(state.task.deps)
+        return self._ready(state.task.deps, state.task.logic)
 
     def _main_blocked(self) -> bool:
         if self.plan.fail_fast and self.any_failed():
@@ -335,16 +338,50 @@ class RunState:
         node_id = self.groups[name].node_id if name in self.groups else self.tasks[name].node_id
         return self.nodes.get(node_id) if node_id else None
 
-    def dag_outcome(self) -> tuple[str, str | None]:
-        """The DAG's phase and message once nothing runs (Argo's failFast/branch rules)."""
-        for name in self._top_level():
+    def _deps_of(self, name: str) -> tuple[Dependency, ...]:
+        return self.groups[name].group.deps if name in self.groups else self.tasks[name].task.deps
+
+    def _branch_phase(self, name: str, memo: dict[str, str]) -> str:
+        """Argo's branch phase: a finished task's own phase; an omitted one inherits a failure
+        of a task before it (Failed/Error win over Succeeded)."""
+        if name not in memo:
             node = self._item_node(name)
-            if node and node["phase"] in (FAILED, ERROR):
+            phase = node["phase"] if node else ""
+            if phase in ("", OMITTED, SKIPPED):
+                inherited = [self._branch_phase(d.task, memo) for d in self._deps_of(name)]
+                phase = next((p for p in inherited if p in (FAILED, ERROR)), SUCCEEDED)
+            memo[name] = phase
+        return memo[name]
+
+    def dag_outcome(self) -> tuple[str, str | None]:
+        """The DAG's phase and message once nothing runs (Argo's ``assessDAGPhase``: the
+        branch phases of the tasks nothing depends on, a failure with ``continueOn`` excused)."""
+        top = self._top_level()
+        needed = {d.task for n in top for d in self._deps_of(n)}
+        memo: dict[str, str] = {}
+        for name in top:
+            if name in needed:
+                continue
+            phase = self._branch_phase(name, memo)
+            failed, error = self.continue_on(name)
+            if phase in (FAILED, ERROR) and not ((phase == FAILED and failed) or (phase == ERROR and error)):
+                node = self._item_node(name)
                 message = MSG_FAIL_FAST if self.blocked_by_fail_fast else None
-                return node["phase"], message or child_failed_message(node["id"])
-        if all(self.is_done(n) for n in self._top_level()):
+                culprit = node if node and node["phase"] in (FAILED, ERROR) else self._first_failed(name)
+                return phase, message or child_failed_message(culprit["id"] if culprit else name)
+        if all(self.is_done(n) for n in top):
             return SUCCEEDED, None
         return FAILED, "not every task ran"
+
+    def _first_failed(self, name: str) -> Node | None:
+        for dep in self._deps_of(name):
+            node = self._item_node(dep.task)
+            if node and node["phase"] in (FAILED, ERROR):
+                return node
+            found = self._first_failed(dep.task)
+            if found:
+                return found
+        return None
 
     def outbound_nodes(self) -> list[str]:
         """The DAG's ``outboundNodes``: outbound nodes of tasks nothing depends on."""
