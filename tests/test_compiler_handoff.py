@@ -232,7 +232,10 @@ def test_outputs_reach_dependents_only_as_environment_values():
     ]
     build = templates_of(manifest)["build"]
     assert build["outputs"]["parameters"] == [
-        {"name": "version", "valueFrom": {"path": "/workspace/.forgeflow/outputs/version", "default": ""}}
+        {
+            "name": "version",
+            "valueFrom": {"path": "/workspace/source/.forgeflow/outputs/version", "default": ""},
+        }
     ]
 
 
@@ -254,7 +257,7 @@ def test_caches_are_scoped_per_branch_and_pull_requests_never_write():
     push = templates_of(compile_workflow(planned("handoff-cache-push")))["lint"]
     pr = templates_of(compile_workflow(planned("handoff-cache-pr")))["lint"]
     reads = [a["s3"]["key"] for a in push["inputs"]["artifacts"] if "s3" in a]
-    assert len(reads) == 1 and reads[0].startswith("forgeflow-cache/github/octo/hello/main/")
+    assert len(reads) == 1 and reads[0].startswith("forgeflow-cache/github/octo%2Fhello/main/")
     assert push["outputs"]["artifacts"][0]["s3"]["key"] == reads[0]
     assert [a["s3"]["key"] for a in pr["inputs"]["artifacts"] if "s3" in a] == reads  # the target's
     assert "outputs" not in pr

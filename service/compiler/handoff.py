@@ -24,9 +24,10 @@ from service.jobs.expressions import EXPRESSION
 from service.jobs.plan_types import CachePlan, Handoff, NeedInput, TaskPlan
 
 SOURCE_PATH = "/workspace/source"
-STATE = "/workspace/.forgeflow"
-OUTPUT_FILE = f"{STATE}/output"
-CACHE_IN = f"{STATE}/cache"
+# in the checkout (writable where the steps build), created by forgeflow's own steps
+STATE = f"{SOURCE_PATH}/.forgeflow"
+OUTPUT_FILE = f"{SOURCE_PATH}/.forgeflow-output"
+CACHE_IN = "/workspace/cache"  # restored slots (read only)
 CACHE_OUT = f"{STATE}/cache-save"
 ANNOTATION_IF = "forgeflow.dev/if"
 Manifest = dict[str, Any]
@@ -67,7 +68,8 @@ while [ "$i" -lt "${FORGEFLOW_CACHE_HASHES:-0}" ]; do
   files=$(IFS=$nl; for glob in $globs; do
     a=$(printf '%s' "$glob" | sed 's#\*\*/##g; s#\*\*#*#g')
     b=$(printf '%s' "$glob" | sed 's#\*\*/#*/#g; s#\*\*#*#g')
-    find . -path ./.git -prune -o -type f \( -path "./$a" -o -path "./$b" \) -print 2>/dev/null
+    find . \( -path ./.git -o -path ./.forgeflow \) -prune -o -type f \( -path "./$a" -o -path "./$b" \) -print \
+      2>/dev/null
   done | LC_ALL=C sort -u)
   hash=""
   if [ -n "$files" ]; then
@@ -77,7 +79,9 @@ while [ "$i" -lt "${FORGEFLOW_CACHE_HASHES:-0}" ]; do
 done
 printf '%s' "$key" > "$state/cache-key"
 hit=""
-for dir in "$state"/cache/*; do
+n=0
+while [ "$n" -lt "${FORGEFLOW_CACHE_READS:-0}" ]; do
+  dir=$FORGEFLOW_CACHE_IN/$n; n=$((n + 1))
   [ -f "$dir/key" ] || continue
   found=$(cat "$dir/key")
   if [ "$found" = "$key" ]; then
@@ -189,6 +193,8 @@ def environment(handoff: Handoff) -> list[tuple[str, str]]:
     if handoff.outputs:
         pairs += [("FORGEFLOW_OUTPUT", OUTPUT_FILE), ("FORGEFLOW_OUTPUTS", " ".join(handoff.outputs))]
     if handoff.cache is not None:
+        reads = str(len(handoff.cache.reads))
+        pairs += [("FORGEFLOW_CACHE_IN", CACHE_IN), ("FORGEFLOW_CACHE_READS", reads)]
         pairs += cache_key_env(handoff.cache)
     ports = [str(p) for s in handoff.services for p in s.ports]
     if ports:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from urllib.parse import quote
 
 from service.events import Event, EventKind
 from service.jobs.expressions import EXPRESSION
@@ -95,12 +96,12 @@ def cache_plan(event: Event, key: str, spec: JobSpec) -> CachePlan | None:
     cache = spec.cache
     if cache is None:
         return None
-    repo = f"{event.forge}/{event.repository.full_name}"
+    repo = f"{event.forge}/{quote(event.repository.full_name, safe='')}"
     slot = hashlib.sha256("\0".join([key, *cache.paths]).encode()).hexdigest()[:16]
     reads, writes = cache_scopes(event)
 
     def where(branch: str) -> str:
-        return f"{CACHE_PREFIX}/{repo}/{branch}/{slot}.tgz"
+        return f"{CACHE_PREFIX}/{repo}/{quote(branch, safe='')}/{slot}.tgz"
 
     return CachePlan(
         key=key,

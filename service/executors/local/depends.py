@@ -71,11 +71,11 @@ class _Parser:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
 
     def _take(self) -> str:
-        token = self._peek()
-        if token is None:
+        word = self._peek()
+        if word is None:
             raise UnsupportedManifest(f"{self.where}: depends {self.text!r} ends too early")
         self.index += 1
-        return token
+        return word
 
     def disjunction(self) -> Expr:
         left = self.conjunction()
@@ -92,19 +92,19 @@ class _Parser:
         return left
 
     def unary(self) -> Expr:
-        token = self._take()
-        if token == "!":
+        word = self._take()
+        if word == "!":
             return Not(self.unary())
-        if token == "(":
+        if word == "(":
             inner = self.disjunction()
             if self._take() != ")":
                 raise UnsupportedManifest(f"{self.where}: depends {self.text!r}: missing ')'")
             return inner
-        if token in ("&&", "||", ")"):
-            raise UnsupportedManifest(f"{self.where}: depends {self.text!r}: unexpected {token!r}")
-        task, _, result = token.partition(".")
+        if word in ("&&", "||", ")"):
+            raise UnsupportedManifest(f"{self.where}: depends {self.text!r}: unexpected {word!r}")
+        task, _, result = word.partition(".")
         if result and result not in RESULTS:
-            raise UnsupportedManifest(f"{self.where}: depends result {token!r} (one of {', '.join(RESULTS)})")
+            raise UnsupportedManifest(f"{self.where}: depends result {word!r} (one of {', '.join(RESULTS)})")
         return Term(task, result)
 
 
@@ -152,6 +152,8 @@ def evaluate(expr: Expr | None, phase: Phases, continue_on: ContinueOn) -> bool:
         if expr.result == "AllFailed":
             return result == "Failed"
         failed, error = continue_on(expr.task)
-        allowed = {"Succeeded", "Skipped"} | ({"Failed"} if failed else set()) | ({"Errored"} if error else set())
+        allowed = (
+            {"Succeeded", "Skipped"} | ({"Failed"} if failed else set()) | ({"Errored"} if error else set())
+        )
         return result in allowed
     return result == expr.result

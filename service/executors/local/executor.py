@@ -65,6 +65,7 @@ class LocalExecutorConfig:
     max_parallel: int = 4
     default_namespace: str = "forgeflow"
     detach: bool = True
+    cache_max_bytes: int = 0  # caches kept per repository (0: no limit), least recently used go
 
     def __post_init__(self) -> None:
         runtime = self.container_runtime
@@ -208,6 +209,8 @@ class LocalExecutor:
         args += ["--name", ref.name, "--max-parallel", str(self.config.max_parallel)]
         if self.config.container_runtime:
             args += ["--container-runtime", self.config.container_runtime]
+        if self.config.cache_max_bytes:
+            args += ["--cache-max-bytes", str(self.config.cache_max_bytes)]
         return args
 
     def _runner(self, ref: WorkflowRef, sink: LineSink | None = None) -> Runner:
@@ -218,6 +221,7 @@ class LocalExecutor:
             max_parallel=self.config.max_parallel,
             runtime=self.config.container_runtime,
             sink=sink,
+            cache_max_bytes=self.config.cache_max_bytes,
         )
 
 

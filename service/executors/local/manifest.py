@@ -369,6 +369,7 @@ def _dependencies(raw: dict[str, Any], names: set[str]) -> Expr | None:
     name = raw["name"]
     if raw.get("dependencies") and raw.get("depends"):
         raise UnsupportedManifest(f"DAG task {name!r}: both 'depends' and 'dependencies'")
+    logic: Expr | None
     if raw.get("depends"):
         logic = parse(str(raw["depends"]), f"DAG task {name!r}")
     else:
@@ -387,7 +388,9 @@ def _prefixed(logic: Expr | None, prefix: str) -> Expr | None:
         return Term(prefix + logic.task, logic.result)
     if isinstance(logic, Not):
         return Not(_prefixed(logic.inner, prefix) or logic.inner)
-    return Op(logic.op, _prefixed(logic.left, prefix) or logic.left, _prefixed(logic.right, prefix) or logic.right)
+    return Op(
+        logic.op, _prefixed(logic.left, prefix) or logic.left, _prefixed(logic.right, prefix) or logic.right
+    )
 
 
 def _check_acyclic(deps: dict[str, set[str]]) -> None:

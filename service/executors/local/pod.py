@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from service.executors.local.engine import available_engine
 from service.executors.local.env import EnvError, base_env, resolve_env
 from service.executors.local.git import GitCache, GitError
 from service.executors.local.manifest import PodTemplate
@@ -31,6 +32,8 @@ from service.executors.local.nodes import (
     exit_code_message,
 )
 from service.executors.local.proc import exit_code, run_tool, wait_process
+from service.executors.local.repository import ArtifactRepository, copy_item
+from service.executors.local.services import ServiceError, start_sidecars, stop_sidecars
 from service.executors.local.values import WORKSPACE
 
 FAILED_MARK = "::forgeflow-failed::"
@@ -65,6 +68,8 @@ class PodContext:
     header: str | None = None
     sink: LineSink | None = None
     artifacts_dir: Path | None = None  # where output artifacts are kept (``<name>/<basename>``)
+    artifacts_root: Path | None = None  # every task's artifacts dir, for artifacts passed on
+    repository: ArtifactRepository | None = None  # key-only s3 artifacts (caches)
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class PodResult:
     message: str | None = None
     exit_code: int | None = None
     cancelled: bool = False
+    parameters: tuple[tuple[str, str], ...] = ()  # output parameters, read when it ended
 
 
 class PodError(Exception):
@@ -86,40 +92,76 @@ def run_pod(ctx: PodContext, cancel: threading.Event, on_running: Callable[[], N
     started = time.monotonic()
     deadline = started + ctx.template.deadline if ctx.template.deadline is not None else None
     ctx.log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(ctx.log_path, "a", encoding="utf-8", buffering=1) as log:
-        if ctx.header:
-            log.write(ctx.header + "\n")
-        try:
-            argv, cwd, env = _prepare(ctx, cancel, deadline)
-            proc = _spawn(argv, cwd, env)
-        except PodError as exc:
-            if cancel.is_set():
-                return PodResult(FAILED, cancelled=True)
-            _emit(ctx, log, f"forgeflow-local: {exc}")
-            return PodResult(ERROR, str(exc))
-        on_running()
-        copier = _OutputCopier(proc, log, ctx)
-        copier.start()
-        outcome = wait_process(proc, cancel, deadline)
-        copier.join(timeout=5)
+    sidecars: list[str] = []
+    engine = None
+    try:
+        with open(ctx.log_path, "a", encoding="utf-8", buffering=1) as log:
+            if ctx.header:
+                log.write(ctx.header + "\n")
+            try:
+                if ctx.template.sidecars:
+                    engine, network, sidecars = _start_services(ctx, cancel)
+                else:
+                    network = None
+                argv, cwd, env = _prepare(ctx, cancel, deadline, network)
+                proc = _spawn(argv, cwd, env)
+            except PodError as exc:
+                if cancel.is_set():
+                    return PodResult(FAILED, cancelled=True)
+                _emit(ctx, log, f"forgeflow-local: {exc}")
+                return PodResult(ERROR, str(exc))
+            on_running()
+            copier = _OutputCopier(proc, log, ctx)
+            copier.start()
+            outcome = wait_process(proc, cancel, deadline)
+            copier.join(timeout=5)
+    finally:
+        if engine is not None:
+            stop_sidecars(engine, sidecars)
     if outcome != "exited" and ctx.runtime:
         _remove_container(ctx)
     code = exit_code(proc.returncode)
+    parameters: tuple[tuple[str, str], ...] = ()
     if outcome == "exited":
-        problem = save_outputs(ctx)
+        problem = save_outputs(ctx, succeeded=code == 0)
+        parameters, missing = read_parameters(ctx)
+        problem = problem or missing
         if problem and code == 0:
-            return PodResult(ERROR, problem, 0)
+            return PodResult(ERROR, problem, 0, parameters=parameters)
     if outcome == "cancelled":
         return PodResult(FAILED, None, code, cancelled=True)
     if outcome == "deadline":
         return PodResult(FAILED, MSG_DEADLINE, code)
     if code == 0:
-        return PodResult(SUCCEEDED, None, 0)
-    return PodResult(FAILED, copier.failed_message or exit_code_message(code), code)
+        return PodResult(SUCCEEDED, None, 0, parameters=parameters)
+    return PodResult(FAILED, copier.failed_message or exit_code_message(code), code, parameters=parameters)
+
+
+NO_ENGINE = (
+    "services need a container engine, and neither podman nor docker answered `info` on this "
+    "machine (a client without its daemon is not enough): start one, or run this on Argo"
+)
+
+
+def _start_services(ctx: PodContext, cancel: threading.Event) -> tuple[str, str | None, list[str]]:
+    engine = available_engine(Path(ctx.runtime).name if ctx.runtime else None)
+    if engine is None:
+        raise PodError(NO_ENGINE)
+    try:
+        network, names = start_sidecars(
+            ctx.runtime or engine,
+            ctx.node_id,
+            ctx.template.sidecars,
+            main_in_container=bool(ctx.runtime),
+            cancel=cancel,
+        )
+    except ServiceError as exc:
+        raise PodError(str(exc)) from exc
+    return ctx.runtime or engine, network, names
 
 
 def _prepare(
-    ctx: PodContext, cancel: threading.Event, deadline: float | None
+    ctx: PodContext, cancel: threading.Event, deadline: float | None, network: str | None = None
 ) -> tuple[list[str], Path, dict[str, str]]:
     workspace = ctx.pod_dir / "workspace"
     for sub in ("workspace", "home", "tmp", "staging"):
@@ -145,12 +187,19 @@ def _prepare(
             staging=ctx.pod_dir / "staging" if script else None,
             working_dir=working_dir,
             env_names=sorted(env),
+            network=network,
         )
         return argv, ctx.pod_dir, {**os.environ, **env}
     argv = [*ctx.template.command, *ctx.template.args, *([str(script)] if script else [])]
     if not argv:
         raise PodError("no command: running the image's entrypoint needs a container runtime")
-    return argv, host_cwd, {**base_env(ctx.pod_dir), **env}
+    # without a container, paths under /workspace in env values point into this pod's folder
+    mapped = {k: str(host_path(workspace, v)) if _in_workspace(v) else v for k, v in env.items()}
+    return argv, host_cwd, {**base_env(ctx.pod_dir), **mapped}
+
+
+def _in_workspace(value: str) -> bool:
+    return value.startswith(WORKSPACE + "/") and "\n" not in value and "/../" not in value + "/"
 
 
 def _load_artifact(
@@ -162,6 +211,16 @@ def _load_artifact(
 ) -> None:
     dest = host_path(workspace, str(artifact["path"]))
     name = artifact.get("name")
+    if "from" in artifact:
+        _load_passed(ctx, artifact, dest)
+        return
+    if "s3" in artifact:
+        s3 = artifact["s3"] if isinstance(artifact["s3"], dict) else {}
+        key = str(s3.get("key"))
+        found = ctx.repository is not None and ctx.repository.load(key, dest)
+        if not found and not artifact.get("optional"):
+            raise PodError(f"failed to load input artifact {name!r}: nothing saved under {key!r}")
+        return
     if "raw" in artifact:
         raw = artifact["raw"] if isinstance(artifact["raw"], dict) else {}
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -175,6 +234,19 @@ def _load_artifact(
         raise PodError(f"failed to load input artifact {name!r} from {repo}: {exc}") from exc
 
 
+def _load_passed(ctx: PodContext, artifact: dict[str, object], dest: Path) -> None:
+    """An artifact another task saved (``from: {{tasks.X.outputs.artifacts.Y}}``)."""
+    origin = artifact["from"]
+    task, source = (str(origin[0]), str(origin[1])) if isinstance(origin, tuple | list) else ("", "")
+    folder = ctx.artifacts_root / str(task) / str(source) if ctx.artifacts_root else None
+    items = sorted(folder.iterdir()) if folder is not None and folder.is_dir() else []
+    if not items:
+        if artifact.get("optional"):
+            return
+        raise PodError(f"failed to load input artifact {artifact.get('name')!r}: {task} saved no {source!r}")
+    copy_item(items[0], dest)
+
+
 def _write_script(ctx: PodContext) -> Path | None:
     if ctx.template.script is None:
         return None
@@ -183,7 +255,23 @@ def _write_script(ctx: PodContext) -> Path | None:
     return path
 
 
-def save_outputs(ctx: PodContext) -> str | None:
+def read_parameters(ctx: PodContext) -> tuple[tuple[tuple[str, str], ...], str | None]:
+    """The output parameters' values (from their files), and a problem when one is missing."""
+    workspace = ctx.pod_dir / "workspace"
+    values = []
+    for parameter in ctx.template.output_parameters:
+        source = parameter.get("valueFrom") or {}
+        path = host_path(workspace, str(source.get("path", "")))
+        try:
+            values.append((str(parameter["name"]), path.read_text(encoding="utf-8", errors="replace")))
+        except OSError:
+            if "default" not in source:
+                return tuple(values), f"failed to save outputs: {source.get('path')} not found"
+            values.append((str(parameter["name"]), str(source["default"])))
+    return tuple(values), None
+
+
+def save_outputs(ctx: PodContext, succeeded: bool = True) -> str | None:
     """Copy the template's output artifacts out of the workspace; a problem, or None."""
     if ctx.artifacts_dir is None:
         return None
@@ -195,6 +283,10 @@ def save_outputs(ctx: PodContext) -> str | None:
             if artifact.get("optional"):
                 continue
             return f"failed to save outputs: {artifact.get('path')} not found"
+        if "s3" in artifact:
+            if ctx.repository is not None and succeeded:
+                ctx.repository.save(str((artifact["s3"] or {}).get("key")), source)
+            continue
         dest.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir() and not source.is_symlink():
             shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True)
@@ -268,6 +360,7 @@ def container_command(
     working_dir: str,
     env_names: list[str],
     staging: Path | None = None,
+    network: str | None = None,
 ) -> list[str]:
     """The ``podman``/``docker run`` command line for one attempt (pure).
 
@@ -277,6 +370,8 @@ def container_command(
     """
     relabel = ":Z" if os.path.basename(runtime) == "podman" else ""
     argv = [runtime, "run", "--rm", "--name", name]
+    if network:  # the sidecars' network namespace: they answer on localhost
+        argv += ["--network", f"container:{network}"]
     argv += ["-v", f"{workspace}:{WORKSPACE}{relabel}", "-w", working_dir]
     if staging is not None:
         argv += ["-v", f"{staging}:{STAGING}:ro{relabel.replace(':', ',')}"]

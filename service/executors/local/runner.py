@@ -22,6 +22,7 @@ from typing import Any
 
 from service.executors.base import Manifest
 from service.executors.local.git import GitCache
+from service.executors.local.late import resolve_late
 from service.executors.local.manifest import UnsupportedManifest, build_plan
 from service.executors.local.nodes import (
     ERROR,
@@ -36,6 +37,7 @@ from service.executors.local.nodes import (
     stopped_message,
 )
 from service.executors.local.pod import LineSink, PodContext, PodResult, run_pod
+from service.executors.local.repository import ArtifactRepository
 from service.executors.local.state import Attempt, RunState, TaskState, exit_outputs
 from service.executors.local.status import StatusWriter
 from service.executors.local.store import LocalStore
@@ -57,8 +59,10 @@ class Runner:
         runtime: str | None = None,
         sink: LineSink | None = None,
         poll: float = 0.1,
+        cache_max_bytes: int = 0,
     ) -> None:
         self.store, self.namespace, self.name = store, namespace, name
+        self.repository = ArtifactRepository(store.data_dir, cache_max_bytes)
         self.max_parallel, self.runtime, self.sink, self.poll = max_parallel, runtime, sink, poll
         self.dir = store.workflow_dir(namespace, name)
         self.git = GitCache(self.dir / "git")
@@ -146,6 +150,8 @@ class Runner:
         set_phase(node, phase, message)
         if (outputs := exit_outputs(result.exit_code)) is not None:
             node["outputs"] = outputs
+            if result.parameters:
+                outputs["parameters"] = [{"name": k, "value": v} for k, v in result.parameters]
         if task_state.task.template.retry is not None:
             self._after_retry_attempt(task_state, node)
         else:
@@ -203,10 +209,15 @@ class Runner:
         header = None
         if attempt.number > 0:
             header = f"----- forgeflow: retry {attempt.number} ({name}({attempt.number})) -----"
+        try:
+            template = resolve_late(task_state.task.template, state)
+        except UnsupportedManifest as exc:
+            self.events.put(("done", name, attempt.node_id, PodResult(ERROR, str(exc))))
+            return
         ctx = PodContext(
             task=name,
             node_id=attempt.node_id,
-            template=task_state.task.template,
+            template=template,
             pod_dir=self.dir / "pods" / f"{name}-{attempt.number}",
             log_path=self.store.log_path(self.namespace, self.name, name),
             data_dir=self.store.data_dir,
@@ -215,6 +226,8 @@ class Runner:
             header=header,
             sink=self.sink,
             artifacts_dir=self.dir / "artifacts" / name,
+            artifacts_root=self.dir / "artifacts",
+            repository=self.repository,
         )
         thread = threading.Thread(
             target=self._attempt_thread, args=(ctx, attempt), name=f"pod-{name}", daemon=True
@@ -314,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True)
     parser.add_argument("--max-parallel", type=int, default=4)
     parser.add_argument("--container-runtime", default=None)
+    parser.add_argument("--cache-max-bytes", type=int, default=0)
     options = parser.parse_args(argv)
     runner = Runner(
         LocalStore(options.data_dir),
@@ -321,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         options.name,
         max_parallel=options.max_parallel,
         runtime=options.container_runtime,
+        cache_max_bytes=options.cache_max_bytes,
     )
     signal.signal(signal.SIGTERM, lambda *_: runner.request_stop())
     runner.run()

@@ -291,7 +291,9 @@ class RunState:
 
     def continue_on(self, name: str) -> tuple[bool, bool]:
         """A task's (or nested DAG's) ``continueOn``: (failed, error)."""
-        return self.groups[name].group.continue_on if name in self.groups else self.tasks[name].task.continue_on
+        return (
+            self.groups[name].group.continue_on if name in self.groups else self.tasks[name].task.continue_on
+        )
 
     def ready(self, state: TaskState) -> bool | None:
         """None: dependencies unfinished; True: may run; False: must be Omitted."""
@@ -334,6 +336,10 @@ class RunState:
         return limit is None or self.running_count(group.group.name if group else None) < limit
 
     # -- finishing -------------------------------------------------------------------------
+    def item_node(self, name: str) -> Node | None:
+        """The node of a task or nested DAG, by name (None before it has one)."""
+        return self._item_node(name)
+
     def _item_node(self, name: str) -> Node | None:
         node_id = self.groups[name].node_id if name in self.groups else self.tasks[name].node_id
         return self.nodes.get(node_id) if node_id else None
