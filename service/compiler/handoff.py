@@ -68,8 +68,8 @@ while [ "$i" -lt "${FORGEFLOW_CACHE_HASHES:-0}" ]; do
   files=$(IFS=$nl; for glob in $globs; do
     a=$(printf '%s' "$glob" | sed 's#\*\*/##g; s#\*\*#*#g')
     b=$(printf '%s' "$glob" | sed 's#\*\*/#*/#g; s#\*\*#*#g')
-    find . \( -path ./.git -o -path ./.forgeflow \) -prune -o -type f \( -path "./$a" -o -path "./$b" \) -print \
-      2>/dev/null
+    find . \( -path ./.git -o -path ./.forgeflow \) -prune \
+      -o -type f \( -path "./$a" -o -path "./$b" \) -print 2>/dev/null
   done | LC_ALL=C sort -u)
   hash=""
   if [ -n "$files" ]; then

@@ -233,7 +233,7 @@ jobs:
 def test_matrix_cells_get_their_needs_artifacts_and_outputs(
     tmp_path: Path, repo: tuple[Repository, str]
 ) -> None:
-    final, log, plan = run(tmp_path, push(repo), MATRIX)
+    final, log, _ = run(tmp_path, push(repo), MATRIX)
     assert final["status"]["phase"] == "Succeeded", log
     assert "cell 3.11 ok" in log and "cell 3.12 ok" in log
 
