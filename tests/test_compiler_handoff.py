@@ -20,8 +20,8 @@ from service.jobs.conditions import depends_expression, selected_outcomes, uses_
 from service.jobs.errors import JobFileError
 from service.jobs.loader import load_job_file
 from service.jobs.matcher import match_jobs
-from service.jobs.plan import plan_workflow
-from tests.test_compiler import EVENTS, GOLDEN, OPTIONS, REPO, SHA
+from service.jobs.plan import bind_run, plan_workflow
+from tests.test_compiler import EVENTS, GOLDEN, OPTIONS, REPO, RUN_URL, SHA
 
 RELEASE = """\
 version: 1
@@ -162,7 +162,7 @@ CASES = {
 def planned(case: str):
     event, text = CASES[case]
     job_file = load_job_file(text)
-    return plan_workflow(42, event, job_file, match_jobs(event, job_file), OPTIONS)
+    return bind_run(plan_workflow(event, job_file, match_jobs(event, job_file), OPTIONS), 42, RUN_URL)
 
 
 def tasks_of(manifest: dict) -> dict[str, dict]:

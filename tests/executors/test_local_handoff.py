@@ -20,10 +20,10 @@ from service.executors.local.executor import LocalExecutor, LocalExecutorConfig
 from service.executors.local.repository import ArtifactRepository, touch
 from service.jobs.loader import load_job_file
 from service.jobs.matcher import match_jobs
-from service.jobs.plan import plan_workflow
+from service.jobs.plan import bind_run, plan_workflow
 from service.runs.node_states import job_updates
 from tests.support.gitrepo import GitRepo
-from tests.test_compiler import OPTIONS
+from tests.test_compiler import OPTIONS, RUN_URL
 
 PIPELINE = """\
 version: 1
@@ -70,7 +70,7 @@ def repo(git: GitRepo) -> tuple[Repository, str]:
 
 def run(tmp_path: Path, event: Event, text: str, name: int = 7) -> tuple[dict[str, Any], str, Any]:
     job_file = load_job_file(text)
-    plan = plan_workflow(name, event, job_file, match_jobs(event, job_file), OPTIONS)
+    plan = bind_run(plan_workflow(event, job_file, match_jobs(event, job_file), OPTIONS), name, RUN_URL)
     manifest = compile_workflow(plan)
     validate_manifest(manifest)
     output = io.StringIO()
