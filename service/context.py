@@ -32,6 +32,7 @@ def build_executor(settings: Settings) -> Executor:
         LocalExecutorConfig(
             data_dir=settings.data_dir,
             container_runtime=settings.local_container_runtime or None,
+            cache_max_bytes=settings.local_cache_max_bytes,
             max_parallel=settings.local_max_parallel,
             default_namespace=settings.namespace,
         )

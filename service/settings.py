@@ -102,6 +102,10 @@ class Settings(_Model):
     workflow_ttl_seconds: int = 86400
     local_container_runtime: Literal["", "podman", "docker"] = ""
     local_max_parallel: int = 4
+    # jobs that build on each other (issue 16): artifacts, caches
+    artifact_repository: str = Field(default="", pattern=r"^$|^[a-z0-9][-a-z0-9.]*/[-._a-zA-Z0-9]+$")
+    local_cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)  # per repository; 0: no limit
+    artifact_download_max_bytes: int = Field(default=512 * 1024**2, ge=0)  # run page downloads
 
     job_file: str = ".forgeflow.yaml"
     default_image: str = "registry.fedoraproject.org/fedora:41"

@@ -136,6 +136,7 @@ def execute(
         LocalExecutorConfig(
             data_dir=settings.data_dir,
             container_runtime=settings.local_container_runtime or None,
+            cache_max_bytes=settings.local_cache_max_bytes,
             max_parallel=settings.local_max_parallel,
             default_namespace=settings.namespace,
             detach=False,

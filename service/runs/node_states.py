@@ -21,6 +21,13 @@ DEADLINE_HINTS = (
     "activeDeadlineSeconds",
 )
 STOP_HINTS = ("stopped with strategy", "workflow shutdown", "terminated")
+# what Argo says when a Workflow passes artifacts (or caches) and no artifact repository is set
+NO_ARTIFACT_REPOSITORY = ("artifact repository", "archive location", "artifactrepository")
+MSG_NO_ARTIFACT_REPOSITORY = (
+    "error: this job passes artifacts or caches, and Argo has no artifact repository: configure "
+    "one in the Argo controller or name one with forgeflow's artifact_repository setting"
+)
+ANNOTATION_IF = "forgeflow.dev/if"
 
 
 @dataclass(frozen=True)
@@ -154,21 +161,11 @@ def job_update(
     if phase == "Succeeded":
         return JobUpdate("success", f"passed in {took}" if took else "passed", started, finished)
     if phase in ("Omitted", "Skipped"):
-        failed = [
-            d
-            for d in dependencies_of(workflow).get(task, [])
-            if states.get(d) and states[d].state != "success"
-        ]
-        if stop_reason:
-            return JobUpdate("error", stop_reason, started, finished)
-        ran = [d for d in failed if not states[d].description.startswith("skipped")]
-        if ran:
-            return JobUpdate("error", f"skipped: {', '.join(ran)} failed", started, finished)
-        if failed:  # its needs were skipped themselves (a failure further up)
-            return JobUpdate("error", f"skipped: {', '.join(failed)} did not run", started, finished)
-        return JobUpdate("error", "skipped", started, finished)
+        return _skipped(task, workflow, states, stop_reason, started, finished)
     text = _failure_text(node, (workflow.get("status") or {}).get("nodes"))
     lowered = text.lower()
+    if any(h in lowered for h in NO_ARTIFACT_REPOSITORY):
+        return JobUpdate("error", MSG_NO_ARTIFACT_REPOSITORY, started, finished)
     if stop_reason and (any(h in lowered for h in STOP_HINTS) or not text):
         return JobUpdate("error", stop_reason, started, finished)
     if any(h.lower() in lowered for h in DEADLINE_HINTS):
@@ -179,6 +176,46 @@ def job_update(
             "failure", f"failed: {text}{suffix}" if text else f"failed{suffix}", started, finished
         )
     return JobUpdate("error", f"error: {text}" if text else "error", started, finished)
+
+
+def _condition(workflow: dict[str, Any], task: str) -> str:
+    """The ``if:`` (with status functions) a task's template carries, if any."""
+    for template in (workflow.get("spec") or {}).get("templates") or []:
+        meta = template.get("metadata") or {} if isinstance(template, dict) else {}
+        labels = meta.get("labels") or {}
+        if labels.get("forgeflow.dev/task") in (task, f"{task}."):
+            return str((meta.get("annotations") or {}).get(ANNOTATION_IF) or "")
+        if str(labels.get("forgeflow.dev/task") or "").startswith(f"{task}."):
+            return str((meta.get("annotations") or {}).get(ANNOTATION_IF) or "")
+    return ""
+
+
+def _skipped(
+    task: str,
+    workflow: dict[str, Any],
+    states: dict[str, JobUpdate],
+    stop_reason: str,
+    started: datetime | None,
+    finished: datetime | None,
+) -> JobUpdate:
+    """Why a task did not run: a need failed (error), a need did not run (its state), or its
+    ``if:`` did not ask for its needs' outcome (success, "skipped: if: ... is false")."""
+    if stop_reason:
+        return JobUpdate("error", stop_reason, started, finished)
+    deps = [d for d in dependencies_of(workflow).get(task, []) if states.get(d)]
+    failed = [d for d in deps if states[d].state != "success"]
+    ran = [d for d in failed if not states[d].description.startswith("skipped")]
+    if ran:
+        return JobUpdate("error", f"skipped: {', '.join(ran)} failed", started, finished)
+    if failed:  # its needs were skipped themselves (a failure further up)
+        return JobUpdate("error", f"skipped: {', '.join(failed)} did not run", started, finished)
+    not_run = [d for d in deps if states[d].description.startswith("skipped")]
+    if not_run:
+        return JobUpdate("success", f"skipped: {', '.join(not_run)} did not run", started, finished)
+    condition = _condition(workflow, task)
+    if condition:
+        return JobUpdate("success", f"skipped: if: {condition} is false", started, finished)
+    return JobUpdate("error", "skipped", started, finished)
 
 
 def job_updates(workflow: dict[str, Any], tasks: list[str], stop_reason: str = "") -> dict[str, JobUpdate]:

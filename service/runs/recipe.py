@@ -89,6 +89,7 @@ def plan_options(settings: Settings, event: Event, trust: Trust) -> PlanOptions:
         ttl_seconds=settings.workflow_ttl_seconds,
         allow_secrets=policy.allow_secrets,
         trusted=trust.code_trusted,
+        artifact_repository=settings.artifact_repository,
     )
 
 

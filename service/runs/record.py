@@ -105,14 +105,16 @@ def record_run(
                     name=refused.job,
                     task=refused.task,
                     context=refused.context,
-                    state=JobState.ERROR,
+                    state=refused.state,  # error, or success for a job skipped with a need
                     description=refused.reason,
                     finished_at=now(),
                 )
             )
         run.concurrency_group, run.cancel_in_progress = plan.concurrency_group, plan.cancel_in_progress
-        if not plan.tasks:  # every matched job was refused: nothing to submit
-            run.phase, run.message, run.finished_at = RunPhase.ERROR, plan.refused[0].reason, now()
+        if not plan.tasks:  # every matched job was refused or skipped: nothing to submit
+            errors = [r for r in plan.refused if r.state == JobState.ERROR]
+            phase = RunPhase.ERROR if errors else RunPhase.SUCCEEDED
+            run.phase, run.message, run.finished_at = phase, (errors or list(plan.refused))[0].reason, now()
         try:
             manifest = workflow(plan, run.id, ctx.settings.public_url)
         except InvalidWorkflow as exc:
