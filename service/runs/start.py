@@ -20,6 +20,7 @@ from service.reporting.reporter import report_run
 from service.runs.approvals import approved_at
 from service.runs.recipe import Selector, plan_event
 from service.runs.record import record_config_error, record_run, run_by_key
+from service.runs.schedules import record_schedules
 from service.runs.sources import ForgeFiles
 from service.runs.stopping import concurrency_blocker, stop_pull_request_runs, stop_superseded_runs
 from service.runs.trust import HasWrite, Trust, event_trust
@@ -78,6 +79,8 @@ def start_run(
         run_id = record_config_error(ctx, event, instance, trigger_key, delivery_pk, exc)
         report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id)
         return Result(f"broken {ctx.settings.job_file}: {exc.summary}", run_id)
+    if event.kind is EventKind.PUSH:  # the branch's schedules are what its job file says now
+        record_schedules(ctx.db, event, instance, planned.job_file if planned else None)
     if planned is None:
         return Result(f"no {ctx.settings.job_file} at {trust.job_file_ref(event)[:12]}")
     if planned.plan is None:

@@ -5,6 +5,7 @@
 - local workflows whose runner process died end as ``Error``;
 - runs whose Workflow disappeared end as ``error`` instead of staying pending forever
   (checked against the watcher's full lists);
+- scheduled jobs fire, each tick once across replicas (:mod:`service.runs.schedules`);
 - runs waiting for their concurrency group are submitted once it is free (see
   :mod:`service.runs.stopping`; the watcher also does this as soon as a run ends).
 """
@@ -21,7 +22,9 @@ from service.clock import now
 from service.context import Context
 from service.executors.base import TransientExecutorError
 from service.forges.base import TransientForgeError
+from service.relay import local_wakeup
 from service.reporting.reporter import report_run, unreported_run_ids
+from service.runs.schedules import fire_schedules
 from service.runs.start import resume_run
 from service.runs.stopping import concurrency_blocker, fail_run
 from service.store.models import Delivery, DeliveryState, Run, RunPhase
@@ -123,6 +126,8 @@ def start_waiting_runs(ctx: Context) -> list[int]:
 
 
 def sweep(ctx: Context) -> None:
+    if fire_schedules(ctx.db, now()):
+        local_wakeup.set()  # the relay queues them now rather than at its next poll
     requeue_deliveries(ctx)
     reaper = getattr(ctx.executor, "reap_orphans", None)
     if callable(reaper):

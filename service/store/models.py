@@ -224,3 +224,20 @@ class CommandRecord(Base):
     state: Mapped[str] = mapped_column(String(16), default="started")  # started | done
     outcome: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+
+class Schedule(Base):
+    """A job file's ``on.schedule`` for one branch, recorded when a push to it is processed
+    (see :mod:`service.runs.schedules`); each tick fires once, as a ``schedule`` delivery."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (UniqueConstraint("forge", "instance", "repo", "branch", "cron", name="uq_schedule"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    forge: Mapped[str] = mapped_column(String(32))
+    instance: Mapped[str] = mapped_column(String(255), default="")
+    repo: Mapped[str] = mapped_column(String(255))
+    branch: Mapped[str] = mapped_column(String(255))
+    cron: Mapped[str] = mapped_column(String(255))
+    repository_json: Mapped[str] = mapped_column(Text, default="{}")  # the repository, as its push said
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
