@@ -69,9 +69,18 @@ def cmd_trigger(args: argparse.Namespace, settings: Any) -> int:
     if not token:
         print("forgeflow trigger: no API token: set FORGEFLOW_API_TOKEN or pass --token", file=sys.stderr)
         return 2
-    body = {"forge": args.forge, "repo": args.repo, "ref": args.ref, "jobs": list(args.jobs)}
+    body: dict[str, Any] = {"forge": args.forge, "repo": args.repo, "ref": args.ref, "jobs": list(args.jobs)}
     if args.instance:
         body["instance"] = args.instance
+    inputs = {}
+    for item in args.input or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"forgeflow trigger: --input {item!r}: write NAME=VALUE", file=sys.stderr)
+            return 2
+        inputs[name] = value
+    if inputs:
+        body["inputs"] = inputs  # typed and checked by the server, against the job file
     try:
         response = requests.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
     except requests.RequestException as exc:
@@ -98,3 +107,6 @@ def add_trigger_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instance", default="", help="the forge instance, when several are configured")
     parser.add_argument("--url", help="forgeflow's base URL (default: public_url)")
     parser.add_argument("--token", help="API token (default: FORGEFLOW_API_TOKEN)")
+    parser.add_argument(
+        "--input", action="append", metavar="NAME=VALUE", help="a value for one of the jobs' manual inputs"
+    )

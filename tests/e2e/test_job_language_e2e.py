@@ -90,8 +90,10 @@ jobs:
     on: {push: {branches: [main]}}
     steps: ["true"]
   deploy:
-    on: [manual]
-    steps: ['test "$FORGEFLOW_EVENT" = manual && test "$(cat src/app.py)" = v2']
+    on: {manual: {inputs: {target: {type: choice, options: [staging, prod], default: staging}}}}
+    steps:
+      - 'test "$FORGEFLOW_EVENT" = manual && test "$(cat src/app.py)" = v2'
+      - 'test "$FORGEFLOW_INPUT_TARGET" = prod'
 """
 PYTHON_TEMPLATE = """\
 inputs:
@@ -210,8 +212,31 @@ def test_a_real_projects_ci(stack: Stack, fake_github: FakeGitHub, git_repo: Git
         timeout=10,
     )
     assert missing.status_code == 422
+    wrong = requests.post(
+        url,
+        json={**body, "inputs": {"target": "moon"}},
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+        timeout=10,
+    )
+    assert (wrong.status_code, wrong.json()["error"]) == (
+        422,
+        "input 'target' is one of staging, prod, not 'moon'",
+    )
     code = cli.main(
-        ["trigger", REPO, "feature", "deploy", "--forge", "github", "--url", stack.url, "--token", API_TOKEN]
+        [
+            "trigger",
+            REPO,
+            "feature",
+            "deploy",
+            "--forge",
+            "github",
+            "--url",
+            stack.url,
+            "--token",
+            API_TOKEN,
+            "--input",
+            "target=prod",
+        ]
     )
     assert code == 0, capsys.readouterr()
     assert "accepted: octo/shop: manual run of feature" in capsys.readouterr().out
