@@ -335,3 +335,23 @@ def test_bad_handoff_keys_are_config_errors(job: str, message: str):
     with pytest.raises(JobFileError) as caught:
         load_job_file(text)
     assert message in str(caught.value)
+
+
+def test_manual_inputs_are_checked_against_the_declaration_and_get_defaults():
+    from service.runs.recipe import with_inputs
+
+    job_file = load_job_file(SCHEDULED)
+    given = dataclasses.replace(MANUAL, extra={"jobs": "deploy", "inputs": json.dumps({"target": "prod"})})
+    assert json.loads(with_inputs(given, job_file, ".forgeflow.yaml").extra["inputs"]) == {
+        "target": "prod",
+        "dry-run": True,
+    }
+    for inputs, message in [
+        ({"target": "moon"}, "input 'target' is one of staging, prod, not 'moon'"),
+        ({"dry-run": "perhaps"}, "input 'dry-run' is true or false"),
+        ({"colour": "red"}, "unknown input 'colour'"),
+    ]:
+        wrong = dataclasses.replace(MANUAL, extra={"jobs": "deploy", "inputs": json.dumps(inputs)})
+        with pytest.raises(JobFileError) as caught:
+            with_inputs(wrong, job_file, ".forgeflow.yaml")
+        assert message in str(caught.value)

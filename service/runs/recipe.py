@@ -16,14 +16,18 @@ apart from the run id.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from service.argo.validation import InvalidManifest, validate_manifest
 from service.compiler import compile_workflow
-from service.events import Event
+from service.events import Event, EventKind
 from service.jobs.durations import parse_duration
+from service.jobs.errors import ConfigProblem, JobFileError
+from service.jobs.expressions import manual_inputs
+from service.jobs.inputs import InputError, declared_inputs, resolve_inputs
 from service.jobs.loader import load_job_file
 from service.jobs.matcher import ChangedFiles, Decision, match_jobs
 from service.jobs.model import JobFile
@@ -134,11 +138,28 @@ def plan_event(
     found = read_job_file(files, settings, event, trust, job_file_name)
     if found is None:
         return None
+    if event.kind is EventKind.MANUAL:
+        event = with_inputs(event, found.job_file, settings.job_file)
     decisions = (select_jobs or match_jobs)(event, found.job_file, files.changed_files(event))
     plan = None
     if any(d.matched for d in decisions):
         plan = plan_workflow(event, found.job_file, decisions, plan_options(settings, event, trust))
     return Planned(found.job_file, found.ref, decisions, plan)
+
+
+def with_inputs(event: Event, job_file: JobFile, file: str) -> Event:
+    """A manual event with its inputs checked against the jobs' ``on.manual.inputs`` and their
+    defaults filled in; a wrong input is a problem of the run's job file (``JobFileError``)."""
+    given = manual_inputs(event)
+    jobs = [j for j in event.extra.get("jobs", "").split(",") if j]
+    declared = declared_inputs(job_file, jobs)
+    if not declared and not given:
+        return event
+    try:
+        resolved = resolve_inputs(declared, given)
+    except InputError as exc:
+        raise JobFileError([ConfigProblem(file, 0, 0, "on.manual.inputs", str(exc))]) from exc
+    return replace(event, extra={**event.extra, "inputs": json.dumps(resolved, sort_keys=True)})
 
 
 class InvalidWorkflow(InvalidManifest):

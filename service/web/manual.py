@@ -1,8 +1,8 @@
 """``POST /api/runs``: start a manual run (``on: manual`` jobs) of a repository at a ref.
 
 Body: ``{"forge": "github", "repo": "octo/hello", "ref": "main", "jobs": ["deploy"],
-"inputs": {"target": "prod"}}`` (``inputs`` optional: checked here against the ``on.manual.inputs``
-of the jobs it starts, at that commit, a wrong one is a 422; ``jobs``
+"inputs": {"target": "prod"}}`` (``inputs`` optional: the worker checks them against the
+``on.manual.inputs`` of the jobs it starts, at that commit; ``jobs``
 optional: all ``on: manual`` jobs; ``instance`` optional: which configured instance of the
 forge; ``sender`` optional: who asked, for the run page). Authorised by
 ``Authorization: Bearer <api_token>``; without a configured ``api_token`` manual runs are
@@ -26,12 +26,7 @@ from sqlalchemy import select
 from service.context import Context
 from service.events import Event, EventKind, Repository
 from service.forges.base import ForgeError, TransientForgeError
-from service.jobs.errors import JobFileError
-from service.jobs.inputs import InputError, declared_inputs, resolve_inputs
-from service.jobs.loader import load_job_file
 from service.relay import local_wakeup
-from service.runs.recipe import job_limits, repository_templates
-from service.runs.sources import ForgeFiles
 from service.store.deliveries import NewDelivery
 from service.store.models import DeliveryState, Run
 
@@ -142,31 +137,6 @@ def manual_event(fields: dict[str, Any], repository: Repository, sha: str, web_r
     )
 
 
-def checked_inputs(
-    ctx: Context, kind: str, instance: str, repository: Repository, sha: str, fields: dict[str, Any]
-) -> dict[str, str | bool] | None:
-    """The run's inputs, checked against the job file at ``sha`` (defaults filled in); None
-    when its manual jobs declare none and none were given. Raises :class:`InputError`."""
-    given = fields["inputs"]
-    text = ctx.forges.get(kind, instance).read_file(repository, ctx.settings.job_file, sha)
-    if text is None:
-        if given:
-            raise InputError(f"no {ctx.settings.job_file} at {sha[:12]} to check the inputs against")
-        return None
-    forge = ctx.forges.get(kind, instance)
-    templates = repository_templates(ForgeFiles(forge, repository), sha, ctx.settings)
-    try:
-        job_file = load_job_file(text, ctx.settings.job_file, job_limits(ctx.settings), templates)
-    except JobFileError as exc:
-        if given:
-            raise InputError(f"cannot check the inputs: {exc.summary}") from exc
-        return None  # the worker reports the broken job file
-    declared = declared_inputs(job_file, fields["jobs"])
-    if not declared and not given:
-        return None
-    return resolve_inputs(declared, given)
-
-
 @bp.post("/api/runs")
 def start_run() -> tuple[Any, int]:
     ctx = _ctx()
@@ -191,15 +161,9 @@ def start_run() -> tuple[Any, int]:
         return answer(503, error=f"the forge did not answer: {exc}")
     except ForgeError as exc:
         return answer(422, error=str(exc))
-    try:
-        inputs = checked_inputs(ctx, kind, instance, repository, sha, fields)
-    except InputError as exc:
-        return answer(422, error=str(exc))
-    except TransientForgeError as exc:
-        return answer(503, error=f"the forge did not answer: {exc}")
     event = manual_event(fields, repository, sha, web_root)
-    if inputs is not None:
-        event = replace(event, extra={**event.extra, "inputs": json.dumps(inputs, sort_keys=True)})
+    if fields["inputs"]:  # typed and checked by the worker, against the job file at that commit
+        event = replace(event, extra={**event.extra, "inputs": json.dumps(fields["inputs"], sort_keys=True)})
     delivery_id = f"manual-{uuid.uuid4().hex}"
     ctx.delivery_writer.store(
         NewDelivery(
