@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from service.clock import now
 from service.commands import replies
 from service.commands.parse import Command, commands_in
 from service.commands.selection import CommandRefused, comment_words, failed_jobs, named_jobs
@@ -31,9 +33,11 @@ from service.runs.sources import ForgeFiles
 from service.runs.start import Result, resume_run, start_run, write_access
 from service.runs.stopping import stop_runs
 from service.runs.trust import TRUSTED, Trust, command_trust, may_write
+from service.store.db import Database
 from service.store.models import CommandRecord, Job, Run, RunPhase
 
 log = logging.getLogger(__name__)
+CLAIM_LEASE = timedelta(minutes=2)  # how long a worker may take to handle one command
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ def handle_commands(
         key = (
             f"comment:{event.forge}:{instance}:{event.repository.full_name}:{event.comment.id}:{command.line}"
         )
-        if not _claim(ctx, key, command, event.comment.author):
+        if not claim(ctx.db, key, command, event.comment.author):
             outcomes.append(f"{command.text}: already handled")
             continue
         request = Request(ctx, forge, at_head, instance, delivery_pk, key, command)
@@ -129,16 +133,28 @@ def with_pull_request(event: Event, info: PullRequestInfo) -> Event:
     return replace(event, sha=info.head_sha, pull_request=pull_request, branch=info.source_branch)
 
 
-def _claim(ctx: Context, key: str, command: Command, author: str) -> bool:
-    """True when this command is ours to handle (new, or started by a worker that died)."""
+def claim(db: Database, key: str, command: Command, author: str) -> bool:
+    """True when this command is ours to handle: new, or started by a worker that has not
+    finished it within ``CLAIM_LEASE`` (it died). A second delivery of the same comment while
+    a worker handles it is not ours: nothing runs or replies twice."""
     try:
-        with ctx.db.session() as session:
+        with db.session() as session:
             session.add(CommandRecord(key=key, command=command.text[:255], author=author))
         return True
     except IntegrityError:
-        with ctx.db.session() as session:
-            state = session.scalars(select(CommandRecord.state).where(CommandRecord.key == key)).first()
-        return state != "done"
+        moment = now()
+        with db.session() as session:
+            taken = session.execute(
+                update(CommandRecord)
+                .where(
+                    CommandRecord.key == key,
+                    CommandRecord.state != "done",
+                    or_(CommandRecord.claimed_at.is_(None), CommandRecord.claimed_at < moment - CLAIM_LEASE),
+                )
+                .values(claimed_at=moment)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(taken.rowcount)  # type: ignore[attr-defined]
 
 
 def _finish(ctx: Context, key: str, outcome: str) -> None:

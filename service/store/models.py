@@ -224,6 +224,8 @@ class CommandRecord(Base):
     state: Mapped[str] = mapped_column(String(16), default="started")  # started | done
     outcome: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    # when a worker last took it on: another may take over a started one only once this is old
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime, default=now, nullable=True)
 
 
 class Schedule(Base):

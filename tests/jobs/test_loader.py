@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from service.jobs.loader import JobFileError, load_job_file
@@ -117,13 +115,13 @@ jobs:
     assert [s.run for s in job_file.jobs["b"].steps] == ["make check"]
 
 
-def test_alias_bomb_is_rejected_quickly():
-    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
-    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
-        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
-    start = time.monotonic()
+def test_alias_bomb_is_rejected_before_it_expands():
+    # 9**20 values if expanded: a loader that expanded aliases would never finish (the test
+    # would hit its timeout); one that counts as it goes stops at its limit
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    for level in range(1, 20):
+        lines.append(f"a{level}: &a{level} [" + ",".join([f"*a{level - 1}"] * 9) + "]")
     found = problems("\n".join(lines))
-    assert time.monotonic() - start < 1.0
     assert "too many values" in found[0]
 
 
