@@ -45,6 +45,9 @@ class ForgeInstance(_Model):
     url: str = ""  # web root that payloads point at; derived from api_url when empty
     token: str = Field(default="", repr=False)
     webhook_secret: str = Field(default="", repr=False)
+    # sign-in to the run pages with this forge (OAuth2 application; Pagure signs in by API token)
+    oauth_client_id: str = ""
+    oauth_client_secret: str = Field(default="", repr=False)
 
     def model_post_init(self, __context: Any) -> None:
         api_url = (self.api_url or DEFAULT_API_URLS[self.kind]).rstrip("/")
@@ -142,6 +145,24 @@ class Settings(_Model):
     watcher_report_threads: int = Field(default=4, ge=0, le=64)
     task_max_retries: int = 8
 
+    # -- run pages, sign-in and the JSON API --------------------------------------------------
+    session_secret: str = Field(default="", repr=False)  # signs login cookies; default: generated
+    public_runs: bool = True  # runs of public repositories are shown without signing in
+    local_open_access: bool = True  # no sign-in configured and listening on loopback: open to all
+    access_cache_seconds: int = Field(default=60, ge=0, le=3600)
+    forge_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    api_token_days: int = Field(default=90, ge=1, le=3650)
+    github_oauth_client_id: str = ""
+    github_oauth_client_secret: str = Field(default="", repr=False)
+    gitlab_oauth_client_id: str = ""
+    gitlab_oauth_client_secret: str = Field(default="", repr=False)
+    forgejo_oauth_client_id: str = ""
+    forgejo_oauth_client_secret: str = Field(default="", repr=False)
+
+    # -- operations ---------------------------------------------------------------------------
+    health_port: int = Field(default=9102, ge=0, le=65535)  # worker, watcher: /livez, /metrics
+    log_format: Literal["text", "json"] = "text"
+
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -171,11 +192,11 @@ class Settings(_Model):
             api_url = getattr(self, f"{kind}_api_url")
             explicit = any(i.kind == kind for i in self.forges)
             if (secret or token) and not explicit:
-                instances.append(
-                    ForgeInstance.model_validate(
-                        {"kind": kind, "api_url": api_url, "token": token, "webhook_secret": secret}
-                    )
-                )
+                fields = {"kind": kind, "api_url": api_url, "token": token, "webhook_secret": secret}
+                if kind != "pagure":
+                    fields["oauth_client_id"] = getattr(self, f"{kind}_oauth_client_id")
+                    fields["oauth_client_secret"] = getattr(self, f"{kind}_oauth_client_secret")
+                instances.append(ForgeInstance.model_validate(fields))
         return tuple(instances)
 
     def policy_for(self, repo_full_name: str) -> RepositoryPolicy:
@@ -259,11 +280,24 @@ def local_webhook_secret(settings: Settings) -> str:
     """The local forge's hook secret: configured, or generated once and kept in the data dir."""
     if settings.local_webhook_secret:
         return settings.local_webhook_secret
-    path = settings.data_dir / "local-webhook-secret"
+    return generated_secret(settings, "local-webhook-secret")
+
+
+def session_secret(settings: Settings) -> str:
+    """The key that signs the run pages' cookies: configured (several web replicas must share
+    one), or generated once and kept in the data dir."""
+    if settings.session_secret:
+        return settings.session_secret
+    return generated_secret(settings, "session-secret")
+
+
+def generated_secret(settings: Settings, name: str) -> str:
+    """A random secret generated once and kept in the data dir as ``name``."""
+    path = settings.data_dir / name
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = settings.data_dir / f".local-webhook-secret.{os.getpid()}.{secrets.token_hex(4)}"
+    tmp = settings.data_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
     tmp.write_text(secrets.token_hex(24), encoding="utf-8")
     tmp.chmod(0o600)
     try:
