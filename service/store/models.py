@@ -243,3 +243,20 @@ class Schedule(Base):
     cron: Mapped[str] = mapped_column(String(255))
     repository_json: Mapped[str] = mapped_column(Text, default="{}")  # the repository, as its push said
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+
+class ApiToken(Base):
+    """A personal token for the JSON API, made by a signed-in user on ``/account``. Only its
+    SHA-256 is kept; it acts as that user (what they may read and do on their forge)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the token
+    forge: Mapped[str] = mapped_column(String(32))
+    instance: Mapped[str] = mapped_column(String(255), default="")
+    login: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -5,15 +5,15 @@ Body: ``{"forge": "github", "repo": "octo/hello", "ref": "main", "jobs": ["deplo
 ``on.manual.inputs`` of the jobs it starts, at that commit; ``jobs``
 optional: all ``on: manual`` jobs; ``instance`` optional: which configured instance of the
 forge; ``sender`` optional: who asked, for the run page). Authorised by
-``Authorization: Bearer <api_token>``; without a configured ``api_token`` manual runs are
-disabled. The ref is resolved here (a wrong one is a 422 at once); then the run travels as
+``Authorization: Bearer <api_token>`` (the service's token), or a user's personal token when
+that user may act on the repository (the sender is then that user); with neither an
+``api_token`` nor a way to sign in, manual runs are disabled. The ref is resolved here (a wrong one is a 422 at once); then the run travels as
 a webhook delivery does: stored as a ``manual`` delivery, queued by the relay, processed by the
 worker, so it is durable and deduplicated the same way.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 import uuid
@@ -29,15 +29,11 @@ from service.forges.base import ForgeError, TransientForgeError
 from service.relay import local_wakeup
 from service.store.deliveries import NewDelivery
 from service.store.models import DeliveryState, Run
+from service.web.auth import RepoKey, current_viewer, sign_in_methods
+from service.web.manual_models import parse_manual_run
 
 bp = Blueprint("manual", __name__)
-FORGES = ("github", "gitlab", "forgejo", "pagure", "local")
-REPO = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
-REF = re.compile(r"^[^\s~^:?*\[\\]{1,255}$")
-JOB = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 SHA = re.compile(r"^[0-9a-f]{40}$")
-MAX_JOBS = 100
-MAX_INPUTS = 50
 
 
 def _ctx() -> Context:
@@ -49,49 +45,10 @@ def answer(status: int, **body: Any) -> tuple[Any, int]:
     return jsonify(body), status
 
 
-def authorised(token: str) -> bool:
-    given = request.headers.get("Authorization", "")
-    scheme, _, value = given.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
-
-
 def parse_body(data: Any) -> tuple[dict[str, Any] | None, str]:
-    """The request's fields, checked, or None and what is wrong."""
-    if not isinstance(data, dict):
-        return None, "send a JSON object: {forge, repo, ref, jobs?}"
-    forge, repo, ref = data.get("forge"), data.get("repo"), data.get("ref")
-    jobs = data.get("jobs") or []
-    if forge not in FORGES:
-        return None, f"forge must be one of {', '.join(FORGES)}"
-    if not isinstance(repo, str) or not REPO.match(repo):
-        return None, "repo must be namespace/name"
-    if not isinstance(ref, str) or not REF.match(ref):
-        return None, "ref must be a branch, a tag (refs/tags/NAME) or a commit"
-    if (
-        not isinstance(jobs, list)
-        or len(jobs) > MAX_JOBS
-        or not all(isinstance(j, str) and JOB.match(j) for j in jobs)
-    ):
-        return None, "jobs must be a list of job names"
-    instance, sender = data.get("instance") or "", data.get("sender") or "api"
-    if not isinstance(instance, str) or not isinstance(sender, str) or len(sender) > 100:
-        return None, "instance and sender are strings"
-    inputs = data.get("inputs") or {}
-    if (
-        not isinstance(inputs, dict)
-        or len(inputs) > MAX_INPUTS
-        or not all(isinstance(k, str) and isinstance(v, str | bool | int | float) for k, v in inputs.items())
-    ):
-        return None, "inputs must be an object of names to strings or booleans"
-    return {
-        "inputs": inputs,
-        "forge": forge,
-        "repo": repo,
-        "ref": ref,
-        "jobs": jobs,
-        "instance": instance,
-        "sender": sender,
-    }, ""
+    """The request's fields, checked (:class:`ManualRunRequest`), or None and what is wrong."""
+    parsed, problem = parse_manual_run(data)
+    return (parsed.model_dump() if parsed is not None else None), problem
 
 
 def known_repository(ctx: Context, forge: str, instance: str, full_name: str) -> Repository:
@@ -140,10 +97,10 @@ def manual_event(fields: dict[str, Any], repository: Repository, sha: str, web_r
 @bp.post("/api/runs")
 def start_run() -> tuple[Any, int]:
     ctx = _ctx()
-    token = ctx.settings.api_token
-    if not token:
-        return answer(403, error="manual runs are disabled: no api_token is configured")
-    if not authorised(token):
+    viewer = current_viewer()
+    if viewer.via not in ("api_token", "token"):  # the JSON API acts for bearers of a token only
+        if not ctx.settings.api_token and not sign_in_methods(ctx.settings):
+            return answer(403, error="manual runs are disabled: no api_token is configured")
         response = jsonify(error="a valid 'Authorization: Bearer <api token>' header is required")
         response.headers["WWW-Authenticate"] = 'Bearer realm="forgeflow"'
         return response, 401
@@ -151,6 +108,11 @@ def start_run() -> tuple[Any, int]:
     if fields is None:
         return answer(400, error=problem)
     kind = fields["forge"]
+    if viewer.role != "admin":
+        key = RepoKey(kind, fields["instance"] or viewer.instance, fields["repo"])
+        if not current_app.extensions["forgeflow.access"].can_act(viewer, key):
+            return answer(403, error=f"{viewer.login} may not start runs of {fields['repo']}")
+        fields["sender"] = viewer.login
     try:
         instance = "local" if kind == "local" else ctx.forges.instance(kind, fields["instance"]).name
         web_root = "" if kind == "local" else ctx.forges.instance(kind, instance).url

@@ -23,6 +23,7 @@ from service.executors.argo.errors import is_status, translate
 from service.executors.argo.logs import MAIN_CONTAINER, DatabaseLogArchive, LogArchive, task_log
 from service.executors.argo.watch import GROUP, PAGE_SIZE, PLURAL, VERSION, list_all, watch_all
 from service.executors.base import ExecutorError, Manifest, WatchEvent, WorkflowRef
+from service.executors.log_times import strip
 from service.settings import Settings
 
 __all__ = ["ArgoExecutor", "load_configuration", "watched_namespaces"]
@@ -153,8 +154,9 @@ class ArgoExecutor:
         if self.archive is not None:
             archived = self.archive.get(ref.namespace, ref.name, task)
             if archived is not None:
-                return archived
-        return self._live_log(ref, task)
+                return strip(archived)
+        live = self._live_log(ref, task)
+        return strip(live) if live is not None else None
 
     # -- argo extras -------------------------------------------------------------------------
     def archive_log(self, ref: WorkflowRef, task: str, workflow: Manifest | None = None) -> bool:
@@ -186,7 +188,11 @@ class ArgoExecutor:
             return None
         try:
             text: Any = self.core.read_namespaced_pod_log(
-                pod, namespace, container=MAIN_CONTAINER, _request_timeout=self.request_timeout
+                pod,
+                namespace,
+                container=MAIN_CONTAINER,
+                timestamps=True,  # each line with its time: the run pages show and time steps
+                _request_timeout=self.request_timeout,
             )
         except Exception as exc:
             if is_status(exc, 404, 400):  # no such pod (GC'd, other naming) / not started yet

@@ -34,6 +34,7 @@ from service.executors.local.runner import Runner
 from service.executors.local.status import set_phase_labels
 from service.executors.local.store import PRIVATE, LocalStore
 from service.executors.local.watch import list_workflows, watch_workflows
+from service.executors.log_times import strip
 
 __all__ = ["LocalExecutor", "LocalExecutorConfig"]
 
@@ -123,6 +124,11 @@ class LocalExecutor:
             raise ExecutorError(f"workflow {ref.namespace}/{ref.name} not found")
 
     def logs(self, ref: WorkflowRef, task: str) -> str | None:
+        text = self.stamped_logs(ref, task)
+        return strip(text) if text is not None else None
+
+    def stamped_logs(self, ref: WorkflowRef, task: str) -> str | None:
+        """The log with each line's time (``log_times``), as the run pages show it."""
         path = self.store.log_path(ref.namespace, ref.name, task)
         try:
             return path.read_text(encoding="utf-8", errors="replace")

@@ -22,6 +22,7 @@ from typing import IO
 
 from service.executors.local.engine import available_engine
 from service.executors.local.env import EnvError, base_env, resolve_env
+from service.executors.log_times import stamp
 from service.executors.local.git import GitCache, GitError
 from service.executors.local.manifest import PodTemplate
 from service.executors.local.nodes import (
@@ -97,7 +98,7 @@ def run_pod(ctx: PodContext, cancel: threading.Event, on_running: Callable[[], N
     try:
         with open(ctx.log_path, "a", encoding="utf-8", buffering=1) as log:
             if ctx.header:
-                log.write(ctx.header + "\n")
+                log.write(f"{stamp()} {ctx.header}\n")
             try:
                 if ctx.template.sidecars:
                     engine, network, sidecars = _start_services(ctx, cancel)
@@ -311,7 +312,7 @@ def _spawn(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[
 
 
 def _emit(ctx: PodContext, log: IO[str], text: str) -> None:
-    log.write(text + "\n")
+    log.write(f"{stamp()} {text}\n")  # each line with its time, as Kubernetes keeps them
     if ctx.sink:
         ctx.sink.line(ctx.task, text)
 

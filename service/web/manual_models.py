@@ -1,0 +1,71 @@
+"""The body and answer of ``POST /api/runs`` (a manual run): validated by these models, and
+described by them in the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+FORGES = ("github", "gitlab", "forgejo", "pagure", "local")
+MAX_JOBS = 100
+MAX_INPUTS = 50
+REPO_PATTERN = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"
+REF_PATTERN = r"^[^\s~^:?*\[\\]{1,255}$"
+JOB_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+# what each field must be, in the words the API answers with
+PROBLEMS = {
+    "forge": f"forge must be one of {', '.join(FORGES)}",
+    "repo": "repo must be namespace/name",
+    "ref": "ref must be a branch, a tag (refs/tags/NAME) or a commit",
+    "jobs": "jobs must be a list of job names",
+    "inputs": "inputs must be an object of names to strings or booleans",
+    "instance": "instance and sender are strings",
+    "sender": "instance and sender are strings",
+}
+
+
+class ManualRunRequest(BaseModel):
+    """``{"forge": "github", "repo": "octo/hello", "ref": "main", "jobs": ["deploy"]}``"""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    forge: Literal["github", "gitlab", "forgejo", "pagure", "local"]
+    repo: Annotated[str, StringConstraints(pattern=REPO_PATTERN, max_length=255)]
+    ref: Annotated[str, StringConstraints(pattern=REF_PATTERN)] = Field(
+        description="a branch, refs/heads/NAME, refs/tags/NAME or a 40-hex commit"
+    )
+    jobs: list[Annotated[str, StringConstraints(pattern=JOB_PATTERN)]] = Field(
+        default_factory=list, max_length=MAX_JOBS, description="only these `on: manual` jobs"
+    )
+    instance: Annotated[str, StringConstraints(max_length=255)] = Field(
+        "", description="which configured instance of the forge, when there are several"
+    )
+    sender: Annotated[str, StringConstraints(max_length=100)] = Field("api", description="who asked")
+    inputs: dict[str, str | bool | int | float] = Field(
+        default_factory=dict,
+        max_length=MAX_INPUTS,
+        description="values for the jobs' `on.manual.inputs` (checked by the worker against the job file)",
+    )
+
+
+class ManualRunAccepted(BaseModel):
+    accepted: str = Field(description="the stored delivery's id")
+    event: str
+    sha: str
+
+
+def parse_manual_run(data: Any) -> tuple[ManualRunRequest | None, str]:
+    """The request, or None and what is wrong with it."""
+    if not isinstance(data, dict):
+        return None, "send a JSON object: {forge, repo, ref, jobs?}"
+    given = {key: value for key, value in data.items() if not (value is None and key != "forge")}
+    for empty in ("jobs", "inputs"):  # `[]`, `{}` or "" mean "none", as they always did
+        if given.get(empty) in ([], {}, ""):
+            given.pop(empty)
+    try:
+        return ManualRunRequest.model_validate(given), ""
+    except ValidationError as exc:
+        first = exc.errors()[0]["loc"]
+        field = str(first[0]) if first else "body"
+        return None, PROBLEMS.get(field, f"{field}: {exc.errors()[0]['msg']}")
