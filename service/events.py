@@ -27,6 +27,7 @@ class EventKind(StrEnum):
     MANUAL = "manual"  # a run started from the API or CLI
     RERUN = "rerun"  # a forge asked to re-run checks (GitHub check_run/check_suite)
     SCHEDULE = "schedule"  # a job's cron schedule fired (extra: schedule = the cron)
+    ACTION = "action"  # someone acted on a run page: re-run, cancel, approve (service.commands.actions)
 
 
 def is_zero_sha(sha: str) -> bool:
@@ -190,4 +191,6 @@ class Event:
             what = self.branch or self.tag or self.ref or "commit"
             by = f" by {self.sender}" if self.sender else ""
             return f"{where}: manual run of {what} at {self.short_sha}{by}"
+        if self.kind is EventKind.ACTION:
+            return f"{where}: {self.action} of run {self.extra.get('run', '?')} by {self.sender}"
         return f"{where}: {self.kind.value} at {self.short_sha}"

@@ -56,10 +56,10 @@ class HealthServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+            def do_GET(self) -> None:
                 server.answer(self)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass  # probes every few seconds: not worth a line each
 
         self.httpd = ThreadingHTTPServer((host, port), Handler)
@@ -79,7 +79,9 @@ class HealthServer:
     def answer(self, request: BaseHTTPRequestHandler) -> None:
         path = request.path.split("?", 1)[0]
         if path == "/livez":
-            stale = {h.component: f"no sign of life for {h.age():.0f}s" for h in self.heartbeats if not h.alive}
+            stale = {
+                h.component: f"no sign of life for {h.age():.0f}s" for h in self.heartbeats if not h.alive
+            }
             checks = {h.component: "ok" for h in self.heartbeats if h.alive} | stale
             body = json.dumps({"ok": not stale, "checks": checks}).encode()
             self._send(request, 503 if stale else 200, body, "application/json")

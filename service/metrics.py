@@ -90,7 +90,8 @@ class DatabaseCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from sqlalchemy import func, select
 
-        from service.store.models import Delivery, DeliveryState, Run, utcnow
+        from service.clock import now as utcnow
+        from service.store.models import Delivery, DeliveryState, Run
 
         depth = GaugeMetricFamily(
             "forgeflow_queue_depth", "Stored deliveries not processed yet, by state", labels=["state"]
@@ -102,14 +103,16 @@ class DatabaseCollector(Collector):
         try:
             with self.db.session() as session:
                 waiting = (DeliveryState.RECEIVED, DeliveryState.QUEUED)
-                counts = dict(
-                    session.execute(  # type: ignore[arg-type]
+                counts: dict[str, int] = dict(
+                    session.execute(  # type: ignore[arg-type,unused-ignore]
                         select(Delivery.state, func.count())
                         .where(Delivery.state.in_(waiting))
                         .group_by(Delivery.state)
                     ).all()
                 )
-                oldest = session.scalar(select(func.min(Delivery.received_at)).where(Delivery.state.in_(waiting)))
+                oldest = session.scalar(
+                    select(func.min(Delivery.received_at)).where(Delivery.state.in_(waiting))
+                )
                 phases = session.execute(select(Run.phase, func.count()).group_by(Run.phase)).all()
         except Exception:  # the database is down: say nothing rather than fail the scrape
             return
@@ -123,14 +126,19 @@ class DatabaseCollector(Collector):
         yield runs
 
 
+def multiprocess() -> bool:
+    """Whether this process is one of several gunicorn workers counting in shared files."""
+    return bool(os.environ.get(MULTIPROCESS_ENV))
+
+
 def registry_for_scrape(extra: Iterable[Collector] = ()) -> CollectorRegistry:
     """What ``/metrics`` shows: this process's metrics, or every web worker's added up."""
     extra = list(extra)
-    if os.environ.get(MULTIPROCESS_ENV):
-        from prometheus_client import multiprocess
+    if multiprocess():
+        from prometheus_client import multiprocess as shared
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        shared.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         for collector in extra:
             registry.register(collector)
         return registry
@@ -159,7 +167,7 @@ def beat(component: str) -> None:
 
 def process_exited(pid: int) -> None:
     """A gunicorn worker is gone: its live gauges no longer count."""
-    if os.environ.get(MULTIPROCESS_ENV):
-        from prometheus_client import multiprocess
+    if multiprocess():
+        from prometheus_client import multiprocess as shared
 
-        multiprocess.mark_process_dead(pid)
+        shared.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -162,6 +162,7 @@ class Settings(_Model):
     # -- operations ---------------------------------------------------------------------------
     health_port: int = Field(default=9102, ge=0, le=65535)  # worker, watcher: /livez, /metrics
     log_format: Literal["text", "json"] = "text"
+    live_log_seconds: int = Field(default=5, ge=0, le=300)  # argo: running jobs' logs copied this often
 
     @field_validator("public_url")
     @classmethod

@@ -13,6 +13,11 @@ relist after a restart or a second watcher replica never posts a transition twic
 reaches a final state has its log archived (argo executor: the pods go with ``podGC``); a run
 that ends lets the next run of its concurrency group start. The watcher also runs the periodic
 sweep (``runs.sweep``).
+
+On the argo executor it also copies the logs of running jobs into the database every
+``live_log_seconds`` (a thread of its own), so the run pages can show them live without the web
+tier holding Kubernetes credentials. Its loop beats a heartbeat (``/livez`` on ``health_port``,
+:mod:`service.health`) and it counts what it does in :mod:`service.metrics`.
 """
 
 from __future__ import annotations
@@ -24,16 +29,41 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import select
+
+from service.clock import now, parse_time
 from service.context import Context
 from service.executors.base import ExecutorError, ResourceVersionExpired, TransientExecutorError, WorkflowRef
 from service.forges.base import TransientForgeError
+from service.health import Heartbeat
 from service.jobs.plan import MANAGED_BY
+from service.logs import log_context
+from service.metrics import RESYNCS, RUN_DURATION, WATCH_EVENTS, WATCH_LAG
 from service.reporting.reporter import report_jobs, report_run
 from service.runs.progress import apply_workflow
 from service.runs.sweep import fail_lost_runs, start_waiting_runs, sweep
+from service.store.models import Job, JobState, Run
 
 log = logging.getLogger(__name__)
 SELECTOR = f"{MANAGED_BY[0]}={MANAGED_BY[1]}"
+
+LIVE_LOG_JOBS = 100  # running jobs whose logs one round copies
+MAX_LAG_SECONDS = 600  # older changes are a relist's or our own patches, not lag
+
+
+def observe_lag(workflow: dict[str, Any]) -> None:
+    """How long after its latest node change the watcher applied a Workflow."""
+    status = workflow.get("status") or {}
+    times = [parse_time(status.get("finishedAt")), parse_time(status.get("startedAt"))]
+    for node in (status.get("nodes") or {}).values():
+        if isinstance(node, dict):
+            times += [parse_time(node.get("startedAt")), parse_time(node.get("finishedAt"))]
+    latest = max((t for t in times if t is not None), default=None)
+    if latest is not None:
+        lag = (now() - latest).total_seconds()
+        if 0 <= lag <= MAX_LAG_SECONDS:
+            WATCH_LAG.observe(lag)
+
 
 # How changes reach the forge: (context, run id, the jobs that changed or None for all).
 Report = Callable[[Context, int, "list[int] | None"], None]
@@ -112,8 +142,14 @@ class Watcher:
         self.last_sweep = 0.0
         self.relists = 0  # lists taken (the first, resyncs, after 410 Gone): for operators and tests
         self.expired = 0  # 410 Gone answers seen
+        self.heartbeat = Heartbeat("watcher", stale_after=max(3 * self.watch_timeout, 180))
 
     def handle(self, workflow: dict[str, Any], *, deleted: bool = False) -> None:
+        run_id = ((workflow.get("metadata") or {}).get("labels") or {}).get("forgeflow.dev/run")
+        with log_context(run=run_id):
+            self._handle(workflow, deleted)
+
+    def _handle(self, workflow: dict[str, Any], deleted: bool) -> None:
         applied = apply_workflow(self.ctx, workflow, deleted=deleted)
         if applied is None:
             return
@@ -131,6 +167,8 @@ class Watcher:
             except ExecutorError as exc:
                 log.warning("run %s: could not stop %s yet: %s", applied.run_id, ref.name, exc)
         if applied.run_finished:
+            if applied.seconds is not None:
+                RUN_DURATION.labels(applied.phase).observe(applied.seconds)
             try:
                 start_waiting_runs(self.ctx)
             except Exception:  # the sweep tries again
@@ -149,9 +187,39 @@ class Watcher:
             except Exception as exc:  # best effort: never hold up the statuses
                 log.warning("could not archive the log of %s/%s %s: %s", ref.namespace, ref.name, task, exc)
 
-    def resync(self) -> str:
+    def copy_running_logs(self) -> int:
+        """Copy the logs of running jobs (argo) into the database for the run pages; how many."""
+        archive = getattr(self.ctx.executor, "archive_log", None)
+        if not callable(archive):
+            return 0  # the local executor's log files are read as they grow
+        with self.ctx.db.session() as session:
+            rows = session.execute(
+                select(Run.namespace, Run.workflow_name, Job.task)
+                .join(Job)
+                .where(Job.state == JobState.RUNNING, Run.executor == "argo", Run.workflow_name != "")
+                .order_by(Run.id.desc())
+                .limit(LIVE_LOG_JOBS)
+            ).all()
+        copied = 0
+        for namespace, name, task in rows:
+            try:
+                copied += bool(archive(WorkflowRef(namespace, name), task, None, grow_only=True))
+            except Exception as exc:  # best effort: the next round tries again
+                log.debug("live log of %s/%s %s: %s", namespace, name, task, exc)
+        return copied
+
+    def _copy_logs_forever(self, stop: threading.Event) -> None:
+        seconds = self.ctx.settings.live_log_seconds
+        while not stop.wait(seconds):
+            try:
+                self.copy_running_logs()
+            except Exception:
+                log.exception("copying running jobs' logs failed")
+
+    def resync(self, reason: str = "periodic") -> str:
         items, version = self.ctx.executor.list(SELECTOR)
         self.relists += 1
+        RESYNCS.labels(reason).inc()
         present = set()
         for workflow in items:
             self.handle(workflow)
@@ -167,12 +235,16 @@ class Watcher:
         """One list-or-watch cycle, ending after at most ``watch_timeout`` seconds (or at the
         first event or bookmark after ``stop`` is set)."""
         settings = self.ctx.settings
+        self.heartbeat.beat()
         if not self.resource_version or time.monotonic() - self.last_resync > settings.resync_seconds:
-            self.resync()
+            self.resync("periodic" if self.relists else "start")
         deadline = time.monotonic() + self.watch_timeout
         for event in self.ctx.executor.watch(SELECTOR, self.resource_version, self.watch_timeout):
+            self.heartbeat.beat()
+            WATCH_EVENTS.labels(event.type).inc()
             if event.type != "BOOKMARK":
                 self.handle(event.object, deleted=event.type == "DELETED")
+                observe_lag(event.object)
             # the position moves only once the event is applied: a crash replays it, harmlessly
             if event.resource_version:
                 self.resource_version = event.resource_version
@@ -191,6 +263,10 @@ class Watcher:
             log.exception("sweep failed")
 
     def run(self, stop: threading.Event) -> None:
+        if self.ctx.settings.live_log_seconds and self.ctx.settings.executor == "argo":
+            threading.Thread(
+                target=self._copy_logs_forever, args=(stop,), name="forgeflow-live-logs", daemon=True
+            ).start()
         try:
             self._loop(stop)
         finally:
@@ -200,12 +276,14 @@ class Watcher:
     def _loop(self, stop: threading.Event) -> None:
         first = backoff = min(1.0, self.max_backoff)
         while not stop.is_set():
+            self.heartbeat.beat()  # backing off from a failing API is alive too: only a hang is not
             try:
                 self.step(stop)
                 backoff = first
             except ResourceVersionExpired:
                 log.info("watch resourceVersion expired; listing again")
                 self.expired += 1
+                RESYNCS.labels("expired").inc()
                 self.resource_version = ""
             except TransientExecutorError as exc:
                 log.warning("watch failed, retrying in %.1fs: %s", backoff, exc)

@@ -1,9 +1,10 @@
-"""What the worker does with a stored delivery: hand its event to ``commands/`` or ``runs/``,
-and record the outcome on the delivery.
+"""What the worker does with a stored delivery: hand its event to ``commands/`` or ``runs/``, and
+record the outcome on the delivery.
 
-Comment commands and the forge's "Re-run" go to :mod:`service.commands`; every other event
-starts a run (:func:`service.runs.start.handle_event`). Both are idempotent, so a delivery the
-broker hands over twice, or a worker killed half-way, never makes a second run.
+Comment commands, the forge's "Re-run" and the run pages' actions go to :mod:`service.commands`;
+every other event starts a run (:func:`service.runs.start.handle_event`). Both are idempotent,
+so a delivery the broker hands over twice, or a worker killed half-way, never makes a second
+run.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from service.clock import now
+from service.commands.actions import handle_action
 from service.commands.handle import handle_commands
 from service.context import Context
 from service.events import Event, EventKind
@@ -25,6 +27,7 @@ Handler = Callable[[Context, Event, str, str, "int | None"], Result]
 HANDLERS: dict[EventKind, Handler] = {
     EventKind.COMMENT: handle_commands,
     EventKind.RERUN: handle_commands,
+    EventKind.ACTION: handle_action,
 }
 
 

@@ -79,7 +79,9 @@ def test_forge_instances_from_flat_keys_and_lists():
 
 
 def test_secrets_do_not_show_in_repr():
-    settings = load_settings(environ={"FORGEFLOW_GITHUB_TOKEN": "ghp_secret", "FORGEFLOW_API_TOKEN": "api-s3cret"})
+    settings = load_settings(
+        environ={"FORGEFLOW_GITHUB_TOKEN": "ghp_secret", "FORGEFLOW_API_TOKEN": "api-s3cret"}
+    )
     assert "ghp_secret" not in repr(settings) and "api-s3cret" not in repr(settings)
 
 

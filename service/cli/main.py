@@ -48,7 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from service.logs import setup_logging
 
     settings = _settings(args)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     ctx = build_context(settings)
     from service.argo.models import argo_models
 
@@ -87,30 +87,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
+    from service.web.server import prepare_metrics_dir
+
+    prepare_metrics_dir()  # before prometheus_client is imported
     from service.context import build_context
     from service.logs import setup_logging
     from service.web.server import run_gunicorn
 
     settings = _settings(args)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     ctx = build_context(settings)
     run_gunicorn(ctx, f"{settings.host}:{settings.port}", args.workers, args.threads)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from service.cli.processes import prepare, start_relay
+    from service.cli.processes import prepare, start_relay, worker_heartbeat
     from service.context import build_context
     from service.logs import setup_logging
 
     settings = _settings(args)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     ctx = build_context(settings)
     from service.argo.models import argo_models
 
     ctx.warm_up(argo_models)
     celery = prepare(ctx)
     start_relay(ctx)  # queues the deliveries the web tier stored
+    heartbeat = worker_heartbeat(celery, settings)
     celery.worker_main(
         [
             "worker",
@@ -124,6 +128,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             "--without-mingle",
         ]
     )
+    del heartbeat
     return 0
 
 
@@ -137,7 +142,7 @@ def cmd_watcher(args: argparse.Namespace) -> int:
     from service.watcher import Watcher
 
     settings = _settings(args)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     ctx = build_context(settings)
     from service.argo.models import argo_models
 
@@ -145,8 +150,14 @@ def cmd_watcher(args: argparse.Namespace) -> int:
     prepare(ctx)  # the sweep queues deliveries stored while the broker was down
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    watcher = Watcher(ctx)
+    if settings.health_port:
+        from service.health import HealthServer
+        from service.metrics import DatabaseCollector
+
+        HealthServer(settings.health_port, [watcher.heartbeat], [DatabaseCollector(ctx.db)]).start()
     with contextlib.suppress(KeyboardInterrupt):
-        Watcher(ctx).run(stop)
+        watcher.run(stop)
     return 0
 
 

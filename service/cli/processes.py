@@ -10,6 +10,7 @@ from celery import Celery
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from service.context import Context
+from service.health import HealthServer, Heartbeat
 from service.relay import DeliveryRelay, RelayThread
 from service.tasks import delivery_enqueuer, make_celery
 from service.watcher import Watcher
@@ -123,3 +124,23 @@ class WatcherThread:
     def stop(self) -> None:
         self.request_stop()
         self.thread.join(timeout=self.watcher.watch_timeout + 10)
+
+
+def worker_heartbeat(app: Celery, settings: Any) -> Heartbeat:
+    """The worker's sign of life: its Celery event loop beats every few seconds (a timer of the
+    loop itself, so a stuck loop stops beating); ``/livez`` and ``/metrics`` on ``health_port``."""
+    from celery import bootsteps
+
+    heartbeat = Heartbeat("worker", stale_after=60)
+
+    class Beat(bootsteps.StartStopStep):  # type: ignore[misc]
+        requires = {"celery.worker.components:Timer"}
+
+        def start(self, worker: Any) -> None:
+            heartbeat.beat()
+            worker.timer.call_repeatedly(10.0, heartbeat.beat)
+
+    app.steps["worker"].add(Beat)
+    if settings.health_port:
+        HealthServer(settings.health_port, [heartbeat]).start()
+    return heartbeat

@@ -26,7 +26,10 @@ def commit_statuses(db: Database, repo: str, sha: str, public_url: str = "") -> 
         ]
     with db.session() as session:
         jobs = session.scalars(
-            select(Job).join(Run).where(Run.repo == repo, Run.sha.startswith(sha)).order_by(Job.id)
+            select(Job)
+            .join(Run)
+            .where(Run.repo == repo, Run.sha.startswith(sha, autoescape=True))
+            .order_by(Job.id)
         )
         latest: dict[str, dict[str, Any]] = {}
         for job in jobs:

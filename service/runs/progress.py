@@ -33,6 +33,8 @@ class Applied:
     finished: list[str] = field(default_factory=list)  # tasks that just reached a final state
     run_finished: bool = False  # the run just reached a final phase
     restop: str = ""  # forgeflow stopped the run but the Workflow still runs: stop it again
+    phase: str = ""  # the run's phase once it finished
+    seconds: float | None = None  # how long it took, creation to end (when it just finished)
 
 
 def run_id_of(workflow: dict[str, Any]) -> int | None:
@@ -88,6 +90,9 @@ def apply_workflow(ctx: Context, workflow: dict[str, Any], *, deleted: bool = Fa
                     job.state, job.description, job.finished_at = JobState.ERROR, DELETED_EARLY, now()
                     applied.changed = True
                     applied.changed_jobs.append(job.id)
+        if applied.run_finished and run.finished_at is not None:
+            applied.phase = run.phase
+            applied.seconds = max((run.finished_at - run.created_at).total_seconds(), 0.0)
         shutdown = (workflow.get("spec") or {}).get("shutdown")
         if run.stop_reason and not deleted and wf_phase not in WORKFLOW_FINAL and not shutdown:
             applied.restop = run.stop_reason

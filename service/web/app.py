@@ -1,33 +1,153 @@
-"""The Flask application factory: webhooks, run pages and the JSON API."""
+"""The Flask application factory: webhooks, run pages, sign-in, the JSON API, health, metrics.
+
+The webhook route is a WSGI layer in front of Flask (:mod:`service.web.webhooks`). Everything
+else is a blueprint: ``health`` (``/livez``, ``/readyz``, ``/metrics``), ``api`` (the JSON API
+and its OpenAPI document), ``pages`` (runs, lists), ``actions`` (re-run, cancel, approve),
+``login`` (sign-in, ``/account``), ``manual`` (``POST /api/runs``), ``artifacts``.
+
+Every request learns who makes it first (:mod:`service.web.auth`); bad input is a 400 that says
+why, a database that does not answer a 503, and nothing else a page does is allowed to become a
+500 without being logged.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, jsonify
+import logging
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, g, jsonify, render_template, request
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from service.context import Context
+from service.metrics import WEB_ERRORS
+from service.settings import session_secret
+from service.web.api_models import BadQuery
+from service.web.auth import Access, BadCredentials, viewer_of_request
+from service.web.forge_access import AccessUnknown
+
+log = logging.getLogger(__name__)
+NO_VIEWER = ("/livez", "/readyz", "/healthz", "/metrics", "/static/")
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self';"
+        " frame-ancestors 'none'; form-action 'self' https: http:; base-uri 'none'"
+    ),
+}
 
 
-def create_app(ctx: Context) -> Flask:
-    """The web tier: it stores deliveries; the relay (service/outbox.py) queues them."""
-    app = Flask("service.web", template_folder="templates", root_path=__file__.rsplit("/", 1)[0])
-    app.config["MAX_CONTENT_LENGTH"] = ctx.settings.max_body_bytes
+def create_app(ctx: Context, access: Access | None = None) -> Flask:
+    """The web tier: it stores deliveries (the relay queues them) and serves pages and the API."""
+    app = Flask(
+        "service.web",
+        template_folder="templates",
+        static_folder="static",
+        root_path=__file__.rsplit("/", 1)[0],
+    )
+    settings = ctx.settings
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        SECRET_KEY=session_secret(settings),
+        SESSION_COOKIE_NAME="forgeflow_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        WTF_CSRF_TIME_LIMIT=None,  # a token lives as long as the session
+        SEND_FILE_MAX_AGE_DEFAULT=3600,
+        JSON_SORT_KEYS=False,
+    )
     app.extensions["forgeflow"] = ctx
+    app.extensions["forgeflow.access"] = access or Access(ctx)
 
+    from service.web.actions import bp as actions_bp
+    from service.web.api import bp as api_bp
     from service.web.artifacts import bp as artifacts_bp
+    from service.web.health import bp as health_bp
+    from service.web.login import bp as login_bp
     from service.web.manual import bp as manual_bp
-    from service.web.runs import bp as runs_bp
+    from service.web.pages import bp as pages_bp
     from service.web.webhooks import WebhookRoute
 
-    app.register_blueprint(runs_bp)
-    app.register_blueprint(manual_bp)
-    app.register_blueprint(artifacts_bp)
+    for blueprint in (health_bp, api_bp, manual_bp, pages_bp, actions_bp, login_bp, artifacts_bp):
+        app.register_blueprint(blueprint)
+
+    @app.before_request
+    def who() -> Any:
+        if request.path.startswith(NO_VIEWER):
+            return None
+        try:
+            g.viewer = viewer_of_request(ctx)
+        except BadCredentials as exc:
+            response = jsonify(error=str(exc))
+            response.headers["WWW-Authenticate"] = 'Bearer realm="forgeflow", error="invalid_token"'
+            return response, 401
+        return None
+
+    @app.after_request
+    def headers(response: Any) -> Any:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def http_error(exc: HTTPException) -> Any:
         if exc.code == 413:
-            return jsonify(error=f"body is larger than {ctx.settings.max_body_bytes} bytes"), 413
-        return jsonify(error=exc.description or exc.name), exc.code or 500
+            return error(413, f"body is larger than {settings.max_body_bytes} bytes")
+        return error(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(BadQuery)
+    def bad_query(exc: BadQuery) -> Any:
+        return error(400, exc.reason)
+
+    @app.errorhandler(AccessUnknown)
+    def access_unknown(exc: AccessUnknown) -> Any:
+        log.warning("cannot tell who may see %s: %s", request.path, exc)
+        return error(503, "the forge cannot say right now who may see this; try again soon", retry=True)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(PoolTimeout)
+    def database_down(exc: Exception) -> Any:
+        log.warning("database unavailable for %s: %s", request.path, type(exc).__name__)
+        return error(503, "the database is not answering; try again soon", retry=True)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Any:
+        log.exception("%s %s failed", request.method, request.path)
+        return error(500, "forgeflow failed to answer this request; the error is in its log")
 
     app.wsgi_app = WebhookRoute(ctx, app.wsgi_app)  # type: ignore[method-assign]
     return app
+
+
+def wants_html() -> bool:
+    if request.path.startswith("/api/") or request.path in ("/livez", "/readyz", "/healthz"):
+        return False
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "text/html"
+
+
+def error(status: int, reason: str, *, retry: bool = False) -> Any:
+    """An error answer: JSON for the API, a page for people."""
+    if status >= 500:
+        WEB_ERRORS.labels(str(status)).inc()
+    if wants_html():
+        response = app_response(render_template("error.html", status=status, reason=reason), status)
+    else:
+        response = app_response(jsonify(error=reason), status)
+    if retry:
+        response.headers["Retry-After"] = "5"
+    return response
+
+
+def app_response(body: Any, status: int) -> Any:
+    from flask import make_response
+
+    response = make_response(body, status)
+    return response

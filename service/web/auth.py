@@ -12,7 +12,8 @@ A request is made by one of:
 A user sees the runs of repositories they can read on their forge (asked through
 :mod:`service.web.forge_access`, kept briefly); anyone sees the runs of public repositories
 while ``public_runs`` is on. Acting on a run (re-run, cancel, approve) is for whoever the comment
-commands allow: a user listed as trusted in the service config, or with write access.
+commands allow (the same rule, :func:`service.runs.trust.may_write`): a user listed as trusted
+in the service config, or with write access.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ from datetime import timedelta
 from flask import g, request, session
 from sqlalchemy import select, update
 
+from service.clock import now as utcnow
 from service.context import Context
 from service.events import Repository
-from service.runs.trust import listed_as_trusted
+from service.runs.trust import may_write
 from service.settings import ForgeInstance, Settings
-from service.store.models import ApiToken, utcnow
+from service.store.models import ApiToken
 from service.web.forge_access import AccessUnknown, ForgeAccess, Permission, RepoKey
 
-TOKEN_PREFIX = "ffp_"
+TOKEN_PREFIX = "ffp_"  # noqa: S105 (a prefix, not a secret)
 SESSION_USER = "user"
 
 
@@ -158,9 +160,8 @@ class Access:
         if not self._is_theirs(viewer, key):
             return False
         namespace, _, name = key.repo.rpartition("/")
-        if listed_as_trusted(self.ctx, Repository(namespace, name, ""), viewer.login):
-            return True
-        return self.forges.permission(key, viewer.login) >= Permission.WRITE
+        has_write = lambda _repo, user: self.forges.permission(key, user) >= Permission.WRITE  # noqa: E731
+        return may_write(self.ctx.settings, has_write, Repository(namespace, name, ""), viewer.login)
 
     @staticmethod
     def _is_theirs(viewer: Viewer, key: RepoKey) -> bool:

@@ -54,7 +54,9 @@ class ForgeAccess:
     """Cached answers from the configured forges (the local forge: everything is public)."""
 
     def __init__(self, settings: Settings, session: requests.Session | None = None) -> None:
-        self.instances = {(i.kind, i.name): i for i in settings.forge_instances()}
+        self.instances: dict[tuple[str, str], ForgeInstance] = {
+            (i.kind, i.name): i for i in settings.forge_instances()
+        }
         self.ttl = settings.access_cache_seconds
         self.timeout = (min(3.0, settings.forge_timeout_seconds), settings.forge_timeout_seconds)
         self.http = session or requests.Session()
@@ -92,7 +94,7 @@ class ForgeAccess:
             return False
         data = response.json()
         if key.forge == "gitlab":
-            return data.get("visibility") == "public"
+            return bool(data.get("visibility") == "public")
         return data.get("private") is False or (key.forge == "pagure" and not data.get("private"))
 
     def _permission(self, key: RepoKey, login: str) -> int:
@@ -116,7 +118,9 @@ class ForgeAccess:
         return FORGEJO_LEVELS.get(str(response.json().get("permission") or ""), 0)
 
     def _gitlab(self, instance: ForgeInstance, key: RepoKey, login: str) -> int:
-        users = self._request(instance, "GET", f"/api/v4/users?username={quote(login, safe='')}", expect=(200,))
+        users = self._request(
+            instance, "GET", f"/api/v4/users?username={quote(login, safe='')}", expect=(200,)
+        )
         found = users.json()
         if not isinstance(found, list) or not found:
             return 0
@@ -141,7 +145,9 @@ class ForgeAccess:
             if any(login in (users.get(level) or []) for level in levels):
                 return answer
             for name in sorted({g for level in levels for g in groups.get(level) or []}):
-                group = self._request(instance, "GET", f"/api/0/group/{quote(name, safe='')}", expect=(200, 404))
+                group = self._request(
+                    instance, "GET", f"/api/0/group/{quote(name, safe='')}", expect=(200, 404)
+                )
                 if group.status_code == 200 and login in (group.json().get("members") or []):
                     return answer
         return 1 if not info.get("private") else 0

@@ -136,14 +136,14 @@ def render_graph(boxes: Sequence[Box], edges: Sequence[tuple[str, str]]) -> Mark
 
 def _box(x: int, y: int, box: Box) -> str:
     first = box.cells[0]
-    anchor = first.task if not box.matrix else first.task
+    anchor = first.task
     title = f"{box.job}: {box.state}"
     out = [
         f'<a href="#job-{escape(anchor)}" class="node-link"><g class="node st-{escape(box.state)}"'
         f' data-job="{escape(box.job)}"><title>{escape(title)}</title>',
         f'<rect x="{x}" y="{y}" width="{BOX_WIDTH}" height="{box.height}" rx="6"/>',
-        f'<text class="name" x="{x + 10}" y="{y + 18}">{escape(_short(box.job, 18 if not box.matrix else 24))}'
-        "</text>",
+        f'<text class="name" x="{x + 10}" y="{y + 18}">'
+        f"{escape(_short(box.job, 24 if box.matrix else 18))}</text>",
     ]
     if not box.matrix:
         out.append(

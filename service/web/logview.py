@@ -46,6 +46,7 @@ class Step:
     finished: datetime | None = None
     exit_code: int | None = None
     running: bool = False
+    from_header: bool = False  # started by the driver's "==> NAME" line (not output before any)
 
     @property
     def failed(self) -> bool:
@@ -90,7 +91,7 @@ def parse_log(text: str, *, job_final: bool, job_passed: bool) -> LogView:
             continue
         if line.startswith(STEP_HEADER):
             _close(current, at, next_started=True)
-            current = Step(line[len(STEP_HEADER) :].strip() or "step", attempt, started=at)
+            current = Step(line[len(STEP_HEADER) :].strip() or "step", attempt, started=at, from_header=True)
             steps.append(current)
             continue
         if line.startswith(MARKER):
@@ -136,7 +137,7 @@ def first_error_line(step: Step) -> LogLine | None:
     """The line that most likely says what went wrong: the first that names an error, else the
     last line of the step."""
     for line in step.lines:
-        if ERROR_WORDS.search(Markup(line.html).striptags()):
+        if ERROR_WORDS.search(line.html.striptags()):
             return line
     return step.lines[-1] if step.lines else None
 

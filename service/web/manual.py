@@ -4,12 +4,12 @@ Body: ``{"forge": "github", "repo": "octo/hello", "ref": "main", "jobs": ["deplo
 "inputs": {"target": "prod"}}`` (``inputs`` optional: the worker checks them against the
 ``on.manual.inputs`` of the jobs it starts, at that commit; ``jobs``
 optional: all ``on: manual`` jobs; ``instance`` optional: which configured instance of the
-forge; ``sender`` optional: who asked, for the run page). Authorised by
-``Authorization: Bearer <api_token>`` (the service's token), or a user's personal token when
-that user may act on the repository (the sender is then that user); with neither an
-``api_token`` nor a way to sign in, manual runs are disabled. The ref is resolved here (a wrong one is a 422 at once); then the run travels as
-a webhook delivery does: stored as a ``manual`` delivery, queued by the relay, processed by the
-worker, so it is durable and deduplicated the same way.
+forge; ``sender`` optional: who asked, for the run page). Authorised by ``Authorization: Bearer
+<api_token>`` (the service's token), or a user's personal token when that user may act on the
+repository (the sender is then that user); with neither an ``api_token`` nor a way to sign in,
+manual runs are disabled. The ref is resolved here (a wrong one is a 422 at once); then the run
+travels as a webhook delivery does: stored as a ``manual`` delivery, queued by the relay,
+processed by the worker, so it is durable and deduplicated the same way.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def document(public_url: str = "") -> dict[str, Any]:
     for endpoint in ENDPOINTS:
         operation: dict[str, Any] = {
             "summary": endpoint.summary,
-            "operationId": f"{endpoint.method}_{endpoint.path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
+            "operationId": operation_id(endpoint),
             "tags": [endpoint.tag],
             "parameters": _parameters(endpoint, schemas),
             "responses": {},
@@ -158,6 +158,12 @@ def document(public_url: str = "") -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def operation_id(endpoint: Endpoint) -> str:
+    """``get_api_runs_run_id``: the method and the path, as a name."""
+    path = endpoint.path.strip("/").replace("/", "_").replace("{", "").replace("}", "")
+    return f"{endpoint.method}_{path}"
 
 
 def _parameters(endpoint: Endpoint, schemas: _Schemas) -> list[dict[str, Any]]:

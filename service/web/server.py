@@ -6,6 +6,8 @@ Kept apart from :mod:`service.cli.processes` so the web process imports only wha
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -17,8 +19,24 @@ if TYPE_CHECKING:
 DEFAULT_WORKERS, DEFAULT_THREADS = 2, 16
 
 
+def prepare_metrics_dir() -> str:
+    """Make the web workers count metrics in shared files (prometheus_client's multiprocess
+    mode): a fresh folder, named in ``PROMETHEUS_MULTIPROC_DIR``. Call it before anything
+    imports prometheus_client (it reads the variable when it is imported)."""
+    path = tempfile.mkdtemp(prefix="forgeflow-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
+
+
+def _worker_exited(_server: Any, worker: Any) -> None:
+    from service.metrics import process_exited
+
+    process_exited(worker.pid)
+
+
 def run_gunicorn(ctx: Context, bind: str, workers: int, threads: int) -> None:
-    """The production web process: gunicorn serving the Flask app."""
+    """The production web process: gunicorn serving the Flask app (its metrics shared by its
+    worker processes when :func:`prepare_metrics_dir` ran first)."""
     from gunicorn.app.base import BaseApplication
 
     from service.web.app import create_app
@@ -39,6 +57,7 @@ def run_gunicorn(ctx: Context, bind: str, workers: int, threads: int) -> None:
             # connection still queued on a worker's socket when that worker exits is reset;
             # deployments replace pods, draining them first, rather than reload workers.)
             self.cfg.set("reuse_port", True)
+            self.cfg.set("child_exit", _worker_exited)
             if "control_socket_disable" in self.cfg.settings:  # one per host path; not needed
                 self.cfg.set("control_socket_disable", True)
 

@@ -22,6 +22,7 @@ from handlers import handler_for
 from handlers.base import Delivery as HttpDelivery
 from handlers.base import Ignored, Parsed, Ping, WebhookError
 from service.context import Context
+from service.metrics import DELIVERIES
 from service.relay import local_wakeup
 from service.store.deliveries import NewDelivery
 from service.store.delivery_writer import DeliveryWriter
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 PREFIX = "/api/webhooks/"
 Answer = tuple[int, dict[str, Any]]
 MAX_ID_CHARS, MAX_EVENT_TYPE_CHARS = 255, 64  # the columns' sizes
+EVENT_KIND = "forgeflow.event_kind"  # what receive() parsed, kept in the WSGI environ
 
 # Never stored: they carry the secret itself or credentials.
 SECRET_HEADERS = frozenset({"x-gitlab-token", "authorization", "cookie", "proxy-authorization"})
@@ -84,10 +86,25 @@ class WebhookRoute:
                 log.exception("could not take a %s delivery", forge)
                 status, body = answer(503, error="the delivery could not be stored; deliver it again")
                 headers.append(("Retry-After", "30"))
+        count_delivery(forge, environ, status, body)
         data = orjson.dumps(body) + b"\n"
         headers.append(("Content-Length", str(len(data))))
         start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         return [data]
+
+
+OUTCOMES = {200: "ping", 202: "accepted", 401: "unauthorized", 503: "error"}
+
+
+def count_delivery(forge: str, environ: dict[str, Any], status: int, body: dict[str, Any]) -> None:
+    """One count in ``forgeflow_deliveries`` (labels bounded: known forges and event kinds)."""
+    outcome = OUTCOMES.get(status, "refused")
+    if "duplicate" in body:
+        outcome = "duplicate"
+    elif "ignored" in body:
+        outcome = "ignored"
+    known = handler_for(forge) is not None
+    DELIVERIES.labels(forge if known else "unknown", environ.get(EVENT_KIND, ""), outcome).inc()
 
 
 def request_headers(environ: dict[str, Any]) -> dict[str, str]:
@@ -153,6 +170,7 @@ def receive(ctx: Context, writer: DeliveryWriter, forge: str, environ: dict[str,
     if isinstance(result, Ignored):
         return answer(202, ignored=result.reason)
     assert isinstance(result, Parsed)
+    environ[EVENT_KIND] = result.event.kind.value  # for the deliveries metric
     delivery_id = handler.delivery_id(delivery)
     if len(delivery_id) > MAX_ID_CHARS:
         return answer(400, error=f"the delivery id is longer than {MAX_ID_CHARS} characters")

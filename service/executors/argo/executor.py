@@ -159,15 +159,19 @@ class ArgoExecutor:
         return strip(live) if live is not None else None
 
     # -- argo extras -------------------------------------------------------------------------
-    def archive_log(self, ref: WorkflowRef, task: str, workflow: Manifest | None = None) -> bool:
+    def archive_log(
+        self, ref: WorkflowRef, task: str, workflow: Manifest | None = None, *, grow_only: bool = False
+    ) -> bool:
         """Keep a finished job's log for after pod GC; False when no pod had one. ``workflow``:
-        the Workflow as just seen (saves reading it again)."""
+        the Workflow as just seen (saves reading it again). ``grow_only``: a running job's log
+        copied for the run pages, kept only when longer than what is stored (a late copy never
+        replaces the finished job's whole log)."""
         if self.archive is None:
             return False
         text = self._live_log(ref, task, workflow)
         if text is None:
             return False
-        self.archive.put(ref.namespace, ref.name, task, text)
+        self.archive.put(ref.namespace, ref.name, task, text, grow_only=grow_only)
         return True
 
     def close(self) -> None:

@@ -106,7 +106,9 @@ def clip(text: str) -> str:
 class LogArchive(Protocol):
     def get(self, namespace: str, workflow: str, task: str) -> str | None: ...
 
-    def put(self, namespace: str, workflow: str, task: str, text: str) -> None: ...
+    def put(
+        self, namespace: str, workflow: str, task: str, text: str, *, grow_only: bool = False
+    ) -> None: ...
 
     def close(self) -> None: ...
 
@@ -135,7 +137,8 @@ class DatabaseLogArchive:
                 )
             ).first()
 
-    def put(self, namespace: str, workflow: str, task: str, text: str) -> None:
+    def put(self, namespace: str, workflow: str, task: str, text: str, *, grow_only: bool = False) -> None:
+        """Store a job's log; ``grow_only``: only over a shorter one (a live copy)."""
         text = clip(text)
         try:
             with self.db.session() as session:
@@ -148,6 +151,8 @@ class DatabaseLogArchive:
                 ).first()
                 if row is None:
                     session.add(WorkflowLog(namespace=namespace, workflow=workflow, task=task, text=text))
+                elif grow_only and len(row.text) >= len(text):
+                    return
                 else:
                     row.text, row.stored_at = text, now()
         except IntegrityError:

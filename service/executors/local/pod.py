@@ -22,7 +22,6 @@ from typing import IO
 
 from service.executors.local.engine import available_engine
 from service.executors.local.env import EnvError, base_env, resolve_env
-from service.executors.log_times import stamp
 from service.executors.local.git import GitCache, GitError
 from service.executors.local.manifest import PodTemplate
 from service.executors.local.nodes import (
@@ -36,6 +35,7 @@ from service.executors.local.proc import exit_code, run_tool, wait_process
 from service.executors.local.repository import ArtifactRepository, copy_item
 from service.executors.local.services import ServiceError, start_sidecars, stop_sidecars
 from service.executors.local.values import WORKSPACE
+from service.executors.log_times import stamp
 
 FAILED_MARK = "::forgeflow-failed::"
 STAGING = "/argo/staging"
