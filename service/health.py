@@ -45,6 +45,17 @@ class Heartbeat:
         return self.age() <= self.stale_after
 
 
+def serve_health(port: int, heartbeats: Iterable[Heartbeat], collectors: Iterable[Collector] = ()) -> None:
+    """Start the health server on ``port`` (0: none); a port that is taken is logged, not fatal
+    (the liveness probe then fails and says so, rather than the process)."""
+    if not port:
+        return
+    try:
+        HealthServer(port, heartbeats, collectors).start()
+    except OSError as exc:
+        log.error("cannot serve /livez and /metrics on port %s: %s", port, exc)
+
+
 class HealthServer:
     """``/livez`` and ``/metrics`` on ``port`` (0: any free port), on a daemon thread."""
 

@@ -151,11 +151,10 @@ def cmd_watcher(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     watcher = Watcher(ctx)
-    if settings.health_port:
-        from service.health import HealthServer
-        from service.metrics import DatabaseCollector
+    from service.health import serve_health
+    from service.metrics import DatabaseCollector
 
-        HealthServer(settings.health_port, [watcher.heartbeat], [DatabaseCollector(ctx.db)]).start()
+    serve_health(settings.health_port, [watcher.heartbeat], [DatabaseCollector(ctx.db)])
     with contextlib.suppress(KeyboardInterrupt):
         watcher.run(stop)
     return 0

@@ -10,7 +10,7 @@ from celery import Celery
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from service.context import Context
-from service.health import HealthServer, Heartbeat
+from service.health import Heartbeat, serve_health
 from service.relay import DeliveryRelay, RelayThread
 from service.tasks import delivery_enqueuer, make_celery
 from service.watcher import Watcher
@@ -141,6 +141,5 @@ def worker_heartbeat(app: Celery, settings: Any) -> Heartbeat:
             worker.timer.call_repeatedly(10.0, heartbeat.beat)
 
     app.steps["worker"].add(Beat)
-    if settings.health_port:
-        HealthServer(settings.health_port, [heartbeat]).start()
+    serve_health(settings.health_port, [heartbeat])
     return heartbeat

@@ -97,6 +97,8 @@ def create_app(ctx: Context, access: Access | None = None) -> Flask:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
+        if exc.response is not None:  # abort(a whole response): the page to show instead
+            return exc.response
         if exc.code == 413:
             return error(413, f"body is larger than {settings.max_body_bytes} bytes")
         return error(exc.code or 500, exc.description or exc.name)

@@ -64,9 +64,6 @@ class _Cached:
         return value
 
 
-_broker = _Cached(5.0)
-
-
 @bp.get("/livez")
 def livez() -> Any:
     return jsonify(ok=True, checks={"process": "ok"})
@@ -77,7 +74,7 @@ def readyz() -> Any:
     ctx = _ctx()
     checks = {
         "database": "ok" if ctx.db.ping() else "unreachable",
-        "broker": _broker.get(lambda: broker_reachable(ctx.settings.broker)),
+        "broker": _broker_check().get(lambda: broker_reachable(ctx.settings.broker)),
     }
     ok = all(value == "ok" for value in checks.values())
     return jsonify(ok=ok, checks=checks), 200 if ok else 503
@@ -96,6 +93,14 @@ def metrics() -> Response:
     extra = [] if multiprocess() else [_database_collector()]
     body, content_type = exposition(extra)
     return Response(body, content_type=content_type)
+
+
+def _broker_check() -> _Cached:
+    """This app's broker answer, kept 5 s."""
+    cached: _Cached | None = current_app.extensions.get("forgeflow.broker_check")
+    if cached is None:
+        cached = current_app.extensions["forgeflow.broker_check"] = _Cached(5.0)
+    return cached
 
 
 def _database_collector() -> DatabaseCollector:

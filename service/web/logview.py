@@ -68,9 +68,10 @@ class LogView:
 
     @property
     def first_time(self) -> datetime | None:
-        return next((line.at for step in self.steps for line in step.lines if line.at), None) or next(
-            (s.started for s in self.steps if s.started), None
-        )
+        """When the log began (its first step or line)."""
+        first_step = next((s.started for s in self.steps if s.started), None)
+        first_line = next((line.at for step in self.steps for line in step.lines if line.at), None)
+        return min((t for t in (first_step, first_line) if t is not None), default=None)
 
 
 def parse_log(text: str, *, job_final: bool, job_passed: bool) -> LogView:

@@ -116,29 +116,24 @@ def _fixed(**values: str) -> dict[str, Any]:
     return {key: getattr(checked, key) for key in values} if checked else {}
 
 
-def readable(run_id_text: str) -> tuple[Run, bool] | Any:
-    """The run and whether the visitor may act on it; or the page to answer instead."""
+def readable(run_id_text: str) -> tuple[Run, bool]:
+    """The run and whether the visitor may act on it. An anonymous visitor who may not see it
+    gets the sign-in page instead (401); anyone else a 404."""
     run = get_run(_ctx(), parse_run_id(run_id_text))
     viewer, access = current_viewer(), _access()
     if run is None or not access.can_read(viewer, run_key(run)):
         if run is not None and not viewer.signed_in:
-            return login_page(401)
+            from service.web.login import render_login
+
+            body, status = render_login(401, next_url=request.full_path.rstrip("?"))
+            abort(current_app.make_response((body, status)))
         abort(404, "no such run (or you may not see it)")
     return run, access.can_act(viewer, run_key(run))
 
 
-def login_page(status: int = 200) -> Any:
-    from service.web.login import render_login
-
-    return render_login(status, next_url=request.full_path.rstrip("?"))
-
-
 @bp.get("/runs/<run_id>")
 def run_page(run_id: str) -> Any:
-    found = readable(run_id)
-    if not isinstance(found, tuple):
-        return found
-    run, may_act = found
+    run, may_act = readable(run_id)
     ctx = _ctx()
     view = run_view(ctx, run, may_act)
     manifest = json.dumps(json.loads(run.manifest_json), indent=2) if run.manifest_json else ""
@@ -174,10 +169,7 @@ def _cacheable(response: Response, run: Run, final: bool, personal: bool) -> Any
 @bp.get("/runs/<run_id>/jobs/<task>")
 def job_fragment(run_id: str, task: str) -> Any:
     """One job's section of the run page (the page's script swaps it in when the job changes)."""
-    found = readable(run_id)
-    if not isinstance(found, tuple):
-        return found
-    run, _ = found
+    run, _ = readable(run_id)
     job = next((j for j in run.jobs if j.task == task), None)
     if job is None:
         abort(404, f"run {run.id} has no job {task[:100]!r}")
@@ -189,10 +181,7 @@ def job_fragment(run_id: str, task: str) -> Any:
 
 @bp.get("/runs/<run_id>/logs/<task>")
 def raw_log(run_id: str, task: str) -> Any:
-    found = readable(run_id)
-    if not isinstance(found, tuple):
-        return found
-    run, _ = found
+    run, _ = readable(run_id)
     job = next((j for j in run.jobs if j.task == task), None)
     if job is None:
         abort(404, f"run {run.id} has no job {task[:100]!r}")

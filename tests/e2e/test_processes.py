@@ -27,10 +27,17 @@ pytestmark = pytest.mark.slow
 JOB_FILE = 'version: 1\njobs:\n  unit:\n    steps: [\'test "$(git rev-parse HEAD)" = "$FORGEFLOW_SHA"\']\n'
 
 
+class Processes(str):
+    """The web's URL, with the worker's and the watcher's health ports."""
+
+    health: dict[str, int]
+
+
 @pytest.fixture
-def processes(tmp_path: Path, fake_github: FakeGitHub) -> Iterator[str]:
+def processes(tmp_path: Path, fake_github: FakeGitHub) -> Iterator[Processes]:
     with postgres_database() as database:
         port = free_port()
+        health = {"worker": free_port(), "watcher": free_port()}
         env = {k: v for k, v in os.environ.items() if not k.startswith("FORGEFLOW_")}
         env.update(
             FORGEFLOW_DATA_DIR=str(tmp_path / "data"),
@@ -48,12 +55,16 @@ def processes(tmp_path: Path, fake_github: FakeGitHub) -> Iterator[str]:
         logs = [(tmp_path / f"{name}.log").open("w") for name in ("web", "worker", "watcher")]
         started = [
             subprocess.Popen(
-                [sys.executable, "-m", "service.cli", *cmd], env=env, stdout=subprocess.DEVNULL, stderr=log
+                [sys.executable, "-m", "service.cli", *cmd],
+                env={**env, "FORGEFLOW_HEALTH_PORT": str(health.get(cmd[0], 0))},
+                stdout=subprocess.DEVNULL,
+                stderr=log,
             )
             for cmd, log in zip((["web", "--workers", "2"], ["worker"], ["watcher"]), logs, strict=True)
         ]
         try:
-            url = f"http://127.0.0.1:{port}"
+            url = Processes(f"http://127.0.0.1:{port}")
+            url.health = health
             _wait_healthy(url)
             yield url
         finally:
@@ -81,7 +92,17 @@ def _wait_healthy(url: str) -> None:
     raise AssertionError("forgeflow web did not come up")
 
 
-def test_separate_processes_run_a_pull_request(processes: str, fake_github: FakeGitHub, git_repo: GitRepo):
+def _accepted(url: str) -> float:
+    """forgeflow_deliveries_total for accepted GitHub pull requests, as /metrics says."""
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    wanted = 'forgeflow_deliveries_total{event="pull_request",forge="github",outcome="accepted"}'
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(wanted))
+
+
+def test_separate_processes_run_a_pull_request(
+    processes: Processes, fake_github: FakeGitHub, git_repo: GitRepo
+):
+    before = _accepted(processes)
     sha = git_repo.commit({".forgeflow.yaml": JOB_FILE})
     fake_github.add_repo("octo/hello", git_repo)
     body = json.dumps(payloads.pull_request("octo/hello", git_repo.url, sha)).encode()
@@ -94,3 +115,15 @@ def test_separate_processes_run_a_pull_request(processes: str, fake_github: Fake
     assert response.status_code == 202, response.text
     assert fake_github.wait_final(["forgeflow/unit"], timeout=90) == {"forgeflow/unit": "success"}
     assert fake_github.statuses_for("forgeflow/unit")[0] == "pending"
+    # gunicorn's two workers count in shared files: every scrape sees the delivery, whichever
+    # worker took it and whichever answers
+    assert [_accepted(processes) for _ in range(4)] == [before + 1] * 4
+    assert requests.get(f"{processes}/livez", timeout=10).json()["ok"]
+    for component, port in processes.health.items():
+        live = requests.get(f"http://127.0.0.1:{port}/livez", timeout=10)
+        assert live.status_code == 200 and live.json()["checks"] == {component: "ok"}
+        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        assert f'forgeflow_heartbeat_timestamp_seconds{{component="{component}"}}' in metrics
+    watcher_metrics = requests.get(f"http://127.0.0.1:{processes.health['watcher']}/metrics", timeout=10).text
+    assert 'forgeflow_runs{phase="succeeded"} 1.0' in watcher_metrics
+    assert "forgeflow_watcher_resyncs_total" in watcher_metrics

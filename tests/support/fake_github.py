@@ -32,6 +32,10 @@ class FakeGitHub(FakeForge):
         self.permissions: dict[tuple[str, str], str] = {}  # (repo, user) -> admin/write/read
         self.reactions: list[tuple[str, int, str]] = []  # (repo, comment id, content)
         self.pull_files: dict[tuple[str, int], list[str]] = {}
+        self.private: set[str] = set()  # repositories that are private
+        self.oauth_user = "maria"  # who signs in through the OAuth pages (as if they said yes)
+        self.oauth_codes: dict[str, str] = {}  # code -> user
+        self.oauth_tokens: dict[str, str] = {}  # access token -> user
 
     @property
     def api_url(self) -> str:
@@ -66,6 +70,9 @@ class FakeGitHub(FakeForge):
             ("POST", r"^/repos/([^/]+/[^/]+)/issues/(\d+)/comments$", self.post_comment),
             ("GET", r"^/repos/([^/]+/[^/]+)/issues/comments/(\d+)$", self.get_comment),
             ("POST", r"^/repos/([^/]+/[^/]+)/issues/comments/(\d+)/reactions$", self.post_reaction),
+            ("GET", r"^/login/oauth/authorize$", self.oauth_authorize),
+            ("POST", r"^/login/oauth/access_token$", self.oauth_token),
+            ("GET", r"^/user$", self.get_user),
         ]
 
     def repo_json(self, full_name: str) -> dict[str, Any]:
@@ -75,7 +82,7 @@ class FakeGitHub(FakeForge):
             "name": name,
             "full_name": full_name,
             "owner": {"login": owner, "id": 1, "type": "User"},
-            "private": False,
+            "private": full_name in self.private,
             "default_branch": "main",
             "url": f"{self.api_url}/repos/{full_name}",
             "html_url": f"https://github.com/{full_name}",
@@ -287,6 +294,37 @@ class FakeGitHub(FakeForge):
         return self.json(
             {"id": len(self.reactions), "content": content, "user": {"login": "forgeflow[bot]"}}, 201
         )
+
+    # -- signing in (OAuth2 web flow) ---------------------------------------------------------
+
+    def oauth_authorize(self, request: Request) -> Response:
+        """The consent page, answered yes at once: back to the app with a code."""
+        import secrets
+        from urllib.parse import urlencode
+
+        code = secrets.token_hex(8)
+        with self.lock:
+            self.oauth_codes[code] = self.oauth_user
+        query = urlencode({"code": code, "state": request.args.get("state", "")})
+        return Response(status=302, headers={"Location": f"{request.args['redirect_uri']}?{query}"})
+
+    def oauth_token(self, request: Request) -> Response:
+        import secrets
+
+        with self.lock:
+            user = self.oauth_codes.pop(request.form.get("code", ""), None)
+            if user is None:
+                return self.json({"error": "bad_verification_code"}, 200)
+            token = "gho_" + secrets.token_hex(10)
+            self.oauth_tokens[token] = user
+        return self.json({"access_token": token, "token_type": "bearer", "scope": "read:user"})
+
+    def get_user(self, request: Request) -> Response:
+        token = request.headers.get("Authorization", "").split(" ")[-1]
+        user = self.oauth_tokens.get(token)
+        if user is None:
+            return self.json({"message": "Bad credentials"}, 401)
+        return self.json({"login": user, "id": 42})
 
     def replies(self, number: int | None = None) -> list[str]:
         with self.lock:
