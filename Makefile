@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench profile lock clean schema
+.PHONY: run test lint typecheck unit bench profile lock clean schema browsers
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,21 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	$(BIN)/forgeflow serve --demo
 
-test: $(STAMP) lint typecheck unit
+test: $(STAMP) browsers lint typecheck unit
+
+# The browser tests drive Debian's headless Chromium; installed here when missing and apt can
+# (as root). Elsewhere: apt-get install -y chromium chromium-driver (the tests skip without it,
+# saying so; with CI=true they fail instead).
+browsers:
+	@command -v chromedriver >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium and chromium-driver for the browser tests"; \
+	    (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	     { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null; }) || \
+	    echo "could not install chromium: the browser tests will say so"; \
+	  else \
+	    echo "no chromium: the browser tests skip (apt-get install -y chromium chromium-driver)"; \
+	  fi; }
 
 LINT_PATHS := $(wildcard service handlers tests benchmarks tools)
 
@@ -47,4 +61,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .forgeflow .mypy_cache .ruff_cache
+	rm -rf $(VENV) .forgeflow .mypy_cache .ruff_cache .screenshots

@@ -21,12 +21,9 @@ _RUN: contextvars.ContextVar[Any] = contextvars.ContextVar("forgeflow_run", defa
 
 @contextmanager
 def log_context(*, delivery: Any = None, run: Any = None) -> Iterator[None]:
-    """Within the block, this thread's log lines name the delivery and/or run."""
-    tokens = []
-    if delivery is not None:
-        tokens.append((_DELIVERY, _DELIVERY.set(delivery)))
-    if run is not None:
-        tokens.append((_RUN, _RUN.set(run)))
+    """Within the block, this thread's log lines name the delivery and/or run (and after it,
+    what they named before: a worker thread's next task starts clean)."""
+    tokens = [(_DELIVERY, _DELIVERY.set(delivery)), (_RUN, _RUN.set(run))]
     try:
         yield
     finally:

@@ -17,6 +17,8 @@ from service.commands.actions import handle_action
 from service.commands.handle import handle_commands
 from service.context import Context
 from service.events import Event, EventKind
+from service.logs import log_context
+from service.metrics import TIME_TO_FIRST_STATUS
 from service.runs.start import Result, handle_event, run_id_for_delivery
 from service.runs.stopping import fail_run
 from service.store.models import Delivery, DeliveryState
@@ -41,9 +43,13 @@ def process_delivery(ctx: Context, delivery_pk: int) -> Result:
             return Result(f"already processed: {delivery.outcome}")
         delivery.attempts += 1
         event = Event.from_json(delivery.event_json)
-        instance = delivery.instance
+        instance, received = delivery.instance, delivery.received_at
     handler = HANDLERS.get(event.kind, handle_event)
-    result = handler(ctx, event, instance, f"delivery:{delivery_pk}", delivery_pk)
+    with log_context(delivery=delivery_pk):
+        result = handler(ctx, event, instance, f"delivery:{delivery_pk}", delivery_pk)
+    if result.run_id is not None and received is not None:
+        # a run's statuses are posted before the handler returns (queued, or the config error)
+        TIME_TO_FIRST_STATUS.observe(max((now() - received).total_seconds(), 0.0))
     with ctx.db.session() as session:
         delivery = session.get(Delivery, delivery_pk)
         if delivery is not None:

@@ -18,6 +18,7 @@ from ogr.services.github.auth_providers.token import TokenAuthentication
 from service.events import Repository
 from service.forges.base import PullRequestInfo, StatusReport
 from service.forges.ogr_forge import OgrForge
+from service.metrics import FORGE_RATE_LIMIT_REMAINING
 
 # GitHub lists at most 300 files in a comparison and 3,000 in a pull request.
 GITHUB_COMPARE_FILE_CAP = 300
@@ -86,6 +87,9 @@ class GithubForge(OgrForge):
             "context": report.context,
         }
         requester.requestJsonAndCheck("POST", url, input=body)
+        remaining = (getattr(requester, "rate_limiting", None) or (-1,))[0]
+        if isinstance(remaining, int) and remaining >= 0:  # what GitHub's last answer said
+            FORGE_RATE_LIMIT_REMAINING.labels(self.name).set(remaining)
 
     def changed_files(self, repo: Repository, base: str, head: str) -> list[str] | None:
         def compare() -> list[str] | None:

@@ -30,6 +30,7 @@ from service.forges.base import (
 )
 from service.forges.errors import classify, http_status_of
 from service.forges.notes import NoteLedger
+from service.metrics import FORGE_REQUESTS
 from service.settings import ForgeInstance
 
 __all__ = ["OgrForge", "classify", "http_status_of"]
@@ -39,6 +40,10 @@ T = TypeVar("T")
 
 PROJECT_CACHE_SECONDS = 300
 REQUEST_TIMEOUT_SECONDS = 15.0
+
+
+def _outcome(exc: ForgeError) -> str:
+    return "transient" if isinstance(exc, TransientForgeError) else "error"
 
 
 def already_shown(exc: ForgeError) -> bool:
@@ -105,11 +110,16 @@ class OgrForge:
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
-            return fn()
-        except ForgeError:
+            result = fn()
+        except ForgeError as exc:
+            FORGE_REQUESTS.labels(self.name, _outcome(exc)).inc()
             raise
         except Exception as exc:
-            raise classify(exc, what) from exc
+            error = classify(exc, what)
+            FORGE_REQUESTS.labels(self.name, _outcome(error)).inc()
+            raise error from exc
+        FORGE_REQUESTS.labels(self.name, "ok").inc()
+        return result
 
     # -- the seam --------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from service.context import Context
 from service.events import Event, EventKind
 from service.forges.base import Forge
 from service.jobs.loader import JobFileError
+from service.logs import set_run
 from service.reporting.reporter import report_run
 from service.runs.approvals import approved_at
 from service.runs.recipe import Selector, plan_event
@@ -92,6 +93,7 @@ def start_run(
 
 def resume_run(ctx: Context, run_id: int) -> Result:
     """Post pending statuses and submit the run's Workflow, unless that already happened."""
+    set_run(run_id)  # this thread's log lines name the run from here on
     report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id)
     with ctx.db.session() as session:
         run = session.get(Run, run_id)

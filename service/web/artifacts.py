@@ -26,8 +26,12 @@ def _ctx() -> Context:
 
 
 def local_root(run: Run, task: str) -> Path | None:
-    """Where the local executor kept a task's artifacts, if this run ran there."""
-    store = getattr(_ctx().executor, "store", None)
+    """Where the local executor kept a task's artifacts, if this run ran there (the web tier
+    never builds the argo executor: it holds no Kubernetes credentials)."""
+    ctx = _ctx()
+    if run.executor != "local" or ctx.settings.executor != "local":
+        return None
+    store = getattr(ctx.executor, "store", None)
     if store is None or not run.workflow_name or "/" in task or task.startswith("."):
         return None
     root: Path = store.workflow_dir(run.namespace, run.workflow_name) / "artifacts" / task

@@ -197,10 +197,16 @@ def test_web_worker_and_watcher_run_one_image_as_forgeflow():
         labels = deployment["spec"]["selector"]["matchLabels"]
         assert labels == deployment["spec"]["template"]["metadata"]["labels"]
     assert images == {"forgeflow"}  # kustomize's `images:` sets where it comes from
-    web = deployments["forgeflow-web"]["spec"]["template"]["spec"]["containers"][0]
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert web[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    web_pod = deployments["forgeflow-web"]["spec"]["template"]["spec"]
+    web = web_pod["containers"][0]
+    assert web["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert web["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}  # no database in it
     assert web["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert web_pod["automountServiceAccountToken"] is False  # the web tier has no Kubernetes token
+    for name in ("forgeflow-worker", "forgeflow-watcher"):
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "health"}
+        assert container["ports"] == [{"name": "health", "containerPort": 9102, "protocol": "TCP"}]
     (service,) = by_kind("Service").values()
     assert service["spec"]["selector"] == deployments["forgeflow-web"]["spec"]["selector"]["matchLabels"]
     assert by_kind("Route")["forgeflow"]["spec"]["to"]["name"] == service["metadata"]["name"]
