@@ -219,7 +219,8 @@ def test_a_run_page_follows_the_run_and_a_maintainer_acts_on_it(
     assert "no trailing whitespace" in failed[0].text
     assert "trailing whitespace" in text_of(driver, "#job-style .l.err")
     assert text_of(driver, "#job-style .a-fg1") == "error:"
-    assert "job `style` failed at step 'no trailing whitespace' (exit 1)" in text_of(driver, "#job-style .msg")
+    message = "job `style` failed at step 'no trailing whitespace' (exit 1)"
+    assert message in text_of(driver, "#job-style .msg")
     assert "forgeflow-failed" not in text_of(driver, "#job-style") + text_of(driver, "#job-test")
     assert not find(driver, "#action-rerun") and not find(driver, "#action-cancel")  # anonymous
     shoot(driver, "run-page.png")
@@ -259,7 +260,8 @@ def test_a_private_repositorys_run_is_a_sign_in_page_for_anonymous_visitors(
     browser: Any, stack: Stack, fake_github: FakeGitHub, git_repo: GitRepo
 ):
     fake_github.private.add("octo/hidden")
-    run_id = push(stack, fake_github, "octo/hidden", git_repo, {".forgeflow.yaml": "version: 1\njobs:\n  a:\n    steps: [true]\n"})
+    files = {".forgeflow.yaml": "version: 1\njobs:\n  a:\n    steps: [true]\n"}
+    run_id = push(stack, fake_github, "octo/hidden", git_repo, files)
     driver = browser
     driver.delete_all_cookies()
     driver.get(f"{stack.url}/runs/{run_id}")
