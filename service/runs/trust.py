@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from service.events import Event, Repository
+from service.events import Event
 from service.settings import Settings
+from service.trusted import HasWrite, listed_as_trusted, may_write
 
-HasWrite = Callable[[Repository, str], bool]  # (repository, user) → may push
+__all__ = ["HasWrite", "listed_as_trusted", "may_write"]
+
 ApprovedAt = Callable[[str], bool]  # commit sha → approved with ok-to-test
 
 
@@ -40,26 +42,6 @@ class Trust:
 
 TRUSTED = Trust(code_trusted=True, approved=True)
 APPROVED_UNTRUSTED_CODE = Trust(code_trusted=False, approved=True)
-
-
-def listed_as_trusted(
-    settings: Settings, repo: Repository, user: str, source: Repository | None = None
-) -> bool:
-    """In the service config's trusted users (any case), or the source repository's owner is
-    one of its trusted organisations."""
-    policy = settings.policy_for(repo.full_name)
-    users = {u.lower() for u in (*settings.trusted_users, *policy.trusted_users)}
-    if user.lower() in users:
-        return True
-    orgs = {o.lower() for o in (*settings.trusted_orgs, *policy.trusted_orgs)}
-    return bool(orgs) and source is not None and source.namespace.lower() in orgs
-
-
-def may_write(settings: Settings, has_write: HasWrite, repo: Repository, user: str) -> bool:
-    """Whether ``user`` may run commands on ``repo``: listed as trusted, or write access."""
-    if not user:
-        return False
-    return listed_as_trusted(settings, repo, user) or has_write(repo, user)
 
 
 def author_trusted(settings: Settings, event: Event, has_write: HasWrite) -> bool:

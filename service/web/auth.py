@@ -12,7 +12,7 @@ A request is made by one of:
 A user sees the runs of repositories they can read on their forge (asked through
 :mod:`service.web.forge_access`, kept briefly); anyone sees the runs of public repositories
 while ``public_runs`` is on. Acting on a run (re-run, cancel, approve) is for whoever the comment
-commands allow (the same rule, :func:`service.runs.trust.may_write`): a user listed as trusted
+commands allow (the same rule, :func:`service.trusted.may_write`): a user listed as trusted
 in the service config, or with write access.
 """
 
@@ -31,9 +31,9 @@ from sqlalchemy import select, update
 from service.clock import now as utcnow
 from service.context import Context
 from service.events import Repository
-from service.runs.trust import may_write
 from service.settings import ForgeInstance, Settings
 from service.store.models import ApiToken
+from service.trusted import may_write
 from service.web.forge_access import AccessUnknown, ForgeAccess, Permission, RepoKey
 
 TOKEN_PREFIX = "ffp_"  # noqa: S105 (a prefix, not a secret)

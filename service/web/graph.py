@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-from service.runs.node_states import dependencies_of
+from service.dag import dependencies_of
 
 BOX_WIDTH, HEADER, CELL, GAP_X, GAP_Y, PAD = 200, 28, 20, 60, 18, 10
 MAX_LABEL = 26
