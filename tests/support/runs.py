@@ -70,6 +70,7 @@ def add_run(
     created: datetime | None = None,
     workflow: str = "",
     executor: str = "local",
+    namespace: str = "forgeflow",
 ) -> int:
     """A run with its jobs ``(name, task, state)``; its id."""
     ev = the_event or event()
@@ -86,7 +87,7 @@ def add_run(
             pr_number=ev.pull_request.number if ev.pull_request else None,
             event_json=ev.to_json(),
             executor=executor,
-            namespace="forgeflow",
+            namespace=namespace,
             workflow_name=workflow,
             manifest_json=json.dumps(manifest) if manifest else "",
             phase=phase,
