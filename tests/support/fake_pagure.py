@@ -64,6 +64,7 @@ class FakePagure(FakeForge):
         self.commit_flags: dict[tuple[str, str], dict[str, Any]] = {}  # (sha, uid) -> flag
         self.pr_flags: dict[tuple[str, int, str], dict[str, Any]] = {}  # (project, id, uid) -> flag
         self.stats_pending: set[int] = set()  # pull requests Pagure has no diffstats for yet
+        self.user_tokens: dict[str, str] = {}  # a user's own API token -> the user (sign-in)
         self._ids = itertools.count(1)
 
     def add_project(self, url_path: str, repo: GitRepo, **kwargs: Any) -> Project:
@@ -76,7 +77,8 @@ class FakePagure(FakeForge):
 
     def authorized(self, request: Request) -> bool:
         given = request.headers.get("Authorization")
-        return given == f"token {self.token}" or (given is None and request.method == "GET")
+        users = {f"token {t}" for t in self.user_tokens}
+        return given == f"token {self.token}" or given in users or (given is None and request.method == "GET")
 
     def unauthorized(self) -> Response:
         return self.json({"error": "Invalid or expired token", "error_code": "EINVALIDTOK"}, 401)
@@ -89,6 +91,7 @@ class FakePagure(FakeForge):
         api = rf"^/api/0/({names})"
         return [
             ("GET", r"^/api/0/group/([^/]+)$", self.get_group),
+            ("POST", r"^/api/0/-/whoami$", self.whoami),
             ("GET", api + "$", self.get_project),
             ("GET", api + r"/git/branches$", self.get_branches),
             ("GET", api + r"/git/tags$", self.get_tags),
@@ -101,6 +104,12 @@ class FakePagure(FakeForge):
             ("GET", rf"^/({names})/raw/([^/]+)/f/(.+)$", self.raw_file),
             ("GET", rf"^/({names})\.git/(.+)$", self.git_file),
         ]
+
+    def whoami(self, request: Request) -> Response:
+        """Who a token belongs to (``POST /api/0/-/whoami``)."""
+        token = request.headers.get("Authorization", "").removeprefix("token ")
+        user = self.user_tokens.get(token)
+        return self.json({"username": user}) if user else self.unauthorized()
 
     def project_json(self, p: Project) -> dict[str, Any]:
         parts = p.fullname.split("/")

@@ -41,12 +41,13 @@ def event(
     web: str = "https://github.com",
     sender: str = "alice",
     private: bool = False,
+    forge: str = "github",
 ) -> Event:
     namespace, name = repo.rsplit("/", 1)
     repository = Repository(namespace, name, f"{web}/{repo}.git", f"{web}/{repo}", "main", private)
     pull = PullRequest(pr, f"change {pr}", sender, "feature", "main", head_sha=sha) if pr else None
     return Event(
-        forge="github",
+        forge=forge,
         kind=kind,
         repository=repository,
         sha=sha,

@@ -137,3 +137,38 @@ def test_open_access_only_on_loopback_and_only_without_sign_in():
     signed = {"FORGEFLOW_GITHUB_TOKEN": "t", "FORGEFLOW_GITHUB_OAUTH_CLIENT_ID": "c"}
     assert not open_access(load_settings(environ=signed))
     assert not open_access(load_settings(environ={"FORGEFLOW_LOCAL_OPEN_ACCESS": "false"}))
+
+
+def test_pagure_users_sign_in_with_an_api_token_and_groups_count(make_settings, httpserver, git_repo):
+    from service.context import build_context
+    from tests.support.fake_pagure import FakePagure
+
+    pagure = FakePagure(httpserver, token="service-token")
+    pagure.add_project(
+        "rpms/private-pkg", git_repo, users={"commit": ["ann"]}, groups={"commit": ["packagers"]}
+    )
+    pagure.groups["packagers"] = ["bob"]
+    pagure.user_tokens.update({"ann-token": "ann", "bob-token": "bob", "eve-token": "eve"})
+    settings = make_settings(pagure_token="service-token", pagure_api_url=pagure.url, access_cache_seconds=0)
+    ctx = build_context(settings)
+    try:
+        web = Web(ctx)
+        name = ctx.settings.forge_instances()[0].name
+        the_event = event("rpms/private-pkg", web=pagure.url, forge="pagure")
+        run_id = add_run(ctx, the_event, instance=name, phase="failed", jobs=(("a", "a", "failure"),))
+        assert f"{name} API token" in web.get("/login").get_data(as_text=True)
+
+        def sign_in_with(token: str) -> int:
+            page = web.get("/login").get_data(as_text=True)  # a new session has a new CSRF token
+            csrf = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+            form = {"csrf_token": csrf, "token": token, "next": f"/runs/{run_id}"}
+            return web.client.post(f"/login/{name}/token", data=form).status_code
+
+        assert sign_in_with("wrong") == 401
+        assert sign_in_with("bob-token") == 303
+        assert web.get("/api/me").json["login"] == "bob"
+        assert web.get(f"/api/runs/{run_id}").json["actions"] == ["rerun", "rerun-failed"]  # a packager
+        assert sign_in_with("eve-token") == 303
+        assert web.get(f"/api/runs/{run_id}").json["actions"] == []  # public project: may read only
+    finally:
+        ctx.close()
