@@ -14,36 +14,26 @@ import json
 import secrets
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, redirect, request, url_for
+from flask import Blueprint, abort, jsonify, redirect, request, url_for
 from flask_wtf.csrf import CSRFError, validate_csrf
 from pydantic import ValidationError
 from wtforms import ValidationError as CsrfInvalid
 
-from service.context import Context
 from service.events import Event, EventKind
 from service.relay import local_wakeup
 from service.store.deliveries import NewDelivery
 from service.store.models import DeliveryState, Run
+from service.web import current
 from service.web.api_models import ActionRequest, BadQuery, parse_run_id, validation_reason
-from service.web.auth import Access, Viewer, current_viewer
+from service.web.auth import Viewer, current_viewer
 from service.web.run_views import allowed_actions, get_run, run_key
 
 bp = Blueprint("actions", __name__)
 
 
-def _ctx() -> Context:
-    ctx: Context = current_app.extensions["forgeflow"]
-    return ctx
-
-
-def _access() -> Access:
-    access: Access = current_app.extensions["forgeflow.access"]
-    return access
-
-
 def request_action(run: Run, viewer: Viewer, action: str, request_id: str) -> str:
     """Store the request for the worker; its delivery id. Aborts 403/409 when not allowed now."""
-    access = _access()
+    access = current.access()
     if not access.can_act(viewer, run_key(run)):
         abort(403, "you may not act on this run (write access or the service's trust list is needed)")
     possible = allowed_actions(run, True)
@@ -64,7 +54,7 @@ def request_action(run: Run, viewer: Viewer, action: str, request_id: str) -> st
         extra={"run": str(run.id)},
     )
     delivery_id = f"action-{run.id}-{request_id}"
-    _ctx().delivery_writer.store(
+    current.context().delivery_writer.store(
         NewDelivery(
             forge=run.forge,
             instance=run.instance,
@@ -81,9 +71,9 @@ def request_action(run: Run, viewer: Viewer, action: str, request_id: str) -> st
 
 
 def _run(run_id_text: str) -> Run:
-    run = get_run(_ctx(), parse_run_id(run_id_text))
+    run = get_run(current.context(), parse_run_id(run_id_text))
     viewer = current_viewer()
-    if run is None or not _access().can_read(viewer, run_key(run)):
+    if run is None or not current.access().can_read(viewer, run_key(run)):
         abort(404, "no such run (or you may not see it)")
     return run
 
@@ -96,7 +86,7 @@ def page_action(run_id: str) -> Any:
     except (CsrfInvalid, CSRFError):
         abort(400, "the form expired or did not come from forgeflow; reload the page and try again")
     origin = request.headers.get("Origin")
-    if origin and origin not in (request.host_url.rstrip("/"), _ctx().settings.public_url):
+    if origin and origin not in (request.host_url.rstrip("/"), current.context().settings.public_url):
         abort(403, "this form must be sent from forgeflow's own pages")
     run = _run(run_id)
     try:

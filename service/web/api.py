@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, jsonify, request
 from sqlalchemy import select
 
-from service.context import Context
 from service.reporting.queries import commit_statuses
 from service.store.models import Job, JobState, Run
+from service.web import current
 from service.web.api_models import (
     Empty,
     LogQuery,
@@ -23,12 +23,13 @@ from service.web.api_models import (
     parse_query,
     parse_run_id,
 )
-from service.web.auth import Access, current_viewer
+from service.web.auth import current_viewer
 from service.web.logview import parse_log
 from service.web.openapi import document
 from service.web.run_views import (
     LogUnavailable,
     get_run,
+    job_of,
     list_runs,
     read_log,
     run_key,
@@ -40,21 +41,11 @@ bp = Blueprint("api", __name__)
 MAX_CHUNK = 256 * 1024  # characters of log per answer
 
 
-def _ctx() -> Context:
-    ctx: Context = current_app.extensions["forgeflow"]
-    return ctx
-
-
-def _access() -> Access:
-    access: Access = current_app.extensions["forgeflow.access"]
-    return access
-
-
 def readable_run(run_id_text: str) -> Run:
     """The run, if the caller may read it (else 401 for anonymous callers, 404 for others)."""
-    run = get_run(_ctx(), parse_run_id(run_id_text))
+    run = get_run(current.context(), parse_run_id(run_id_text))
     viewer = current_viewer()
-    if run is None or not _access().can_read(viewer, run_key(run)):
+    if run is None or not current.access().can_read(viewer, run_key(run)):
         if run is not None and not viewer.signed_in:
             abort(401, "sign in (or send a token) to see this run")
         abort(404, "no such run (or you may not see it)")
@@ -64,7 +55,7 @@ def readable_run(run_id_text: str) -> Run:
 @bp.get("/api/openapi.json")
 def openapi() -> Any:
     parse_query(Empty, request.args)
-    response = jsonify(document(_ctx().settings.public_url))
+    response = jsonify(document(current.context().settings.public_url))
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
@@ -79,7 +70,7 @@ def me() -> Any:
 @bp.get("/api/runs")
 def api_runs() -> Any:
     query = parse_query(RunsQuery, request.args)
-    ctx, access, viewer = _ctx(), _access(), current_viewer()
+    ctx, access, viewer = current.context(), current.access(), current_viewer()
     runs, cursor = list_runs(ctx, access, viewer, query)
     public_url = ctx.settings.public_url
     out = [
@@ -93,7 +84,7 @@ def api_runs() -> Any:
 def api_run(run_id: str) -> Any:
     parse_query(Empty, request.args)
     run = readable_run(run_id)
-    ctx, access = _ctx(), _access()
+    ctx, access = current.context(), current.access()
     view = run_view(ctx, run, access.can_act(current_viewer(), run_key(run)), with_logs=True)
     response = jsonify(run_out(ctx.settings.public_url, view))
     response.headers["Cache-Control"] = "private, no-cache"
@@ -104,11 +95,9 @@ def api_run(run_id: str) -> Any:
 def api_log(run_id: str, task: str) -> Any:
     query = parse_query(LogQuery, request.args)
     run = readable_run(run_id)
-    job = next((j for j in run.jobs if j.task == task), None)
-    if job is None:
-        abort(404, f"run {run.id} has no job {task[:100]!r}")
+    job = job_of(run, task)
     try:
-        text = read_log(_ctx(), run, task) or ""
+        text = read_log(current.context(), run, task) or ""
     except LogUnavailable:
         abort(503, "the log cannot be read right now; try again soon")
     final = job.state in JobState.FINAL
@@ -160,7 +149,7 @@ def api_statuses(repo: str, sha: str) -> Any:
         RunsQuery.model_validate({"repo": repo, "sha": sha})
     except Exception as exc:
         raise BadQuery("repo must be namespace/name and sha 4 to 64 hex digits") from exc
-    ctx, access, viewer = _ctx(), _access(), current_viewer()
+    ctx, access, viewer = current.context(), current.access(), current_viewer()
     with ctx.db.session() as session:
         keys = session.execute(
             select(Run.forge, Run.instance, Run.repo)

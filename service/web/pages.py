@@ -18,15 +18,16 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
 
-from service.context import Context
 from service.executors.log_times import strip
 from service.store.models import JobState, Run
+from service.web import current
 from service.web.api_models import RunsQuery, parse_query, parse_run_id
-from service.web.auth import Access, current_viewer, sign_in_methods
+from service.web.auth import current_viewer, sign_in_methods
 from service.web.present import human_duration
 from service.web.run_views import (
     LogUnavailable,
     get_run,
+    job_of,
     job_view,
     list_runs,
     read_log,
@@ -38,16 +39,6 @@ bp = Blueprint("pages", __name__)
 PAGE_SIZE = 50
 
 
-def _ctx() -> Context:
-    ctx: Context = current_app.extensions["forgeflow"]
-    return ctx
-
-
-def _access() -> Access:
-    access: Access = current_app.extensions["forgeflow.access"]
-    return access
-
-
 @bp.app_context_processor
 def helpers() -> dict[str, Any]:
     return {
@@ -55,7 +46,7 @@ def helpers() -> dict[str, Any]:
         "human_duration": human_duration,
         "clock": clock,
         "csrf_token": generate_csrf,
-        "can_sign_in": bool(sign_in_methods(_ctx().settings)),
+        "can_sign_in": bool(sign_in_methods(current.context().settings)),
     }
 
 
@@ -73,7 +64,7 @@ def _list(title: str, fixed: dict[str, Any], heading_links: dict[str, str] | Non
     if fixed:
         query = query.model_copy(update=fixed)
     query = query.model_copy(update={"limit": min(query.limit, PAGE_SIZE)})
-    ctx, access, viewer = _ctx(), _access(), current_viewer()
+    ctx, access, viewer = current.context(), current.access(), current_viewer()
     runs, cursor = list_runs(ctx, access, viewer, query)
     views = [run_view(ctx, run, False, with_logs=False) for run in runs]
     args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "cursor"}
@@ -119,8 +110,8 @@ def _fixed(**values: str) -> dict[str, Any]:
 def readable(run_id_text: str) -> tuple[Run, bool]:
     """The run and whether the visitor may act on it. An anonymous visitor who may not see it
     gets the sign-in page instead (401); anyone else a 404."""
-    run = get_run(_ctx(), parse_run_id(run_id_text))
-    viewer, access = current_viewer(), _access()
+    run = get_run(current.context(), parse_run_id(run_id_text))
+    viewer, access = current_viewer(), current.access()
     if run is None or not access.can_read(viewer, run_key(run)):
         if run is not None and not viewer.signed_in:
             from service.web.login import render_login
@@ -134,7 +125,7 @@ def readable(run_id_text: str) -> tuple[Run, bool]:
 @bp.get("/runs/<run_id>")
 def run_page(run_id: str) -> Any:
     run, may_act = readable(run_id)
-    ctx = _ctx()
+    ctx = current.context()
     view = run_view(ctx, run, may_act)
     manifest = json.dumps(json.loads(run.manifest_json), indent=2) if run.manifest_json else ""
     response = current_app.make_response(
@@ -170,10 +161,8 @@ def _cacheable(response: Response, run: Run, final: bool, personal: bool) -> Any
 def job_fragment(run_id: str, task: str) -> Any:
     """One job's section of the run page (the page's script swaps it in when the job changes)."""
     run, _ = readable(run_id)
-    job = next((j for j in run.jobs if j.task == task), None)
-    if job is None:
-        abort(404, f"run {run.id} has no job {task[:100]!r}")
-    view = job_view(_ctx(), run, job, with_log=True)
+    job = job_of(run, task)
+    view = job_view(current.context(), run, job, with_log=True)
     response = current_app.make_response(render_template("_job.html", j=view, run=run))
     response.headers["Cache-Control"] = "private, no-cache"
     return response
@@ -182,11 +171,9 @@ def job_fragment(run_id: str, task: str) -> Any:
 @bp.get("/runs/<run_id>/logs/<task>")
 def raw_log(run_id: str, task: str) -> Any:
     run, _ = readable(run_id)
-    job = next((j for j in run.jobs if j.task == task), None)
-    if job is None:
-        abort(404, f"run {run.id} has no job {task[:100]!r}")
+    job = job_of(run, task)
     try:
-        text = read_log(_ctx(), run, task)
+        text = read_log(current.context(), run, task)
     except LogUnavailable:
         abort(503, "the log cannot be read right now; try again soon")
     if text is None:

@@ -43,6 +43,16 @@ def run_key(run: Run) -> RepoKey:
     return RepoKey(run.forge, run.instance, run.repo)
 
 
+def job_of(run: Run, task: str) -> Job:
+    """The run's job ``task`` (404 when it has none)."""
+    from flask import abort
+
+    job = next((j for j in run.jobs if j.task == task), None)
+    if job is None:
+        abort(404, f"run {run.id} has no job {task[:100]!r}")
+    return job
+
+
 def get_run(ctx: Context, run_id: int) -> Run | None:
     with ctx.db.session() as session:
         return session.scalars(select(Run).options(selectinload(Run.jobs)).where(Run.id == run_id)).first()
@@ -110,7 +120,7 @@ def read_log(ctx: Context, run: Run, task: str) -> str | None:
                 WorkflowRef(run.namespace, run.workflow_name), task
             )
             return text
-        from service.executors.argo.logs import DatabaseLogArchive
+        from service.store.workflow_logs import DatabaseLogArchive
 
         return DatabaseLogArchive(ctx.db).get(run.namespace, run.workflow_name, task)
     except Exception as exc:
