@@ -17,13 +17,14 @@ import orjson
 
 _DELIVERY: contextvars.ContextVar[Any] = contextvars.ContextVar("forgeflow_delivery", default=None)
 _RUN: contextvars.ContextVar[Any] = contextvars.ContextVar("forgeflow_run", default=None)
+_ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("forgeflow_log_context", default=False)
 
 
 @contextmanager
 def log_context(*, delivery: Any = None, run: Any = None) -> Iterator[None]:
     """Within the block, this thread's log lines name the delivery and/or run (and after it,
     what they named before: a worker thread's next task starts clean)."""
-    tokens = [(_DELIVERY, _DELIVERY.set(delivery)), (_RUN, _RUN.set(run))]
+    tokens = [(_DELIVERY, _DELIVERY.set(delivery)), (_RUN, _RUN.set(run)), (_ACTIVE, _ACTIVE.set(True))]
     try:
         yield
     finally:
@@ -32,8 +33,10 @@ def log_context(*, delivery: Any = None, run: Any = None) -> Iterator[None]:
 
 
 def set_run(run: Any) -> None:
-    """Name the run in this thread's lines from now on (within the current log_context)."""
-    _RUN.set(run)
+    """Name the run in this thread's lines until the current :func:`log_context` ends (outside
+    of one it does nothing: a long-lived thread would name a stale run)."""
+    if _ACTIVE.get():
+        _RUN.set(run)
 
 
 class _Ids(logging.Filter):

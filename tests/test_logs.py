@@ -28,3 +28,5 @@ def test_every_line_names_its_delivery_and_run_and_only_within_the_work():
         assert (_line("submitted")["delivery"], _line("submitted")["run"]) == (12, 7)
     after = _line("next task")
     assert (after["delivery"], after["run"]) == (None, None)
+    set_run(9)  # outside of any delivery's or run's work: names nothing
+    assert _line("sweeping")["run"] is None

@@ -110,7 +110,8 @@ def test_metrics_count_deliveries_and_show_the_queue(make_settings):
         web = Web(ctx)
         labels = {"forge": "github", "event": "push", "outcome": "accepted"}
         before = metric(web, "forgeflow_deliveries_total", **labels)
-        duplicate_before = metric(web, "forgeflow_deliveries_total", forge="github", outcome="duplicate")
+        duplicate = {**labels, "outcome": "duplicate"}
+        duplicate_before = metric(web, "forgeflow_deliveries_total", **duplicate)
         body = json.dumps(payloads.push("octo/hello", "https://github.com/octo/hello.git", "b" * 40)).encode()
         headers = signed_headers("github", body, "s3", "push", "metrics-1")
         assert web.client.post("/api/webhooks/github", data=body, headers=headers).status_code == 202
@@ -118,7 +119,7 @@ def test_metrics_count_deliveries_and_show_the_queue(make_settings):
         assert web.client.post("/api/webhooks/github", data=body).status_code == 401
         assert metric(web, "forgeflow_deliveries_total", **labels) == before + 1
         assert (
-            metric(web, "forgeflow_deliveries_total", forge="github", outcome="duplicate")
+            metric(web, "forgeflow_deliveries_total", forge="github", event="push", outcome="duplicate")
             == duplicate_before + 1
         )
         assert metric(web, "forgeflow_deliveries_total", forge="github", outcome="unauthorized") >= 1
