@@ -16,7 +16,9 @@ from werkzeug.datastructures import MultiDict
 
 MAX_ID = 2**31 - 1  # the id columns are 32-bit integers
 Phase = Literal["created", "submitted", "running", "succeeded", "failed", "error", "config-error", "waiting"]
-EventKindName = Literal["push", "tag", "pull_request", "comment", "release", "manual", "rerun", "action"]
+EventKindName = Literal[
+    "push", "tag", "pull_request", "comment", "release", "manual", "rerun", "schedule", "action"
+]
 ForgeName = Literal["github", "gitlab", "forgejo", "pagure", "local"]
 JobStateName = Literal["pending", "running", "success", "failure", "error"]
 ActionName = Literal["rerun", "rerun-failed", "cancel", "approve"]

@@ -1,14 +1,14 @@
 """personal API tokens of signed-in users (issue 15)
 
 Revision ID: issue15_api_tokens
-Revises: 0001
+Revises: 0003_command_claims
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "issue15_api_tokens"
-down_revision = "0001"
+down_revision = "0003_command_claims"
 branch_labels = None
 depends_on = None
 
