@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask, g, jsonify, render_template, request
+from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -24,7 +25,7 @@ from werkzeug.exceptions import HTTPException
 from service.context import Context
 from service.metrics import WEB_ERRORS
 from service.settings import session_secret
-from service.web.api_models import BadQuery
+from service.web.api_models import BadQuery, validation_reason
 from service.web.auth import Access, BadCredentials, viewer_of_request
 from service.web.forge_access import AccessUnknown
 
@@ -106,6 +107,10 @@ def create_app(ctx: Context, access: Access | None = None) -> Flask:
     @app.errorhandler(BadQuery)
     def bad_query(exc: BadQuery) -> Any:
         return error(400, exc.reason)
+
+    @app.errorhandler(ValidationError)
+    def invalid(exc: ValidationError) -> Any:  # input a route forgot to check: still a 400
+        return error(400, validation_reason(exc))
 
     @app.errorhandler(AccessUnknown)
     def access_unknown(exc: AccessUnknown) -> Any:

@@ -17,11 +17,12 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
+from pydantic import ValidationError
 
 from service.executors.log_times import strip
 from service.store.models import JobState, Run
 from service.web import current
-from service.web.api_models import RunsQuery, parse_query, parse_run_id
+from service.web.api_models import BadQuery, RunsQuery, parse_query, parse_run_id, validation_reason
 from service.web.auth import current_viewer, sign_in_methods
 from service.web.present import human_duration
 from service.web.run_views import (
@@ -103,8 +104,11 @@ def repo_runs(forge: str, repo: str) -> Any:
 
 def _fixed(**values: str) -> dict[str, Any]:
     """Filters from the path, validated as the query string's would be."""
-    checked = RunsQuery.model_validate(values) if values else None
-    return {key: getattr(checked, key) for key in values} if checked else {}
+    try:
+        checked = RunsQuery.model_validate(values)
+    except ValidationError as exc:
+        raise BadQuery(validation_reason(exc)) from exc
+    return {key: getattr(checked, key) for key in values}
 
 
 def readable(run_id_text: str) -> tuple[Run, bool]:

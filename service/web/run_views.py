@@ -32,6 +32,7 @@ from service.web.present import EventLinks, event_links, human_duration, job_mes
 
 log = logging.getLogger(__name__)
 SCAN_FACTOR = 5  # a page looks at most this many times its size of runs for ones the viewer may see
+MAX_LOG_BYTES = 8 * 1024 * 1024  # of a local log file read for the pages: its end
 MAX_PAGE_LINES = 3000  # lines of one job's log on the run page (the raw log has them all)
 
 
@@ -117,7 +118,7 @@ def read_log(ctx: Context, run: Run, task: str) -> str | None:
     try:
         if run.executor == "local" and ctx.settings.executor == "local":
             text: str | None = ctx.executor.stamped_logs(  # type: ignore[attr-defined]
-                WorkflowRef(run.namespace, run.workflow_name), task
+                WorkflowRef(run.namespace, run.workflow_name), task, max_bytes=MAX_LOG_BYTES
             )
             return text
         from service.store.workflow_logs import DatabaseLogArchive

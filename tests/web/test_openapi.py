@@ -90,7 +90,19 @@ text_values = st.one_of(
 )
 queries = st.lists(st.tuples(st.sampled_from([*QUERY_NAMES, "x"]), text_values), max_size=4)
 paths = st.sampled_from(
-    ["/api/runs", "/api/runs/{run_id}", "/api/runs/{run_id}/jobs/test/log", "/runs", "/runs/{run_id}"]
+    [
+        "/api/runs",
+        "/api/runs/{run_id}",
+        "/api/runs/{run_id}/jobs/test/log",
+        "/runs",
+        "/runs/{run_id}",
+        "/runs/{run_id}/jobs/{run_id}",
+        "/runs/{run_id}/logs/test",
+        "/repos/{run_id}/{run_id}",
+        "/repos/github/{run_id}/-/pull/{run_id}",
+        "/repos/github/octo/hello/-/commit/{run_id}",
+        "/api/statuses/{run_id}/{run_id}",
+    ]
 )
 
 

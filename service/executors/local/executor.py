@@ -127,13 +127,21 @@ class LocalExecutor:
         text = self.stamped_logs(ref, task)
         return strip(text) if text is not None else None
 
-    def stamped_logs(self, ref: WorkflowRef, task: str) -> str | None:
-        """The log with each line's time (``log_times``), as the run pages show it."""
+    def stamped_logs(self, ref: WorkflowRef, task: str, max_bytes: int | None = None) -> str | None:
+        """The log with each line's time (``log_times``), as the run pages show it; past
+        ``max_bytes`` only its end (whole lines), where failures are."""
         path = self.store.log_path(ref.namespace, ref.name, task)
         try:
-            return path.read_text(encoding="utf-8", errors="replace")
+            with path.open("rb") as log:
+                size = log.seek(0, os.SEEK_END)
+                start = size - max_bytes if max_bytes is not None and size > max_bytes else 0
+                log.seek(start)
+                data = log.read()
         except FileNotFoundError:
             return None
+        if start:
+            data = data[data.find(b"\n") + 1 :]
+        return data.decode("utf-8", errors="replace")
 
     # -- local extras ------------------------------------------------------------------------
     def create(self, manifest: Manifest) -> tuple[WorkflowRef, bool]:
