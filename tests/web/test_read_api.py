@@ -164,3 +164,15 @@ def test_pages_answer_503_while_the_database_is_down_and_livez_still_200(dead_da
         assert response.status_code == 503, (path, response.status_code)
         assert response.headers["Retry-After"]
     assert create_app  # the factory builds apps whatever the database does
+
+
+def test_a_finished_run_page_is_cacheable_and_a_running_one_revalidates(web: Web):
+    done = add_run(web.ctx)
+    first = web.get(f"/runs/{done}", headers={"Accept": "text/html"})
+    assert first.status_code == 200 and "max-age" in first.headers["Cache-Control"]
+    assert "run.js" not in first.get_data(as_text=True)  # nothing to follow: no script
+    again = web.get(f"/runs/{done}", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304
+    running = add_run(web.ctx, phase="running", jobs=(("build", "build", "running"),))
+    page = web.get(f"/runs/{running}", headers={"Accept": "text/html"})
+    assert page.headers["Cache-Control"] == "private, no-cache" and "run.js" in page.get_data(as_text=True)
