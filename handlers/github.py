@@ -2,8 +2,11 @@
 
 Acted on: ``push`` to a branch or tag, ``pull_request`` (opened, synchronize, reopened,
 closed, labeled, ready_for_review), ``issue_comment`` on a pull request, ``release``
-published, and ``check_run``/``check_suite`` rerequested. ``ping`` is answered. Everything else
-is ignored with a reason.
+published, ``check_run``/``check_suite`` rerequested and ``check_run`` requested_action (the
+"Re-run" buttons), ``merge_group`` checks_requested and destroyed (the merge queue), and a
+GitHub App's ``installation``/``installation_repositories`` (kept in the database). ``ping`` is
+answered. Everything else is ignored with a reason. A delivery to a GitHub App names its
+installation: the event keeps its id (``extra["installation"]``).
 """
 
 from __future__ import annotations
@@ -76,9 +79,13 @@ def guess_event_type(payload: dict[str, Any]) -> str:
         return "pull_request"
     if "comment" in payload and "issue" in payload:
         return "issue_comment"
-    for kind in ("check_run", "check_suite", "release"):
+    for kind in ("check_run", "check_suite", "release", "merge_group"):
         if kind in payload:
             return kind
+    if "repositories_added" in payload or "repositories_removed" in payload:
+        return "installation_repositories"
+    if "installation" in payload and "repository" not in payload:
+        return "installation"
     if "ref_type" in payload:
         return "create"
     return "push"
@@ -161,6 +168,7 @@ def parse_push(p: Payload, event_type: str) -> ParseResult:
             sender=sender,
             created=created,
             changed_files=changed,
+            extra=with_installation(p, {}),
         ),
         event_type,
     )
@@ -210,6 +218,7 @@ def parse_pull_request(p: Payload, event_type: str) -> ParseResult:
             before=p.get("before").str(),
             sender=p.get("sender", "login").str(),
             pull_request=pr,
+            extra=with_installation(p, {}),
         ),
         event_type,
     )
@@ -249,6 +258,7 @@ def parse_issue_comment(p: Payload, event_type: str) -> ParseResult:
                 author=author,
                 url=comment.get("html_url").str(),
             ),
+            extra=with_installation(p, {}),
         ),
         event_type,
     )
@@ -273,21 +283,27 @@ def parse_release(p: Payload, event_type: str) -> ParseResult:
             ref=f"refs/tags/{tag}",
             tag=tag,
             sender=p.get("sender", "login").str(),
+            extra=with_installation(p, {}),
         ),
         event_type,
     )
 
 
+RERUN_ACTIONS = ("rerequested", "requested_action")
+
+
 def parse_rerun(p: Payload, event_type: str) -> ParseResult:
+    """ "Re-run" on a check run or suite, or a check run's button ("Re-run failed jobs")."""
     action = p.get("action").str()
-    if action != "rerequested":
+    if action not in RERUN_ACTIONS or (action == "requested_action" and event_type != "check_run"):
         return Ignored(f"{event_type} action '{action}' starts nothing", event_type)
-    suite = p.get("check_suite") if event_type == "check_suite" else p.get("check_run", "check_suite")
-    sha = (p.get("check_run", "head_sha").str() if event_type == "check_run" else "") or suite.get(
+    check = p.get("check_run")
+    suite = p.get("check_suite") if event_type == "check_suite" else check.get("check_suite")
+    sha = (check.get("head_sha").str() if event_type == "check_run" else "") or suite.get(
         "head_sha"
     ).require_str()
     repo = repository(p.get("repository"))
-    prs = suite.get("pull_requests").list() or p.get("check_run", "pull_requests").list()
+    prs = suite.get("pull_requests").list() or check.get("pull_requests").list()
     pr = None
     if prs:
         first = prs[0]
@@ -299,6 +315,15 @@ def parse_rerun(p: Payload, event_type: str) -> ParseResult:
             base_sha=first.get("base", "sha").str(),
         )
     branch = suite.get("head_branch").str()
+    extra = {}
+    if event_type == "check_run":
+        extra = {
+            "check_name": check.get("name").str(),
+            "check_run_id": check.get("id").str(),
+            "external_id": check.get("external_id").str(),
+        }
+        if action == "requested_action":
+            extra["requested_action"] = p.get("requested_action", "identifier").str()
     return Parsed(
         Event(
             forge=FORGE,
@@ -311,10 +336,91 @@ def parse_rerun(p: Payload, event_type: str) -> ParseResult:
             branch=branch,
             sender=p.get("sender", "login").str(),
             pull_request=pr,
-            extra={"check_name": p.get("check_run", "name").str()} if event_type == "check_run" else {},
+            extra=with_installation(p, {k: v for k, v in extra.items() if v}),
         ),
         event_type,
     )
+
+
+MERGE_GROUP_ACTIONS = ("checks_requested", "destroyed")
+
+
+def parse_merge_group(p: Payload, event_type: str) -> ParseResult:
+    """A merge queue's group: run the ``merge_group`` jobs on its head commit (checks_requested),
+    or stop them when the group is gone (destroyed: merged, invalidated or dequeued)."""
+    action = p.get("action").str()
+    if action not in MERGE_GROUP_ACTIONS:
+        return Ignored(f"merge_group action '{action}' starts nothing", event_type)
+    group = p.get("merge_group")
+    sha = group.get("head_sha").require_str()
+    head_ref = group.get("head_ref").str()
+    _, base = ref_kind(group.get("base_ref").str())
+    _, head_branch = ref_kind(head_ref)
+    repo = repository(p.get("repository"))
+    extra = {"base_branch": base, "base_sha": group.get("base_sha").str()}
+    if action == "destroyed":
+        extra["reason"] = p.get("reason").str()
+    return Parsed(
+        Event(
+            forge=FORGE,
+            kind=EventKind.MERGE_GROUP,
+            repository=repo,
+            sha=sha,
+            instance=instance_of(repo.html_url),
+            action=action,
+            ref=head_ref,
+            branch=head_branch,
+            before=group.get("base_sha").str(),
+            sender=p.get("sender", "login").str(),
+            extra=with_installation(p, {k: v for k, v in extra.items() if v}),
+        ),
+        event_type,
+    )
+
+
+def _names(repositories: Payload) -> str:
+    return ",".join(sorted({n for r in repositories.list() if (n := r.get("full_name").str())}))
+
+
+def parse_installation(p: Payload, event_type: str) -> ParseResult:
+    """A GitHub App installed, changed or removed (``installation``), or repositories added to
+    or removed from an installation (``installation_repositories``): kept in the database."""
+    installation = p.get("installation")
+    installation_id = installation.get("id").require_int()
+    account = installation.get("account", "login").str() or p.get("sender", "login").str()
+    action = p.get("action").str()
+    extra = {
+        "installation": str(installation_id),
+        "account": account,
+        "app_id": installation.get("app_id").str(),
+        "selection": installation.get("repository_selection").str() or p.get("repository_selection").str(),
+        "suspended": "true" if installation.get("suspended_at").str() else "",
+    }
+    if event_type == "installation":
+        extra["added"] = _names(p.get("repositories"))
+    else:
+        extra["added"] = _names(p.get("repositories_added"))
+        extra["removed"] = _names(p.get("repositories_removed"))
+    host = instance_of(installation.get("account", "html_url").str() or installation.get("html_url").str())
+    return Parsed(
+        Event(
+            forge=FORGE,
+            kind=EventKind.INSTALLATION,
+            repository=Repository(namespace="", name=account, clone_url=""),
+            sha="",
+            instance=host,
+            action=action,
+            sender=p.get("sender", "login").str(),
+            extra={k: v for k, v in extra.items() if v},
+        ),
+        event_type,
+    )
+
+
+def with_installation(p: Payload, extra: dict[str, str]) -> dict[str, str]:
+    """``extra`` plus the id of the GitHub App installation the delivery was sent for."""
+    installation = p.get("installation", "id").int()
+    return {**extra, "installation": str(installation)} if installation else extra
 
 
 PARSERS: dict[str, Callable[[Payload, str], ParseResult]] = {
@@ -324,6 +430,9 @@ PARSERS: dict[str, Callable[[Payload, str], ParseResult]] = {
     "release": parse_release,
     "check_run": parse_rerun,
     "check_suite": parse_rerun,
+    "merge_group": parse_merge_group,
+    "installation": parse_installation,
+    "installation_repositories": parse_installation,
 }
 
 

@@ -28,6 +28,8 @@ class EventKind(StrEnum):
     RERUN = "rerun"  # a forge asked to re-run checks (GitHub check_run/check_suite)
     SCHEDULE = "schedule"  # a job's cron schedule fired (extra: schedule = the cron)
     ACTION = "action"  # someone acted on a run page: re-run, cancel, approve (service.commands.actions)
+    MERGE_GROUP = "merge_group"  # a merge queue asks for checks on a merge group's head (GitHub)
+    INSTALLATION = "installation"  # a GitHub App was installed, changed or removed somewhere
 
 
 def is_zero_sha(sha: str) -> bool:
@@ -133,6 +135,8 @@ class Event:
         """The branch a job's ``branches:`` filter is matched against."""
         if self.pull_request is not None:
             return self.pull_request.target_branch
+        if self.kind is EventKind.MERGE_GROUP:  # the branch the queue merges into
+            return self.extra.get("base_branch", "")
         return self.branch
 
     def to_dict(self) -> dict[str, Any]:
@@ -193,4 +197,6 @@ class Event:
             return f"{where}: manual run of {what} at {self.short_sha}{by}"
         if self.kind is EventKind.ACTION:
             return f"{where}: {self.action} of run {self.extra.get('run', '?')} by {self.sender}"
+        if self.kind is EventKind.MERGE_GROUP:
+            return f"{where}: merge group into {self.target_branch} at {self.short_sha}"
         return f"{where}: {self.kind.value} at {self.short_sha}"

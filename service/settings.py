@@ -16,7 +16,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "FORGEFLOW_"
 FORGE_KINDS = ("github", "gitlab", "forgejo", "pagure")
@@ -48,6 +48,43 @@ class ForgeInstance(_Model):
     # sign-in to the run pages with this forge (OAuth2 application; Pagure signs in by API token)
     oauth_client_id: str = ""
     oauth_client_secret: str = Field(default="", repr=False)
+    # GitHub App mode (issue 14): on when app_id is set; the key as PEM text or a file
+    app_id: str = ""
+    app_private_key: str = Field(default="", repr=False)
+    app_private_key_file: str = ""
+    check_runs: bool = True  # App mode reports check runs (false: commit statuses)
+
+    @field_validator("app_id")
+    @classmethod
+    def _app_id(cls, value: str) -> str:
+        value = str(value).strip()
+        if value and not value.isdigit():
+            raise ValueError("a GitHub App id is a number (the App's settings page shows it)")
+        return value
+
+    @model_validator(mode="after")
+    def _app_key(self) -> ForgeInstance:
+        if self.app_id and self.kind != "github":
+            raise ValueError("app_id is for GitHub instances")
+        if self.app_id and not (self.app_private_key.strip() or self.app_private_key_file):
+            raise ValueError("a GitHub App needs its private key: app_private_key or app_private_key_file")
+        if self.app_private_key.strip() and "PRIVATE KEY" not in self.app_private_key:
+            raise ValueError("app_private_key is the App's PEM private key (-----BEGIN RSA PRIVATE KEY-----)")
+        return self
+
+    @property
+    def app_mode(self) -> bool:
+        """A GitHub App: installation tokens instead of one personal token."""
+        return bool(self.app_id)
+
+    def app_key(self) -> str:
+        """The App's private key (PEM): the text given, or the file's content."""
+        if self.app_private_key.strip():
+            return self.app_private_key
+        try:
+            return Path(self.app_private_key_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SettingsError(f"github_app_private_key_file={self.app_private_key_file}: {exc}") from exc
 
     def model_post_init(self, __context: Any) -> None:
         api_url = (self.api_url or DEFAULT_API_URLS[self.kind]).rstrip("/")
@@ -83,6 +120,8 @@ class RepositoryPolicy(_Model):
     allow_secrets: bool = True  # may its jobs use Kubernetes Secrets
     trusted_users: tuple[str, ...] = ()
     trusted_orgs: tuple[str, ...] = ()
+    required_jobs: tuple[str, ...] = ()  # as if the job file said `required: true` (issue 14)
+    summary_status: bool | None = None  # forgeflow/summary for this repository (None: the default)
 
 
 class Settings(_Model):
@@ -137,6 +176,12 @@ class Settings(_Model):
     pagure_token: str = Field(default="", repr=False)
     pagure_api_url: str = "https://src.fedoraproject.org"
     local_webhook_secret: str = Field(default="", repr=False)  # default: generated in data_dir
+    # GitHub App mode (issue 14): App mode is on when an App id is set
+    github_app_id: str = ""
+    github_app_private_key: str = Field(default="", repr=False)  # PEM text
+    github_app_private_key_file: str = ""
+    github_check_runs: bool = True  # App mode reports check runs (false: commit statuses)
+    summary_status: bool = False  # one more status, forgeflow/summary: green when every job is
 
     worker_concurrency: int = 4
     watch_timeout_seconds: int = 60
@@ -169,6 +214,23 @@ class Settings(_Model):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @model_validator(mode="after")
+    def _github_app(self) -> Settings:
+        if self.github_app_id:  # the same checks as an explicit instance's, named by the flat keys
+            try:
+                ForgeInstance.model_validate(
+                    {
+                        "kind": "github",
+                        "app_id": self.github_app_id,
+                        "app_private_key": self.github_app_private_key,
+                        "app_private_key_file": self.github_app_private_key_file,
+                    }
+                )
+            except ValidationError as exc:
+                message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+                raise ValueError(f"github_app_id: {message}") from None
+        return self
+
     # -- derived values -------------------------------------------------------------------
 
     @property
@@ -192,13 +254,26 @@ class Settings(_Model):
             token = getattr(self, f"{kind}_token")
             api_url = getattr(self, f"{kind}_api_url")
             explicit = any(i.kind == kind for i in self.forges)
-            if (secret or token) and not explicit:
-                fields = {"kind": kind, "api_url": api_url, "token": token, "webhook_secret": secret}
+            app: dict[str, Any] = {}
+            if kind == "github" and self.github_app_id:
+                app = {
+                    "app_id": self.github_app_id,
+                    "app_private_key": self.github_app_private_key,
+                    "app_private_key_file": self.github_app_private_key_file,
+                    "check_runs": self.github_check_runs,
+                }
+            if (secret or token or app) and not explicit:
+                fields = {"kind": kind, "api_url": api_url, "token": token, "webhook_secret": secret, **app}
                 if kind != "pagure":
                     fields["oauth_client_id"] = getattr(self, f"{kind}_oauth_client_id")
                     fields["oauth_client_secret"] = getattr(self, f"{kind}_oauth_client_secret")
                 instances.append(ForgeInstance.model_validate(fields))
         return tuple(instances)
+
+    def summary_for(self, repo_full_name: str) -> bool:
+        """Whether runs of this repository get the ``forgeflow/summary`` status."""
+        policy = self.policy_for(repo_full_name).summary_status
+        return self.summary_status if policy is None else policy
 
     def policy_for(self, repo_full_name: str) -> RepositoryPolicy:
         """The first repository policy whose ``match`` glob covers the repository."""

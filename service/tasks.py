@@ -74,11 +74,11 @@ def process_delivery_task(self: Task, delivery_pk: int) -> str:
 
 
 def report_run_task(self: Task, run_id: int) -> int:
-    from service.reporting.reporter import report_run
+    from service.reporting.reporter import job_logs, report_run
 
     ctx = _context(self)
     try:
-        return report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id).posted
+        return report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id, job_logs(ctx)).posted
     except TRANSIENT as exc:
         if self.request.retries >= ctx.settings.task_max_retries * 2:
             log.error("run %s: giving up reporting for now (the sweep retries): %s", run_id, exc)

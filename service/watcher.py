@@ -39,7 +39,7 @@ from service.health import Heartbeat
 from service.jobs.plan import MANAGED_BY
 from service.logs import log_context
 from service.metrics import RESYNCS, RUN_DURATION, WATCH_EVENTS, WATCH_LAG
-from service.reporting.reporter import report_jobs, report_run
+from service.reporting.reporter import job_logs, report_jobs, report_run
 from service.runs.progress import apply_workflow
 from service.runs.sweep import fail_lost_runs, start_waiting_runs, sweep
 from service.store.models import Job, JobState, Run
@@ -73,9 +73,9 @@ def report_changes(ctx: Context, run_id: int, job_ids: list[int] | None = None) 
     """Report a run's unreported jobs (``job_ids``: just these, known to have changed)."""
     try:
         if job_ids is None:
-            report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id)
+            report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id, job_logs(ctx))
         else:
-            report_jobs(ctx.db, ctx.forges, ctx.settings.public_url, job_ids)
+            report_jobs(ctx.db, ctx.forges, ctx.settings.public_url, job_ids, job_logs(ctx))
     except TransientForgeError as exc:
         log.warning("run %s: reporting failed for now, the sweep retries: %s", run_id, exc)
 

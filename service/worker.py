@@ -2,6 +2,7 @@
 record the outcome on the delivery.
 
 Comment commands, the forge's "Re-run" and the run pages' actions go to :mod:`service.commands`;
+a GitHub App's installation events are kept in the database (:mod:`service.forges.installations`);
 every other event starts a run (:func:`service.runs.start.handle_event`). Both are idempotent,
 so a delivery the broker hands over twice, or a worker killed half-way, never makes a second
 run.
@@ -17,6 +18,8 @@ from service.commands.actions import handle_action
 from service.commands.handle import handle_commands
 from service.context import Context
 from service.events import Event, EventKind
+from service.forges.base import ForgeError
+from service.forges.installations import InstallationStore
 from service.logs import log_context
 from service.metrics import TIME_TO_FIRST_STATUS
 from service.runs.start import Result, handle_event, run_id_for_delivery
@@ -26,11 +29,36 @@ from service.store.models import Delivery, DeliveryState
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Context, Event, str, str, "int | None"], Result]
+
+
+def record_installation(
+    ctx: Context, event: Event, instance: str, trigger_key: str, delivery_pk: int | None = None
+) -> Result:
+    """A GitHub App was installed, changed or removed: keep where it is installed."""
+    return Result(InstallationStore(ctx.db).record(event, instance))
+
+
 HANDLERS: dict[EventKind, Handler] = {
     EventKind.COMMENT: handle_commands,
     EventKind.RERUN: handle_commands,
     EventKind.ACTION: handle_action,
+    EventKind.INSTALLATION: record_installation,
 }
+
+
+def note_installation(ctx: Context, event: Event, instance: str) -> None:
+    """A GitHub App's delivery names the installation that covers its repository: the forge
+    need not ask GitHub for it."""
+    installation = event.extra.get("installation", "")
+    if not installation.isdigit() or event.kind is EventKind.INSTALLATION:
+        return
+    try:
+        forge = ctx.forges.get(event.forge, instance)
+    except ForgeError:
+        return
+    note = getattr(forge, "note_installation", None)
+    if callable(note):
+        note(event.repository, int(installation))
 
 
 def process_delivery(ctx: Context, delivery_pk: int) -> Result:
@@ -44,6 +72,7 @@ def process_delivery(ctx: Context, delivery_pk: int) -> Result:
         delivery.attempts += 1
         event = Event.from_json(delivery.event_json)
         instance, received = delivery.instance, delivery.received_at
+    note_installation(ctx, event, instance)
     handler = HANDLERS.get(event.kind, handle_event)
     with log_context(delivery=delivery_pk):
         result = handler(ctx, event, instance, f"delivery:{delivery_pk}", delivery_pk)

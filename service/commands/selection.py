@@ -14,6 +14,7 @@ from service.jobs.model import JobFile
 from service.store.models import Job, JobState, Run
 
 CONFIG_CONTEXT = "forgeflow/config"
+SUMMARY_CONTEXT = "forgeflow/summary"
 
 
 class CommandRefused(Exception):
@@ -73,6 +74,6 @@ def failed_jobs(ctx: Context, event: Event) -> list[str]:
     failed = {
         name
         for context, (name, state) in latest.items()
-        if context != CONFIG_CONTEXT and state in (JobState.FAILURE, JobState.ERROR)
+        if context not in (CONFIG_CONTEXT, SUMMARY_CONTEXT) and state in (JobState.FAILURE, JobState.ERROR)
     }
     return sorted(failed)

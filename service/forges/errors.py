@@ -17,6 +17,7 @@ import requests
 from ogr.exceptions import GitForgeInternalError, OgrNetworkError
 
 from service.forges.base import ForgeError, TransientForgeError
+from service.forges.ratelimits import SECONDARY_DEFAULT_WAIT, retry_after
 
 STATUS_ATTRIBUTES = ("status", "response_code", "status_code")
 # ogr's GitForgeInternalError: "Pagure API returned 502 status for `...`"
@@ -74,17 +75,34 @@ def is_network_error(exc: BaseException) -> bool:
     return any(isinstance(current, NETWORK_ERRORS) for current in _chain(exc))
 
 
+def headers_of(exc: BaseException) -> dict[str, str] | None:
+    """The HTTP response headers somewhere in an exception's cause chain (PyGithub's
+    ``GithubException.headers``, pyforgejo's ``ApiError.headers``, a ``requests``/``httpx``
+    error's response), if any."""
+    for current in _chain(exc):
+        for holder in (current, getattr(current, "response", None)):
+            try:
+                headers = getattr(holder, "headers", None)
+            except Exception:
+                headers = None
+            if headers is not None and hasattr(headers, "items"):
+                return {str(k): str(v) for k, v in headers.items()}
+    return None
+
+
 def classify(exc: Exception, what: str) -> ForgeError:
-    """Turn a library exception into forgeflow's transient/permanent forge errors."""
+    """Turn a library exception into forgeflow's transient/permanent forge errors; a rate limit's
+    ``Retry-After`` (or spent budget's reset) becomes the error's ``retry_after``."""
     status = http_status_of(exc)
     message = f"{what}: {type(exc).__name__}: {exc}"
     if status is not None:
         message = f"{what}: HTTP {status}: {exc}"
     text = str(exc).lower()
+    wait = retry_after(headers_of(exc)) if status in (403, 429) else None
     if status is not None and (status >= 500 or status == 429):
-        return TransientForgeError(message)
-    if "rate limit" in text and status in (None, 403):
-        return TransientForgeError(message, retry_after=60)
+        return TransientForgeError(message, retry_after=wait)
+    if "rate limit" in text and status in (None, 403):  # GitHub's secondary rate limits
+        return TransientForgeError(message, retry_after=wait if wait is not None else SECONDARY_DEFAULT_WAIT)
     if status is None and is_network_error(exc):
         return TransientForgeError(message)
     return ForgeError(message)

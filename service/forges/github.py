@@ -3,11 +3,17 @@
 What differs from the generic ogr forge: the API root is configurable (Enterprise, tests), and
 changed files come from GitHub's compare and pull-request files APIs, which cap their lists
 (at the cap the list may be partial, so path filters treat it as unknown).
+
+With an App id configured (App mode) every call carries the installation token of the
+repository it is about (:mod:`service.forges.github_app`; a token GitHub refuses with 401 is
+replaced and the call made once more), rate limits are kept per installation, and jobs can be
+reported as check runs (:meth:`GithubForge.check_run`, see :mod:`service.forges.checks`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import github
@@ -16,9 +22,15 @@ from ogr.services.github import GithubService
 from ogr.services.github.auth_providers.token import TokenAuthentication
 
 from service.events import Repository
-from service.forges.base import PullRequestInfo, StatusReport
+from service.forges.base import ForgeError, PullRequestInfo, StatusReport
+from service.forges.checks import CheckRunReport, check_run_body
+from service.forges.errors import http_status_of
+from service.forges.github_app import GithubApp, InstallationToken
+from service.forges.installations import InstallationStore
 from service.forges.ogr_forge import OgrForge
 from service.metrics import FORGE_RATE_LIMIT_REMAINING
+
+T = TypeVar("T")
 
 # GitHub lists at most 300 files in a comparison and 3,000 in a pull request.
 GITHUB_COMPARE_FILE_CAP = 300
@@ -33,11 +45,28 @@ class _ApiRootToken(TokenAuthentication):  # type: ignore[misc]
         self._pygithub_instance = _pygithub(token, api_url, timeout)
 
 
-def _pygithub(token: str, api_url: str, timeout: float) -> github.Github:
+class InstallationAuth(github.Auth.Auth):  # type: ignore[misc]
+    """PyGithub authentication with the current installation token of one repository: asked
+    for at every request, so a token is replaced before it expires even in long-lived clients."""
+
+    def __init__(self, app: GithubApp, full_name: str) -> None:
+        self.app = app
+        self.full_name = full_name
+
+    @property
+    def token_type(self) -> str:
+        return "token"
+
+    @property
+    def token(self) -> str:
+        return self.app.token(self.full_name)
+
+
+def _pygithub(token: str | github.Auth.Auth, api_url: str, timeout: float) -> github.Github:
     """PyGithub without its built-in pacing (0.25 s between requests, 1 s between writes): a
     run's statuses would queue behind each other for seconds. Rate limits are handled by
     forgeflow's retries instead (403/429 with Retry-After are transient)."""
-    auth = github.Auth.Token(token) if token else None
+    auth = github.Auth.Token(token) if isinstance(token, str) and token else (token or None)
     return github.Github(
         auth=auth,
         base_url=api_url,
@@ -52,13 +81,16 @@ def _pygithub(token: str, api_url: str, timeout: float) -> github.Github:
 class GithubApiService(GithubService):  # type: ignore[misc]
     """ogr's GithubService with a custom API root, which GitHub Enterprise users need."""
 
-    def __init__(self, token: str, api_url: str, timeout: float = 15) -> None:
+    def __init__(self, token: str, api_url: str, timeout: float = 15, app: GithubApp | None = None) -> None:
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
         super().__init__(github_authentication=_ApiRootToken(token, self.api_url, timeout))
         self._token = token
+        self.app = app
 
     def get_pygithub_instance(self, namespace: str, repo: str) -> github.Github:
+        if self.app is not None:
+            return _pygithub(InstallationAuth(self.app, f"{namespace}/{repo}"), self.api_url, self.timeout)
         return _pygithub(self._token, self.api_url, self.timeout)
 
 
@@ -66,10 +98,114 @@ GITHUB_WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 
 
 class GithubForge(OgrForge):
-    """github.com or a GitHub Enterprise instance."""
+    """github.com or a GitHub Enterprise instance, with a token or as a GitHub App."""
+
+    app: GithubApp | None = None
 
     def make_service(self) -> Any:
-        return GithubApiService(self.instance.token, self.instance.api_url, self.timeout)
+        if self.instance.app_mode:
+            self.app = GithubApp(
+                self.instance.app_id,
+                self.instance.app_key(),
+                self.instance.api_url,
+                instance=self.name,
+                installations=InstallationStore(self.db) if self.db is not None else None,
+                limits=self.limits,
+                timeout=self.timeout,
+            )
+        return GithubApiService(self.instance.token, self.instance.api_url, self.timeout, self.app)
+
+    # -- App mode ----------------------------------------------------------------------------
+
+    @property
+    def reports_check_runs(self) -> bool:
+        """Jobs are shown as check runs (App mode) rather than commit statuses."""
+        return self.app is not None and self.instance.check_runs
+
+    def note_installation(self, repo: Repository, installation_id: int) -> None:
+        """A delivery said which installation covers ``repo``."""
+        if self.app is not None:
+            self.app.remember(repo.full_name, installation_id)
+
+    def checkout_token(self, repo: Repository) -> InstallationToken | None:
+        """A short-lived, read-only token for cloning ``repo`` only (App mode; None with a
+        personal token, which forgeflow never hands to a job)."""
+        if self.app is None:
+            return None
+        app = self.app
+        return self._call(
+            f"getting a checkout token for {repo.full_name}", lambda: app.checkout_token(repo.full_name)
+        )
+
+    def budget_key(self, repo: Repository | None) -> str:
+        if self.app is None:
+            return "token"
+        return self.app.budget_key(repo.full_name) if repo is not None else "app"
+
+    def _call(self, what: str, fn: Callable[[], T], repo: Repository | None = None) -> T:
+        """As the generic call, plus: in App mode a token GitHub refuses (401) is replaced and
+        the call made once more; the budget GitHub reports is noted for the installation."""
+        try:
+            result = super()._call(what, fn, repo)
+        except ForgeError as exc:
+            if self.app is None or repo is None or http_status_of(exc) != 401:
+                raise
+            self.app.invalidate(repo.full_name)
+            result = super()._call(what, fn, repo)
+        if repo is not None:
+            self._observe(repo)
+        return result
+
+    def _observe(self, repo: Repository) -> None:
+        """What PyGithub last saw of the rate limit of ``repo``'s token."""
+        try:
+            requester = self.project(repo).github_instance.requester
+            remaining, limit = requester.rate_limiting
+            reset = requester.rate_limiting_resettime
+        except Exception:
+            return
+        if remaining >= 0:
+            headers = {"X-RateLimit-Remaining": str(remaining), "X-RateLimit-Limit": str(limit)}
+            if reset:
+                headers["X-RateLimit-Reset"] = str(reset)
+            self.limits.observe(self.kind, self.name, self.budget_key(repo), headers)
+
+    def _api(self, repo: Repository, verb: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One request under the repository's API root, its rate-limit headers noted."""
+        requester = self.project(repo).github_instance.requester
+        owner, name = quote(repo.namespace, safe=""), quote(repo.name, safe="")
+        headers, data = requester.requestJsonAndCheck(verb, f"/repos/{owner}/{name}{path}", input=body)
+        self.limits.observe(self.kind, self.name, self.budget_key(repo), headers)
+        remaining = (getattr(requester, "rate_limiting", None) or (-1,))[0]
+        if isinstance(remaining, int) and remaining >= 0:  # what GitHub's last answer said
+            FORGE_RATE_LIMIT_REMAINING.labels(self.name).set(remaining)
+        return data
+
+    def check_run(self, repo: Repository, sha: str, report: CheckRunReport) -> str:
+        """Create the check run (no ``check_run_id``) or update it: one request. Its id."""
+        body = check_run_body(report, sha)
+
+        def send() -> str:
+            if report.check_run_id:
+                self._api(repo, "PATCH", f"/check-runs/{quote(report.check_run_id, safe='')}", body)
+                return report.check_run_id
+            return str(self._api(repo, "POST", "/check-runs", body)["id"])
+
+        return self._call(f"reporting check run {report.name} on {repo.full_name}@{sha[:7]}", send, repo)
+
+    def find_check_run(self, repo: Repository, sha: str, name: str, external_id: str) -> str:
+        """The id of a check run created earlier for ``external_id`` (after an answer that got
+        lost), or ""."""
+
+        def find() -> str:
+            query = f"?check_name={quote(name, safe='')}&filter=all&per_page=100"
+            data = self._api(repo, "GET", f"/commits/{quote(sha, safe='')}/check-runs{query}")
+            for run in (data or {}).get("check_runs") or []:
+                if str(run.get("external_id") or "") == external_id:
+                    return str(run["id"])
+            return ""
+
+        return self._call(f"looking for check run {name} on {repo.full_name}@{sha[:7]}", find, repo)
 
     def post_status(
         self, repo: Repository, sha: str, report: StatusReport, state: CommitStatus, description: str
@@ -77,19 +213,13 @@ class GithubForge(OgrForge):
         """One ``POST /repos/{owner}/{repo}/statuses/{sha}``: ogr's commit flag first GETs the
         commit (and the repository), a request or two per status that tells us nothing.
         GitHub keeps at most 140 characters of a description."""
-        requester = self.project(repo).github_instance.requester
-        owner, name = quote(repo.namespace, safe=""), quote(repo.name, safe="")
-        url = f"/repos/{owner}/{name}/statuses/{quote(sha, safe='')}"  # under the API root
         body = {
             "state": state.name,
             "target_url": report.target_url,
             "description": description[:140],
             "context": report.context,
         }
-        requester.requestJsonAndCheck("POST", url, input=body)
-        remaining = (getattr(requester, "rate_limiting", None) or (-1,))[0]
-        if isinstance(remaining, int) and remaining >= 0:  # what GitHub's last answer said
-            FORGE_RATE_LIMIT_REMAINING.labels(self.name).set(remaining)
+        self._api(repo, "POST", f"/statuses/{quote(sha, safe='')}", body)
 
     def changed_files(self, repo: Repository, base: str, head: str) -> list[str] | None:
         def compare() -> list[str] | None:
@@ -97,7 +227,7 @@ class GithubForge(OgrForge):
             files = [f.filename for f in comparison.files]
             return None if len(files) >= GITHUB_COMPARE_FILE_CAP else sorted(set(files))
 
-        return self._call(f"comparing {base[:7]}...{head[:7]} of {repo.full_name}", compare)
+        return self._call(f"comparing {base[:7]}...{head[:7]} of {repo.full_name}", compare, repo)
 
     def pull_request_files(self, repo: Repository, number: int) -> list[str] | None:
         def files() -> list[str] | None:
@@ -105,7 +235,7 @@ class GithubForge(OgrForge):
             names = [f.filename for f in pull.get_files()]
             return None if len(names) >= GITHUB_PR_FILE_CAP else sorted(set(names))
 
-        return self._call(f"listing the files of #{number} in {repo.full_name}", files)
+        return self._call(f"listing the files of #{number} in {repo.full_name}", files, repo)
 
     def has_write_access(self, repo: Repository, user: str) -> bool:
         """admin, maintain or write on the repository (one request, not the collaborator list)."""
@@ -117,7 +247,7 @@ class GithubForge(OgrForge):
                 return False  # no such user
             return level in GITHUB_WRITE_PERMISSIONS
 
-        return self._call(f"asking whether {user} may write to {repo.full_name}", permission)
+        return self._call(f"asking whether {user} may write to {repo.full_name}", permission, repo)
 
     def pull_request_info(self, repo: Repository, number: int) -> PullRequestInfo:
         """One request: everything comes from the pull request's own JSON."""
@@ -148,4 +278,4 @@ class GithubForge(OgrForge):
                 labels=tuple(label.name for label in pull.labels),
             )
 
-        return self._call(f"reading pull request #{number} of {repo.full_name}", read)
+        return self._call(f"reading pull request #{number} of {repo.full_name}", read, repo)

@@ -30,8 +30,10 @@ from service.forges.base import (
 )
 from service.forges.errors import classify, http_status_of
 from service.forges.notes import NoteLedger
+from service.forges.ratelimits import RateLimits
 from service.metrics import FORGE_REQUESTS
 from service.settings import ForgeInstance
+from service.store.db import Database
 
 __all__ = ["OgrForge", "classify", "http_status_of"]
 
@@ -62,12 +64,17 @@ class OgrForge:
         instance: ForgeInstance,
         notes: NoteLedger | None = None,
         timeout: float = REQUEST_TIMEOUT_SECONDS,
+        *,
+        limits: RateLimits | None = None,
+        db: Database | None = None,
     ) -> None:
         self.instance = instance
         self.kind = instance.kind
         self.name: str = instance.name
         self.notes = notes
         self.timeout = timeout
+        self.limits = limits or RateLimits()
+        self.db = db
         self._service = self.make_service()
         self._projects: dict[str, tuple[float, Any]] = {}
         self._projects_lock = threading.Lock()
@@ -108,7 +115,14 @@ class OgrForge:
             self._projects[key] = (moment, project)
         return project
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
+    def budget_key(self, repo: Repository | None) -> str:
+        """Whose API budget a call about ``repo`` spends (one token for the instance here)."""
+        return "token"
+
+    def _call(self, what: str, fn: Callable[[], T], repo: Repository | None = None) -> T:
+        """``fn`` under the rate limits of its budget, its errors sorted (see :mod:`errors`)."""
+        key = self.budget_key(repo)
+        self.limits.before_call(self.kind, self.name, key, what)
         try:
             result = fn()
         except ForgeError as exc:
@@ -116,6 +130,8 @@ class OgrForge:
             raise
         except Exception as exc:
             error = classify(exc, what)
+            if isinstance(error, TransientForgeError) and error.retry_after is None:
+                error.retry_after = self.limits.wait_hint(self.kind, self.name, key)
             FORGE_REQUESTS.labels(self.name, _outcome(error)).inc()
             raise error from exc
         FORGE_REQUESTS.labels(self.name, "ok").inc()
@@ -131,7 +147,7 @@ class OgrForge:
                 return None
 
         try:
-            return self._call(f"reading {path} of {repo.full_name} at {ref[:12]}", read)
+            return self._call(f"reading {path} of {repo.full_name} at {ref[:12]}", read, repo)
         except ForgeError as exc:
             if http_status_of(exc) == 404:
                 return None
@@ -147,6 +163,7 @@ class OgrForge:
             self._call(
                 f"setting {status.context} on {repo.full_name}@{sha[:7]}",
                 lambda: self.post_status(repo, sha, status, state, description),
+                repo,
             )
         except ForgeError as exc:
             if already_shown(exc):
@@ -167,12 +184,13 @@ class OgrForge:
                     )
             return list(latest.values())
 
-        return self._call(f"reading statuses of {repo.full_name}@{sha[:7]}", read)
+        return self._call(f"reading statuses of {repo.full_name}@{sha[:7]}", read, repo)
 
     def pull_request_head(self, repo: Repository, number: int) -> str:
         return self._call(
             f"reading pull request #{number} of {repo.full_name}",
             lambda: str(self.project(repo).get_pr(number).head_commit),
+            repo,
         )
 
     def resolve_ref(self, repo: Repository, ref: str) -> str:
@@ -186,7 +204,7 @@ class OgrForge:
                 raise ForgeError(f"{repo.full_name} has no ref {ref}")
             return str(sha)
 
-        return self._call(f"resolving {ref} of {repo.full_name}", resolve)
+        return self._call(f"resolving {ref} of {repo.full_name}", resolve, repo)
 
     def changed_files(self, repo: Repository, base: str, head: str) -> list[str] | None:
         return None  # a forge that can compare commits overrides this
@@ -230,12 +248,14 @@ class OgrForge:
         return self._call(
             f"asking whether {user} may write to {repo.full_name}",
             lambda: bool(self.project(repo).has_write_access(user)),
+            repo,
         )
 
     def comment(self, repo: Repository, number: int, body: str) -> None:
         self._call(
             f"commenting on #{number} of {repo.full_name}",
             lambda: self.project(repo).get_pr(number).comment(body),
+            repo,
         )
 
     def react(self, repo: Repository, number: int, comment_id: str, reaction: str) -> bool:
@@ -247,7 +267,7 @@ class OgrForge:
 
     def _reacting(self, repo: Repository, comment_id: str, add: Callable[[], bool]) -> bool:
         try:
-            return self._call(f"reacting to comment {comment_id} on {repo.full_name}", add)
+            return self._call(f"reacting to comment {comment_id} on {repo.full_name}", add, repo)
         except TransientForgeError:
             raise
         except ForgeError as exc:

@@ -11,6 +11,7 @@ from service.forges.base import Forge, ForgeError
 from service.forges.local import LocalForge
 from service.forges.notes import NoteLedger
 from service.forges.permissions import PermissionCache
+from service.forges.ratelimits import RateLimits
 from service.settings import ForgeInstance, Settings, local_webhook_secret
 from service.store.db import Database
 
@@ -42,6 +43,8 @@ class ForgeRegistry:
         self.local = LocalForge(settings.repos_dir, db)
         self.notes = NoteLedger(db)
         self.permissions = PermissionCache()
+        self.limits = RateLimits(db)
+        self.db = db
         self._forges: dict[str, OgrForge] = {}
         self._lock = threading.Lock()
 
@@ -67,7 +70,9 @@ class ForgeRegistry:
         key = f"{kind}:{instance.name}"
         with self._lock:
             if key not in self._forges:
-                self._forges[key] = forge_class(instance.kind)(instance, notes=self.notes)
+                self._forges[key] = forge_class(instance.kind)(
+                    instance, notes=self.notes, limits=self.limits, db=self.db
+                )
             return self._forges[key]
 
     def warm_up(self) -> None:

@@ -4,7 +4,9 @@ Pure: an :class:`Event`, a :class:`JobFile` and (for path filters) a provider of
 files in; one :class:`Decision` per job out. The provider is only called when a job that is
 otherwise triggered has ``paths``/``paths-ignore``, and at most once (the caller's provider may
 ask the forge). Order of the checks: event kind and trigger filters (branches, tags, types,
-labels), then ``if:`` (CEL), then paths.
+labels), then ``if:`` (CEL), then paths. A job that a filter (branches, tags, labels, ``if:``,
+paths) kept from running says so (``Decision.filtered``): a ``required`` job is then reported
+as skipped rather than not at all.
 """
 
 from __future__ import annotations
@@ -34,6 +36,13 @@ class Decision:
     # how the job's needs may end for it to run (see service.jobs.conditions): its ``if:``
     # with the event known, for each outcome
     outcomes: frozenset[str] = frozenset({"S"})
+    filtered: bool = False  # not run because a filter said no (not: another event's job)
+
+
+class Filtered(str):
+    """Why a job does not run, when a filter (not the event's kind or type) decided it."""
+
+    __slots__ = ()
 
 
 class _Changed:
@@ -60,13 +69,13 @@ def _branch_filter(
     """None when the branch passes every filter, else why not."""
     for label, patterns in (("branches", job.branches), ("on.branches", trigger_branches)):
         if patterns is not None and not matches_any(patterns, branch):
-            return f"branch {branch!r} is not in {label} {list(patterns)}"
+            return Filtered(f"branch {branch!r} is not in {label} {list(patterns)}")
     for label, patterns in (
         ("branches-ignore", job.branches_ignore),
         ("on.branches-ignore", trigger_ignore),
     ):
         if patterns is not None and matches_any(patterns, branch):
-            return f"branch {branch!r} is in {label} {list(patterns)}"
+            return Filtered(f"branch {branch!r} is in {label} {list(patterns)}")
     return None
 
 
@@ -74,7 +83,7 @@ def _label_filter(event: Event, job: JobSpec, trigger_labels: Sequence[str] | No
     labels = event.pull_request.labels if event.pull_request else ()
     for where, patterns in (("labels", job.labels), ("on.labels", trigger_labels)):
         if patterns is not None and not any(matches_any(patterns, label) for label in labels):
-            return f"no label in {where} {list(patterns)} (labels: {list(labels)})"
+            return Filtered(f"no label in {where} {list(patterns)} (labels: {list(labels)})")
     return None
 
 
@@ -94,7 +103,7 @@ def _trigger(event: Event, job: JobSpec) -> tuple[str | None, str]:
         tag_patterns = on.tag.tags if on.tag is not None and kind is EventKind.TAG else None
         for where, patterns in (("on.tag", tag_patterns), ("tags", job.tags)):
             if patterns is not None and not matches_any(patterns, event.tag):
-                return f"tag {event.tag!r} is not in {where} {list(patterns)}", ""
+                return Filtered(f"tag {event.tag!r} is not in {where} {list(patterns)}"), ""
         return None, f"{word} {event.tag}"
     if kind is EventKind.PULL_REQUEST:
         pr = on.pull_request
@@ -106,6 +115,13 @@ def _trigger(event: Event, job: JobSpec) -> tuple[str | None, str]:
         why = _branch_filter(event.target_branch, job, pr.branches, pr.branches_ignore)
         why = why or _label_filter(event, job, pr.labels)
         return why, f"pull request {event.action} into {event.target_branch}"
+    if kind is EventKind.MERGE_GROUP:
+        if on.merge_group is None:
+            return "not triggered by merge_group", ""
+        why = _branch_filter(
+            event.target_branch, job, on.merge_group.branches, on.merge_group.branches_ignore
+        )
+        return why, f"merge group into {event.target_branch}"
     if kind is EventKind.MANUAL:
         if on.manual is None:
             return "not triggered manually (add 'manual' to on)", ""
@@ -165,7 +181,7 @@ def decide(
     evaluate (a runtime error is a problem of the job file, reported like a syntax error)."""
     why, what = _trigger(event, job)
     if why is not None:
-        return Decision(name, False, why)
+        return Decision(name, False, why, filtered=isinstance(why, Filtered))
     requested = [j for j in event.extra.get("jobs", "").split(",") if j]
     if event.kind is EventKind.MANUAL and requested and name not in requested:
         return Decision(name, False, f"not requested (the run asked for {', '.join(requested)})")
@@ -181,10 +197,10 @@ def decide(
         except ExpressionError as exc:
             raise _condition_error(job_file or JobFile(version=1, jobs={name: job}), name, exc) from exc
         if not outcomes:
-            return Decision(name, False, f"if: {job.if_} is false")
+            return Decision(name, False, f"if: {job.if_} is false", filtered=True)
     why, note = _path_filter(event, job, changed)
     if why is not None:
-        return Decision(name, False, why)
+        return Decision(name, False, why, filtered=True)
     if uses_status(job.if_):
         note += f"; if: {job.if_} decides with its needs' results"
     return Decision(name, True, what + note, outcomes)

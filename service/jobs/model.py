@@ -126,6 +126,8 @@ class JobSpec(Strict):
     if_: str | None = Field(default=None, alias="if", max_length=1000)
     needs: Annotated[tuple[Need, ...], BeforeValidator(needs_list)] = ()
     continue_on_error: bool = Field(default=False, alias="continue-on-error")
+    # branch protection: a filter that skips the job reports it as passed, "skipped: <why>"
+    required: bool = False
     # how many
     matrix: Matrix | None = None
     fail_fast: bool = Field(default=True, alias="fail-fast")

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-EVENT_NAMES = ("push", "tag", "pull_request", "comment", "release", "manual", "schedule")
+EVENT_NAMES = ("push", "tag", "pull_request", "comment", "release", "manual", "schedule", "merge_group")
 PULL_REQUEST_TYPES = ("opened", "synchronize", "reopened", "closed", "labeled", "ready_for_review")
 DEFAULT_PULL_REQUEST_TYPES = ("opened", "synchronize", "reopened")
 
@@ -183,6 +183,13 @@ def _schedule_list(value: Any) -> Any:
 ScheduleList = Annotated[tuple[ScheduleEntry, ...], BeforeValidator(_schedule_list)]
 
 
+class MergeGroupTrigger(Strict):
+    """GitHub's merge queue: ``branches`` are the branches the queue merges into."""
+
+    branches: StrList | None = None
+    branches_ignore: StrList | None = Field(default=None, alias="branches-ignore")
+
+
 EVENT_SCHEMA = {"type": "string", "enum": list(EVENT_NAMES)}
 
 
@@ -200,6 +207,7 @@ class Triggers(Strict):
     release: EmptyTrigger | None = None
     manual: ManualTrigger | None = None
     schedule: ScheduleList | None = None
+    merge_group: MergeGroupTrigger | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -1,24 +1,37 @@
-"""Post job states to the forge as commit statuses: each change once, none lost.
+"""Post job states to the forge as commit statuses (or check runs): each change once, none lost.
 
 The job rows are an outbox. :func:`report_job` takes a short lease on a row (a conditional
 UPDATE, so several workers or watchers never post the same change twice), posts the difference
 between what forgeflow knows and what the forge was last told, and records what it posted.
 A transient forge error releases the lease and is raised for the caller to retry; the periodic
-sweep picks up anything left behind.
+sweep picks up anything left behind. A rate limit's short ``Retry-After`` is waited out here and
+the post made once more; a long one keeps the lease until then, so nobody tries earlier.
+
+A forge that shows check runs (GitHub in App mode) gets one per job: created at the job's first
+report, then one update per change, its id kept on the job row (``Job.check_run_id``). When a
+create's answer was lost (a crash, a timeout) the next attempt first looks for the check run by
+its ``external_id``, so a job never shows twice.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
 from sqlalchemy import and_, or_, select, update
 
 from service.clock import now
+from service.context import Context
 from service.events import Event, Repository
+from service.executors.base import WorkflowRef
 from service.forges.base import ForgeError, StatusReport, TransientForgeError
+from service.forges.checks import CheckRunForge
+from service.forges.ratelimits import MAX_INLINE_WAIT
 from service.forges.registry import ForgeRegistry
+from service.reporting.check_runs import JobLogs, JobView, build_check_run, external_id, needs_new_check_run
 from service.reporting.forge_states import for_forge
 from service.reporting.links import job_url
 from service.store.db import Database
@@ -42,6 +55,19 @@ class _Leased:
     event: Event
     instance: str
     sha: str
+    job: JobView
+    run_id: int
+    workflow: tuple[str, str]  # (namespace, name)
+    siblings: tuple[JobView, ...] = ()
+    check_run_id: str = ""
+    reported: tuple[str, str] = ("", "")
+    troubled: bool = False  # an earlier attempt failed or died: its post may have gone through
+
+
+def _view(job: Job) -> JobView:
+    return JobView(
+        job.name, job.task, job.context, job.state, job.description, job.started_at, job.finished_at
+    )
 
 
 def _lease(db: Database, public_url: str, job_id: int) -> _Leased | None:
@@ -49,6 +75,9 @@ def _lease(db: Database, public_url: str, job_id: int) -> _Leased | None:
     transaction. None, holding no lease, when another reporter has it or nothing is new."""
     moment = now()
     with db.session() as session:
+        earlier = session.execute(
+            select(Job.report_lease_until, Job.report_error).where(Job.id == job_id)
+        ).first()
         result = session.execute(
             update(Job)
             .where(
@@ -78,22 +107,49 @@ def _lease(db: Database, public_url: str, job_id: int) -> _Leased | None:
             source_repo=pr.source_repo if pr and pr.fork else None,
             ref=pr.source_branch if pr else (event.branch or event.tag),
         )
-        return _Leased(report, event, run.instance, run.sha)
+        return _Leased(
+            report,
+            event,
+            run.instance,
+            run.sha,
+            _view(job),
+            run.id,
+            (run.namespace, run.workflow_name),
+            tuple(_view(j) for j in run.jobs),
+            job.check_run_id,
+            (job.reported_state, job.reported_description),
+            troubled=earlier is not None and (earlier[0] is not None or bool(earlier[1])),
+        )
 
 
-def report_job(db: Database, forges: ForgeRegistry, public_url: str, job_id: int) -> bool:
-    """Post a job's state if the forge does not show it yet. True when something was posted."""
+def report_job(
+    db: Database, forges: ForgeRegistry, public_url: str, job_id: int, logs: JobLogs | None = None
+) -> bool:
+    """Post a job's state if the forge does not show it yet. True when something was posted.
+    ``logs`` reads a failed job's log for its check run (where the forge shows check runs)."""
     leased = _lease(db, public_url, job_id)
     if leased is None:
         return False
     report, event = leased.report, leased.event
     error = ""
+    check_run_id = leased.check_run_id
     try:
         forge = forges.get(event.forge, leased.instance)
-        forge.set_status(status_repo(event), leased.sha, for_forge(forge.kind, report))
+        for attempt in (1, 2):
+            try:
+                if getattr(forge, "reports_check_runs", False):
+                    check_run_id = _post_check_run(cast(CheckRunForge, forge), leased, logs)
+                else:
+                    forge.set_status(status_repo(event), leased.sha, for_forge(forge.kind, report))
+                break
+            except TransientForgeError as exc:
+                if attempt == 2 or exc.retry_after is None or exc.retry_after > MAX_INLINE_WAIT:
+                    raise
+                log.info("%s: rate limited, posting again in %.1fs", report.context, exc.retry_after)
+                time.sleep(exc.retry_after)
     except TransientForgeError as exc:
         error = str(exc)
-        _release(db, job_id, None, error)
+        _release(db, job_id, None, error, hold=exc.retry_after)
         raise
     except ForgeError as exc:
         # Retrying will not help (no access, unknown repository): record it and move on.
@@ -102,15 +158,48 @@ def report_job(db: Database, forges: ForgeRegistry, public_url: str, job_id: int
     except BaseException:
         _release(db, job_id, None, "")
         raise
-    _release(db, job_id, report, error)
+    _release(db, job_id, report, error, check_run_id=check_run_id)
     return not error
 
 
-def _release(db: Database, job_id: int, posted: StatusReport | None, error: str) -> None:
-    """Give the lease back, recording what was posted (if anything) and the error (if any)."""
-    values: dict[str, object] = {"report_lease_until": None}
+def _post_check_run(forge: CheckRunForge, leased: _Leased, logs: JobLogs | None) -> str:
+    """Create or update the job's check run (one request; two after a lost answer). Its id."""
+    job, repo = leased.job, status_repo(leased.event)
+    check_run_id = leased.check_run_id
+    if check_run_id and needs_new_check_run(*leased.reported, job.state, job.description):
+        check_run_id = ""
+    if not check_run_id and leased.troubled:
+        check_run_id = forge.find_check_run(
+            repo, leased.sha, job.context, external_id(leased.run_id, job.task)
+        )
+    log_text = None
+    if logs is not None and job.state in ("failure", "error") and leased.workflow[1]:
+        try:
+            log_text = logs(leased.workflow[0], leased.workflow[1], job.task)
+        except Exception as exc:  # the check run goes out without the log rather than not at all
+            log.info("no log for the check run of %s: %s", job.context, exc)
+    check = build_check_run(
+        job, leased.siblings, leased.report.target_url, leased.run_id, log_text, check_run_id
+    )
+    return str(forge.check_run(repo, leased.sha, check))
+
+
+def _release(
+    db: Database,
+    job_id: int,
+    posted: StatusReport | None,
+    error: str,
+    *,
+    hold: float | None = None,
+    check_run_id: str = "",
+) -> None:
+    """Give the lease back, recording what was posted (if anything) and the error (if any).
+    ``hold``: keep it that many seconds more (a rate limit asked to wait that long)."""
+    values: dict[str, object] = {"report_lease_until": now() + timedelta(seconds=hold) if hold else None}
     if posted is not None:
         values.update(reported_state=posted.state, reported_description=posted.description)
+    if check_run_id:
+        values["check_run_id"] = check_run_id
     if error:
         values["report_error"] = error[:2000]
     with db.session() as session:
@@ -130,7 +219,9 @@ def status_repo(event: Event) -> Repository:
     return event.repository
 
 
-def report_run(db: Database, forges: ForgeRegistry, public_url: str, run_id: int) -> Outcome:
+def report_run(
+    db: Database, forges: ForgeRegistry, public_url: str, run_id: int, logs: JobLogs | None = None
+) -> Outcome:
     """Post every unreported job state of a run. Raises the first transient error after trying all."""
     with db.session() as session:
         job_ids = list(
@@ -141,17 +232,19 @@ def report_run(db: Database, forges: ForgeRegistry, public_url: str, run_id: int
                 .order_by(Job.id)
             )
         )
-    return report_jobs(db, forges, public_url, job_ids)
+    return report_jobs(db, forges, public_url, job_ids, logs)
 
 
-def report_jobs(db: Database, forges: ForgeRegistry, public_url: str, job_ids: list[int]) -> Outcome:
+def report_jobs(
+    db: Database, forges: ForgeRegistry, public_url: str, job_ids: list[int], logs: JobLogs | None = None
+) -> Outcome:
     """Post these jobs' states where the forge does not show them yet. Raises the first
     transient error after trying all."""
     posted = failed = 0
     first_error: TransientForgeError | None = None
     for job_id in job_ids:
         try:
-            posted += report_job(db, forges, public_url, job_id)
+            posted += report_job(db, forges, public_url, job_id, logs)
         except TransientForgeError as exc:
             failed += 1
             first_error = first_error or exc
@@ -177,3 +270,12 @@ def unreported_run_ids(db: Database, limit: int = 200) -> list[int]:
             .limit(limit)
         )
         return list(rows)
+
+
+def job_logs(ctx: Context) -> JobLogs:
+    """How the reporter reads a failed job's log for its check run: the executor's archive."""
+
+    def read(namespace: str, workflow: str, task: str) -> str | None:
+        return ctx.executor.logs(WorkflowRef(namespace, workflow), task)
+
+    return read

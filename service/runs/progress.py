@@ -17,6 +17,7 @@ from service.context import Context
 from service.jobs.plan import RUN_LABEL
 from service.runs.node_states import WORKFLOW_FINAL, job_updates
 from service.runs.stopping import lock_run
+from service.runs.summary import is_summary, settle
 from service.store.models import JobState, Run, RunPhase
 
 RUN_PHASES = {"Succeeded": RunPhase.SUCCEEDED, "Failed": RunPhase.FAILED, "Error": RunPhase.ERROR}
@@ -62,8 +63,9 @@ def apply_workflow(ctx: Context, workflow: dict[str, Any], *, deleted: bool = Fa
             return None
         if run.namespace and meta.get("namespace") and run.namespace != meta["namespace"]:
             return None
-        updates = job_updates(workflow, [job.task for job in run.jobs], run.stop_reason)
-        for job in run.jobs:
+        jobs = [job for job in run.jobs if not is_summary(job)]
+        updates = job_updates(workflow, [job.task for job in jobs], run.stop_reason)
+        for job in jobs:
             update = updates[job.task]
             if job.state in JobState.FINAL or JobState.ORDER[update.state] < JobState.ORDER[job.state]:
                 continue  # final stays final; a stale event never moves a state back
@@ -90,6 +92,10 @@ def apply_workflow(ctx: Context, workflow: dict[str, Any], *, deleted: bool = Fa
                     job.state, job.description, job.finished_at = JobState.ERROR, DELETED_EARLY, now()
                     applied.changed = True
                     applied.changed_jobs.append(job.id)
+        summary = settle(run)
+        if summary is not None:
+            applied.changed = True
+            applied.changed_jobs.append(summary.id)
         if applied.run_finished and run.finished_at is not None:
             applied.phase = run.phase
             applied.seconds = max((run.finished_at - run.created_at).total_seconds(), 0.0)

@@ -32,6 +32,7 @@ from service.jobs.loader import load_job_file
 from service.jobs.matcher import ChangedFiles, Decision, match_jobs
 from service.jobs.model import JobFile
 from service.jobs.plan import PlanOptions, WorkflowPlan, bind_run, plan_workflow
+from service.jobs.required import SkippedJob, skipped_required
 from service.jobs.templates import TemplateDocument, TemplateSource, first_of, settings_source, template_path
 from service.jobs.yaml_source import Limits
 from service.reporting.links import run_url
@@ -68,10 +69,16 @@ class Planned:
     ref: str
     decisions: list[Decision]
     plan: WorkflowPlan | None
+    skipped: tuple[SkippedJob, ...] = ()  # required jobs a filter skipped: reported as passed
 
     @property
     def matched(self) -> bool:
         return any(d.matched for d in self.decisions)
+
+    @property
+    def reports(self) -> bool:
+        """Something to record and report: jobs that run, or required ones that were skipped."""
+        return self.plan is not None or bool(self.skipped)
 
 
 def job_limits(settings: Settings) -> Limits:
@@ -144,7 +151,10 @@ def plan_event(
     plan = None
     if any(d.matched for d in decisions):
         plan = plan_workflow(event, found.job_file, decisions, plan_options(settings, event, trust))
-    return Planned(found.job_file, found.ref, decisions, plan)
+    required = settings.policy_for(event.repository.full_name).required_jobs
+    taken = [task.task for task in plan.tasks] if plan else []
+    skipped = skipped_required(found.job_file, decisions, required, taken)
+    return Planned(found.job_file, found.ref, decisions, plan, skipped)
 
 
 def with_inputs(event: Event, job_file: JobFile, file: str) -> Event:

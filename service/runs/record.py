@@ -17,7 +17,9 @@ from service.context import Context
 from service.events import Event
 from service.jobs.loader import JobFileError
 from service.jobs.plan import WorkflowPlan
+from service.jobs.required import SkippedJob
 from service.runs.recipe import InvalidWorkflow, workflow
+from service.runs.summary import settle, summary_job
 from service.runs.trust import Trust
 from service.settings import Settings
 from service.store.models import Job, JobState, Run, RunPhase
@@ -71,6 +73,49 @@ def record_config_error(
                 finished_at=now(),
             )
         )
+        _add_summary(ctx.settings, event, run)
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def _add_skipped(run: Run, skipped: tuple[SkippedJob, ...]) -> None:
+    """Required jobs a filter skipped: passed at once, saying why."""
+    for job in skipped:
+        run.jobs.append(
+            Job(
+                name=job.job,
+                task=job.task,
+                context=job.context,
+                state=JobState.SUCCESS,
+                description=job.reason[:1000],
+                finished_at=now(),
+            )
+        )
+
+
+def _add_summary(settings: Settings, event: Event, run: Run) -> None:
+    """``forgeflow/summary``, where the settings ask for it, settled on what the run has."""
+    if settings.summary_for(event.repository.full_name):
+        run.jobs.append(summary_job())
+        settle(run)
+
+
+def record_skipped(
+    ctx: Context,
+    event: Event,
+    instance: str,
+    trigger_key: str,
+    delivery_pk: int | None,
+    skipped: tuple[SkippedJob, ...],
+) -> int:
+    """A run in which no job runs: only required jobs a filter skipped (and the summary), passed."""
+    with ctx.db.session() as session:
+        run = _new_run(event, instance, trigger_key, delivery_pk, ctx.settings.executor)
+        run.phase, run.finished_at = RunPhase.SUCCEEDED, now()
+        run.message = "no job runs for this event; required jobs are reported as skipped"
+        _add_skipped(run, skipped)
+        _add_summary(ctx.settings, event, run)
         session.add(run)
         session.flush()
         return run.id
@@ -84,6 +129,7 @@ def record_run(
     delivery_pk: int | None,
     plan: WorkflowPlan,
     trust: Trust,
+    skipped: tuple[SkippedJob, ...] = (),
 ) -> int:
     """Record the run, its jobs (pending) and its Workflow (the plan bound to the run's id) in
     one transaction. An unapproved run waits, its jobs pending with a description saying how
@@ -110,6 +156,7 @@ def record_run(
                     finished_at=now(),
                 )
             )
+        _add_skipped(run, skipped)
         run.concurrency_group, run.cancel_in_progress = plan.concurrency_group, plan.cancel_in_progress
         if not plan.tasks:  # every matched job was refused or skipped: nothing to submit
             errors = [r for r in plan.refused if r.state == JobState.ERROR]
@@ -124,8 +171,10 @@ def record_run(
             run.message = f"invalid Workflow: {exc}"
             run.finished_at = now()
             for job in run.jobs:
-                job.state = JobState.ERROR
-                job.description = "forgeflow built an invalid Workflow; see the run page"
+                if job.state not in JobState.FINAL:
+                    job.state = JobState.ERROR
+                    job.description = "forgeflow built an invalid Workflow; see the run page"
+        _add_summary(ctx.settings, event, run)
         run.manifest_json = json.dumps(manifest, sort_keys=True)
         run.namespace = plan.namespace
         run.workflow_name = manifest["metadata"]["name"]

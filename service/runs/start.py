@@ -17,13 +17,18 @@ from service.events import Event, EventKind
 from service.forges.base import Forge
 from service.jobs.loader import JobFileError
 from service.logs import set_run
-from service.reporting.reporter import report_run
+from service.reporting.reporter import job_logs, report_run
 from service.runs.approvals import approved_at
 from service.runs.recipe import Selector, plan_event
-from service.runs.record import record_config_error, record_run, run_by_key
+from service.runs.record import record_config_error, record_run, record_skipped, run_by_key
 from service.runs.schedules import record_schedules
 from service.runs.sources import ForgeFiles
-from service.runs.stopping import concurrency_blocker, stop_pull_request_runs, stop_superseded_runs
+from service.runs.stopping import (
+    concurrency_blocker,
+    stop_commit_runs,
+    stop_pull_request_runs,
+    stop_superseded_runs,
+)
 from service.runs.trust import HasWrite, Trust, event_trust
 from service.store.models import Run, RunPhase
 
@@ -52,6 +57,10 @@ def handle_event(
     if event.kind is EventKind.PULL_REQUEST and event.action in ("closed", "merged"):
         # its runs stop; jobs that ask for `types: [closed]` still run below
         stop_pull_request_runs(ctx, event, f"pull request {event.action}")
+    if event.kind is EventKind.MERGE_GROUP and event.action == "destroyed":
+        reason = event.extra.get("reason", "")
+        stopped = stop_commit_runs(ctx, event, f"merge group {reason or 'destroyed'}")
+        return Result(f"merge group at {event.short_sha} {reason or 'destroyed'}: stopped runs {stopped}")
     if not event.sha:
         event = with_sha(event, forge.resolve_ref(event.repository, event.ref))
     approved = lambda sha: approved_at(ctx, event, sha)  # noqa: E731
@@ -78,23 +87,34 @@ def start_run(
         planned = plan_event(ForgeFiles(forge, event.repository), ctx.settings, event, trust, select_jobs)
     except JobFileError as exc:
         run_id = record_config_error(ctx, event, instance, trigger_key, delivery_pk, exc)
-        report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id)
+        report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id, job_logs(ctx))
         return Result(f"broken {ctx.settings.job_file}: {exc.summary}", run_id)
     if event.kind is EventKind.PUSH:  # the branch's schedules are what its job file says now
         record_schedules(ctx.db, event, instance, planned.job_file if planned else None)
     if planned is None:
         return Result(f"no {ctx.settings.job_file} at {trust.job_file_ref(event)[:12]}")
-    if planned.plan is None:
+    if not planned.reports and not summary_awaited(ctx, event):
         return Result("no job matched: " + "; ".join(f"{d.job}: {d.reason}" for d in planned.decisions))
-    run_id = record_run(ctx, event, instance, trigger_key, delivery_pk, planned.plan, trust)
+    if planned.plan is None:  # only required jobs that were skipped: they pass at once
+        run_id = record_skipped(ctx, event, instance, trigger_key, delivery_pk, planned.skipped)
+        return resume_run(ctx, run_id)
+    run_id = record_run(ctx, event, instance, trigger_key, delivery_pk, planned.plan, trust, planned.skipped)
     stop_superseded_runs(ctx, event, run_id)
     return resume_run(ctx, run_id)
+
+
+def summary_awaited(ctx: Context, event: Event) -> bool:
+    """A pull request or merge group whose branch protection may wait for ``forgeflow/summary``
+    gets it even when no job runs (it passes)."""
+    open_request = event.kind is EventKind.PULL_REQUEST and event.action not in ("closed", "merged")
+    waits = open_request or event.kind is EventKind.MERGE_GROUP
+    return waits and ctx.settings.summary_for(event.repository.full_name)
 
 
 def resume_run(ctx: Context, run_id: int) -> Result:
     """Post pending statuses and submit the run's Workflow, unless that already happened."""
     set_run(run_id)  # this thread's log lines name the run from here on
-    report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id)
+    report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id, job_logs(ctx))
     with ctx.db.session() as session:
         run = session.get(Run, run_id)
         assert run is not None

@@ -37,7 +37,7 @@ from service.context import Context
 from service.events import Event, EventKind
 from service.executors.base import ExecutorError, WorkflowRef
 from service.forges.base import TransientForgeError
-from service.reporting.reporter import report_run
+from service.reporting.reporter import job_logs, report_run
 from service.store.models import JobState, Run, RunPhase
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def stop_runs(ctx: Context, run_ids: list[int], reason: str) -> list[int]:
         log.info("run %s stopped: %s", run_id, reason)
         stopped.append(run_id)
         try:
-            report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id)
+            report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id, job_logs(ctx))
         except TransientForgeError as exc:
             log.warning("run %s: reporting the stop failed for now, the sweep retries: %s", run_id, exc)
         if ref.name:
@@ -162,6 +162,21 @@ def stop_pull_request_runs(ctx: Context, event: Event, reason: str) -> list[int]
         ).all()
         url = event.repository.html_url
         run_ids = [r.id for r in runs if not url or _html_url(r.event_json) in ("", url)]
+    return stop_runs(ctx, sorted(run_ids), reason)
+
+
+def stop_commit_runs(ctx: Context, event: Event, reason: str) -> list[int]:
+    """Stop every unfinished run of ``event``'s kind on its commit (a merge group that is gone)."""
+    with ctx.db.session() as session:
+        run_ids = session.scalars(
+            select(Run.id).where(
+                Run.forge == event.forge,
+                Run.repo == event.repository.full_name,
+                Run.sha == event.sha,
+                Run.event_kind == event.kind.value,
+                Run.phase.not_in(RunPhase.FINAL),
+            )
+        ).all()
     return stop_runs(ctx, sorted(run_ids), reason)
 
 

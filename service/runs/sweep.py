@@ -23,7 +23,7 @@ from service.context import Context
 from service.executors.base import TransientExecutorError
 from service.forges.base import TransientForgeError
 from service.relay import local_wakeup
-from service.reporting.reporter import report_run, unreported_run_ids
+from service.reporting.reporter import job_logs, report_run, unreported_run_ids
 from service.runs.schedules import fire_schedules
 from service.runs.start import resume_run
 from service.runs.stopping import concurrency_blocker, fail_run
@@ -70,7 +70,7 @@ def report_leftovers(ctx: Context) -> int:
     reported = 0
     for run_id in unreported_run_ids(ctx.db):
         try:
-            reported += report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id).posted
+            reported += report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id, job_logs(ctx)).posted
         except TransientForgeError as exc:
             log.warning("run %s: forge still failing: %s", run_id, exc)
     return reported
@@ -119,7 +119,7 @@ def start_waiting_runs(ctx: Context) -> list[int]:
         except Exception as exc:  # a bad manifest or a forbidden namespace: tell the forge
             log.exception("run %s could not be submitted", run_id)
             fail_run(ctx, run_id, f"could not submit the workflow: {exc}"[:500])
-            report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id)
+            report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id, job_logs(ctx))
             continue
         started.append(run_id)
     return started

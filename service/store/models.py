@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -137,6 +138,8 @@ class Job(Base):
     report_lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     report_attempts: Mapped[int] = mapped_column(Integer, default=0)
     report_error: Mapped[str] = mapped_column(Text, default="")
+    # GitHub App mode: the check run that shows this job (created once, then one PATCH per change)
+    check_run_id: Mapped[str] = mapped_column(String(32), default="")
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=now, onupdate=now)
@@ -260,3 +263,51 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class GithubInstallation(Base):
+    """Where a GitHub App is installed (``installation`` webhooks): an account, its repository
+    selection (``all`` or ``selected``), suspended or not. Removed when the App is uninstalled."""
+
+    __tablename__ = "github_installations"
+    __table_args__ = (UniqueConstraint("instance", "installation_id", name="uq_github_installation"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance: Mapped[str] = mapped_column(String(255), default="")
+    installation_id: Mapped[int] = mapped_column(BigInteger)
+    account: Mapped[str] = mapped_column(String(255), default="")
+    app_id: Mapped[str] = mapped_column(String(32), default="")
+    repository_selection: Mapped[str] = mapped_column(String(16), default="")
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now, onupdate=now)
+
+
+class GithubInstallationRepo(Base):
+    """A repository a GitHub App installation was given (``installation_repositories``, or the
+    list an ``installation`` event names): which installation token speaks for it."""
+
+    __tablename__ = "github_installation_repos"
+    __table_args__ = (UniqueConstraint("instance", "repo", name="uq_github_installation_repo"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance: Mapped[str] = mapped_column(String(255), default="")
+    repo: Mapped[str] = mapped_column(String(255))  # namespace/name, lower case
+    installation_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now, onupdate=now)
+
+
+class ForgeBudget(Base):
+    """What a forge said is left of an API budget (rate limit) for one token or installation,
+    as last seen: ``forgeflow status`` shows it."""
+
+    __tablename__ = "forge_budgets"
+    __table_args__ = (UniqueConstraint("forge", "instance", "key", name="uq_forge_budget"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    forge: Mapped[str] = mapped_column(String(32))
+    instance: Mapped[str] = mapped_column(String(255), default="")
+    key: Mapped[str] = mapped_column(String(255))  # "token", "installation 123", ...
+    remaining: Mapped[int] = mapped_column(Integer, default=-1)
+    limit: Mapped[int] = mapped_column(Integer, default=-1)
+    reset_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now, onupdate=now)

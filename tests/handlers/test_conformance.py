@@ -121,6 +121,12 @@ def expected(forge: str, name: str, topic: str, meta: dict[str, Any]) -> set[tup
         return {PING}
     if event in ("check_run", "check_suite") and action == "rerequested":
         return {("rerun", "rerequested")}
+    if event == "check_run" and action == "requested_action":
+        return {("rerun", "requested_action")}
+    if event == "merge_group" and action in ("checks_requested", "destroyed"):
+        return {("merge_group", action)}
+    if event in ("installation", "installation_repositories"):
+        return {("installation", action)}
     return {IGNORED}
 
 
@@ -155,6 +161,10 @@ def pagure_expected(topic: str) -> set[tuple[str, str]]:
 
 def check_event(event: Event, forge: str) -> None:
     assert event.forge == forge
+    assert Event.from_json(event.to_json()) == event
+    if event.kind is EventKind.INSTALLATION:  # an App's installation: an account, no repository
+        assert event.extra["installation"].isdigit() and event.repository.name
+        return
     repo = event.repository
     assert repo.name and repo.clone_url
     assert repo.namespace or forge == "pagure"  # a top-level Pagure project has none
