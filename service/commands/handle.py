@@ -20,7 +20,14 @@ from sqlalchemy.exc import IntegrityError
 from service.clock import now
 from service.commands import replies
 from service.commands.parse import Command, commands_in
-from service.commands.selection import CommandRefused, comment_words, failed_jobs, named_jobs
+from service.commands.selection import (
+    CommandRefused,
+    comment_words,
+    failed_jobs,
+    first_run_event,
+    named_jobs,
+    rerun_jobs,
+)
 from service.context import Context
 from service.events import Event, EventKind, PullRequest
 from service.forges.base import Forge, ForgeError, PullRequestInfo, TransientForgeError
@@ -32,7 +39,7 @@ from service.runs.recipe import Selector, read_job_file
 from service.runs.sources import ForgeFiles
 from service.runs.start import Result, resume_run, start_run, write_access
 from service.runs.stopping import stop_runs
-from service.runs.trust import TRUSTED, Trust, command_trust, may_write
+from service.runs.trust import Trust, command_trust, may_write
 from service.store.db import Database
 from service.store.models import CommandRecord, Job, Run, RunPhase
 
@@ -298,14 +305,42 @@ HANDLERS: dict[str, Callable[[Request], str]] = {
 def _rerun(
     ctx: Context, forge: Forge, event: Event, instance: str, trigger_key: str, delivery_pk: int | None
 ) -> Result:
-    """GitHub's "Re-run" on a check (the sender has write access, GitHub checks that)."""
-    check = event.extra.get("check_name", "")
-    wanted = [check.removeprefix("forgeflow/").split(" (")[0]] if check.startswith("forgeflow/") else []
-    failed = wanted or failed_jobs(ctx, event)
-    if not failed:
+    """GitHub's "Re-run" of a check run (its job), of a check suite (the failed jobs), or a check
+    run's "Re-run failed jobs" button, with the permission rules of ``/forgeflow retest``: write
+    access, or the author of a trusted pull request. A fork's code stays untrusted."""
+    event = _as_first_run(ctx, forge, event)
+    has_write = write_access(ctx, forge)
+    trust = command_trust(ctx.settings, event, has_write)
+    user, pr = event.sender, event.pull_request
+    own_trusted_request = pr is not None and bool(pr.author) and user == pr.author and trust.code_trusted
+    if not own_trusted_request and not may_write(ctx.settings, has_write, event.repository, user):
+        if pr is not None:
+            text = replies.rerun_not_allowed(ctx.settings.comment_prefix, user, event.repository.full_name)
+            try:
+                forge.comment(event.repository, pr.number, text)
+            except TransientForgeError:
+                raise
+            except ForgeError as exc:
+                log.warning("could not reply on #%s: %s", pr.number, exc)
+        return Result(f"@{user} may not re-run jobs of {event.repository.full_name}")
+    wanted = rerun_jobs(ctx, event)
+    if not wanted:
         return Result(f"nothing to re-run at {event.short_sha}")
-    selector = named_jobs(ctx.settings.comment_prefix, tuple(failed), "test", event.sender)
+    selector = named_jobs(ctx.settings.comment_prefix, tuple(wanted), "test", user)
     try:
-        return start_run(ctx, forge, event, instance, trigger_key, delivery_pk, TRUSTED, selector)
+        return start_run(ctx, forge, event, instance, trigger_key, delivery_pk, trust, selector)
     except CommandRefused as exc:
         return Result(exc.message)
+
+
+def _as_first_run(ctx: Context, forge: Forge, event: Event) -> Event:
+    """The re-run event with the pull request its commit's run was for (GitHub leaves a fork's
+    out of check suites), as the forge knows it now; the commit stays the one asked for."""
+    known = first_run_event(ctx, event)
+    pr = event.pull_request or (known.pull_request if known else None)
+    if pr is None:
+        return event
+    info = forge.pull_request_info(event.repository, pr.number)
+    return replace(
+        with_pull_request(replace(event, pull_request=pr), info), sha=event.sha, branch=event.branch
+    )

@@ -57,6 +57,13 @@ def not_allowed(prefix: str, user: str, word: str, repo: str) -> str:
     )
 
 
+def rerun_not_allowed(prefix: str, user: str, repo: str) -> str:
+    return (
+        f"@{user}: only people with write access to {repo} (or the author of this pull request) "
+        f"can re-run its checks. A maintainer can re-run them, or comment `{prefix} retest`."
+    )
+
+
 def started(what: str, run_url: str, jobs: Sequence[str], sha: str) -> str:
     return f"{what}: {', '.join(f'`{j}`' for j in jobs)} at {sha[:7]}. Run: {run_url}"
 

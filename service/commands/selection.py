@@ -1,4 +1,5 @@
-"""Which jobs a command runs: named ones, the ones bound to a comment word, the failed ones."""
+"""Which jobs a command runs: named ones, the ones bound to a comment word, the failed ones, and
+the ones a forge's "Re-run" asks for."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from service.context import Context
 from service.events import Event
 from service.jobs.matcher import ChangedFiles, Decision
 from service.jobs.model import JobFile
+from service.reporting.check_runs import RERUN_FAILED, parse_external_id
 from service.store.models import Job, JobState, Run
 
 CONFIG_CONTEXT = "forgeflow/config"
@@ -77,3 +79,36 @@ def failed_jobs(ctx: Context, event: Event) -> list[str]:
         if context not in (CONFIG_CONTEXT, SUMMARY_CONTEXT) and state in (JobState.FAILURE, JobState.ERROR)
     }
     return sorted(failed)
+
+
+def first_run_event(ctx: Context, event: Event) -> Event | None:
+    """The event of the run a re-run request is about: the run its check run names
+    (``external_id``), else the newest run on its commit."""
+    found = parse_external_id(event.extra.get("external_id", ""))
+    with ctx.db.session() as session:
+        query = select(Run.event_json).where(
+            Run.forge == event.forge, Run.repo == event.repository.full_name, Run.sha == event.sha
+        )
+        if found is not None:
+            query = query.where(Run.id == found[0])
+        text = session.scalars(query.order_by(Run.id.desc())).first()
+    return Event.from_json(text) if text else None
+
+
+def rerun_jobs(ctx: Context, event: Event) -> list[str]:
+    """What a forge's "Re-run" runs again: the job of the check run it names, or (a check suite,
+    the "Re-run failed jobs" button, the config or summary check) the failed jobs."""
+    if event.extra.get("requested_action") == RERUN_FAILED or "check_name" not in event.extra:
+        return failed_jobs(ctx, event)
+    found = parse_external_id(event.extra.get("external_id", ""))
+    if found is not None:
+        with ctx.db.session() as session:
+            row = session.execute(
+                select(Job.name, Job.context).join(Run).where(Run.id == found[0], Job.task == found[1])
+            ).first()
+        if row is not None and row[1] not in (CONFIG_CONTEXT, SUMMARY_CONTEXT):
+            return [row[0]]
+    check = event.extra["check_name"]
+    if check.startswith("forgeflow/") and check not in (CONFIG_CONTEXT, SUMMARY_CONTEXT):
+        return [check.removeprefix("forgeflow/").split(" (")[0]]
+    return failed_jobs(ctx, event)

@@ -21,12 +21,14 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tests.support.fake_forge import FakeForge, Note, Posted, git, rev_parse
+from tests.support.fake_github_app import GithubAppFake
 from tests.support.gitrepo import GitRepo
 
 
-class FakeGitHub(FakeForge):
+class FakeGitHub(GithubAppFake, FakeForge):
     def __init__(self, server: HTTPServer) -> None:
         super().__init__(server)
+        self.init_app_fake()
         self.repos: dict[str, GitRepo] = {}
         self.pulls: dict[tuple[str, int], dict[str, Any]] = {}
         self.permissions: dict[tuple[str, str], str] = {}  # (repo, user) -> admin/write/read
@@ -53,10 +55,17 @@ class FakeGitHub(FakeForge):
     # -- the API ----------------------------------------------------------------------------
 
     def authorized(self, request: Request) -> bool:
-        return True  # GitHub answers anonymous reads too; tokens are not checked here
+        # GitHub answers anonymous reads too: tokens are checked only in App mode (enable_app)
+        return self.app_authorized(request)
+
+    def handle(self, request: Request) -> Response:
+        response = super().handle(request)
+        response.headers.update(self.rate_headers())
+        return response
 
     def routes(self) -> list[tuple[str, str, Callable[..., Response]]]:
         return [
+            *self.app_routes(),
             ("GET", r"^/repos/([^/]+/[^/]+)$", self.get_repo),
             ("GET", r"^/repos/([^/]+/[^/]+)/contents/(.+)$", self.get_contents),
             ("GET", r"^/repos/([^/]+/[^/]+)/commits/([0-9a-f]{40})$", self.get_commit),
@@ -119,6 +128,9 @@ class FakeGitHub(FakeForge):
 
     def post_status(self, request: Request, full_name: str, sha: str) -> Response:
         body = json.loads(request.get_data())
+        limited = self._rate_limited()
+        if limited is not None:
+            return limited
         if self.take_fault():
             return self.json({"message": "Bad Gateway"}, self.fault_status)
         self.record(
