@@ -47,9 +47,9 @@ SKIPPED = "skipped: no changed file matches paths ['docs/**'] (1 changed file)"
 @pytest.mark.parametrize("forge", ["gitlab", "forgejo"])
 def test_a_required_job_skipped_by_a_path_filter_passes_as_skipped(
     forge: str,
-    stack: Stack,
-    fakes: Fakes,
-    tmp_path: Path,  # noqa: F811
+    stack: Stack,  # noqa: F811 (the fixture imported above)
+    fakes: Fakes,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     case = make_case(forge, fakes, tmp_path)
     case.repo.commit({".forgeflow.yaml": JOB_FILE}, "first")
