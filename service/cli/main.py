@@ -8,7 +8,8 @@ forgeflow trigger REPO REF [JOB...]              start a manual run (POST /api/r
 forgeflow render --event FILE [--forge F] [--type T] [--repo PATH] [--explain]
 forgeflow exec --event FILE --repo PATH          run it here with the local executor
 forgeflow replay FILE --url URL                  re-deliver a recorded webhook, signed
-forgeflow status REPO SHA                        statuses forgeflow reported for a commit
+forgeflow status [REPO SHA]                      statuses forgeflow reported for a commit, and
+                                                 the API budget left per token/App installation
 forgeflow migrate                                bring the database schema up to date
 """
 
@@ -255,11 +256,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from service.reporting.queries import commit_statuses
+    from service.reporting.queries import api_budgets, commit_statuses
     from service.store.db import Database
 
     settings = _settings(args)
-    rows = commit_statuses(Database(settings.database), args.repo, args.sha)
+    db = Database(settings.database)
+    budgets = api_budgets(db)
+    if not args.repo or not args.sha:  # no commit named: the forges' API budgets only
+        print(json.dumps(budgets, indent=2) if args.json else "\n".join(b["text"] for b in budgets))
+        return 0
+    rows = commit_statuses(db, args.repo, args.sha)
     if not rows:
         print(f"no statuses for {args.repo}@{args.sha}")
         return 1
@@ -268,6 +274,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     for row in rows:
         print(f"{row['state']:<8} {row['context']:<30} {row['description']}  {row['target_url']}")
+    if budgets:
+        print("\nAPI budgets (as last seen):")
+        for budget in budgets:
+            print(f"  {budget['text']}")
     return 0
 
 
@@ -326,9 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delivery-id", help="delivery id to send (default: a new one)")
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("status", help="statuses forgeflow reported for a commit")
-    p.add_argument("repo")
-    p.add_argument("sha")
+    p = sub.add_parser("status", help="statuses forgeflow reported for a commit; API budgets left")
+    p.add_argument("repo", nargs="?")
+    p.add_argument("sha", nargs="?")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
     return parser

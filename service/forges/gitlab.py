@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import gitlab
@@ -71,7 +72,10 @@ class GitlabForge(OgrForge):
         self._no_access_lock = threading.Lock()
 
     def make_service(self) -> Any:
-        return GitlabApiService(self.instance.token, self.instance.api_url, self.timeout)
+        def observe(headers: Mapping[str, str], status: int) -> None:
+            self.limits.observe(self.kind, self.name, "token", headers, status)
+
+        return GitlabApiService(self.instance.token, self.instance.api_url, self.timeout, observe)
 
     @property
     def gl(self) -> gitlab.Gitlab:

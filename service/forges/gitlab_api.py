@@ -3,7 +3,7 @@ GitLab's words for states and reactions, and readers of its JSON."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import gitlab
@@ -34,12 +34,17 @@ class QuietGitlab(gitlab.Gitlab):
         return super().http_request(verb, path, *args, **kwargs)
 
 
-class GitlabApiService(GitlabService):  # type: ignore[misc]
-    """ogr's GitlabService with a request timeout, and no token check on first use."""
+Observe = Callable[[Mapping[str, str], int], None]  # (response headers, status) -> None
 
-    def __init__(self, token: str, instance_url: str, timeout: float) -> None:
+
+class GitlabApiService(GitlabService):  # type: ignore[misc]
+    """ogr's GitlabService with a request timeout, and no token check on first use; every
+    answer's rate-limit headers go to ``observe``."""
+
+    def __init__(self, token: str, instance_url: str, timeout: float, observe: Observe | None = None) -> None:
         super().__init__(token=token or None, instance_url=instance_url)
         self.timeout = timeout
+        self.observe = observe
 
     @property
     def gitlab_instance(self) -> gitlab.Gitlab:
@@ -51,6 +56,11 @@ class GitlabApiService(GitlabService):  # type: ignore[misc]
                 ssl_verify=self.ssl_verify,
                 timeout=self.timeout,
             )
+            if self.observe is not None:
+                observe = self.observe
+                instance.session.hooks["response"].append(
+                    lambda response, *args, **kwargs: observe(response.headers, response.status_code)
+                )
             self._gitlab_instance = instance
         return instance
 

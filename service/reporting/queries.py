@@ -1,4 +1,5 @@
-"""The statuses forgeflow reported for a commit (``forgeflow status`` and the API)."""
+"""The statuses forgeflow reported for a commit (``forgeflow status`` and the API), and what the
+forges last said of their API budgets."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from service.forges.local import local_statuses
+from service.forges.ratelimits import describe_budget, stored_budgets
 from service.store.db import Database
 from service.store.models import Job, Run
 
@@ -40,3 +42,20 @@ def commit_statuses(db: Database, repo: str, sha: str, public_url: str = "") -> 
                 "target_url": f"{public_url}/runs/{job.run_id}",
             }
     return sorted(latest.values(), key=lambda s: s["context"])
+
+
+def api_budgets(db: Database) -> list[dict[str, Any]]:
+    """What each forge token or GitHub App installation had left when last used."""
+    return [
+        {
+            "forge": row.forge,
+            "instance": row.instance,
+            "key": row.key,
+            "remaining": row.remaining,
+            "limit": row.limit,
+            "reset_at": row.reset_at.isoformat() + "Z" if row.reset_at else None,
+            "seen_at": row.updated_at.isoformat() + "Z",
+            "text": describe_budget(row),
+        }
+        for row in stored_budgets(db)
+    ]
