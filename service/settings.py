@@ -68,6 +68,8 @@ class ForgeInstance(_Model):
             raise ValueError("app_id is for GitHub instances")
         if self.app_id and not (self.app_private_key.strip() or self.app_private_key_file):
             raise ValueError("a GitHub App needs its private key: app_private_key or app_private_key_file")
+        if self.app_id and not self.app_private_key.strip() and not Path(self.app_private_key_file).is_file():
+            raise ValueError(f"app_private_key_file {self.app_private_key_file!r} is not a readable file")
         if self.app_private_key.strip() and "PRIVATE KEY" not in self.app_private_key:
             raise ValueError("app_private_key is the App's PEM private key (-----BEGIN RSA PRIVATE KEY-----)")
         return self

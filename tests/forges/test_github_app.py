@@ -156,6 +156,10 @@ def test_app_settings_are_checked(tmp_path: Path, key: tuple[str, str]) -> None:
         load_settings(
             environ={"FORGEFLOW_GITHUB_APP_ID": "my-app", "FORGEFLOW_GITHUB_APP_PRIVATE_KEY": key[0]}
         )
+    with pytest.raises(SettingsError, match="not a readable file"):
+        load_settings(
+            environ={"FORGEFLOW_GITHUB_APP_ID": "12", "FORGEFLOW_GITHUB_APP_PRIVATE_KEY_FILE": "/nope.pem"}
+        )
     pem = tmp_path / "app.pem"
     pem.write_text(key[0])
     settings = load_settings(
