@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from service.events import Event
 from service.store.db import Database
@@ -17,6 +18,19 @@ log = logging.getLogger(__name__)
 
 GONE = ("deleted",)
 SUSPENDED = {"suspend": True, "unsuspend": False}
+
+
+def _give(session: Session, instance: str, name: str, installation_id: int) -> None:
+    """Record that ``installation_id`` speaks for the repository ``name`` (lower case)."""
+    row = session.scalars(
+        select(GithubInstallationRepo).where(
+            GithubInstallationRepo.instance == instance, GithubInstallationRepo.repo == name
+        )
+    ).first()
+    if row is None:
+        session.add(GithubInstallationRepo(instance=instance, repo=name, installation_id=installation_id))
+    else:
+        row.installation_id = installation_id
 
 
 def _names(text: str) -> list[str]:
@@ -64,17 +78,7 @@ class InstallationStore:
                     )
                 )
             for name in added:
-                repo = session.scalars(
-                    select(GithubInstallationRepo).where(
-                        GithubInstallationRepo.instance == instance, GithubInstallationRepo.repo == name
-                    )
-                ).first()
-                if repo is None:
-                    session.add(
-                        GithubInstallationRepo(instance=instance, repo=name, installation_id=installation_id)
-                    )
-                else:
-                    repo.installation_id = installation_id
+                _give(session, instance, name, installation_id)
         what = f"installation {installation_id} ({event.repository.name}) {event.action}"
         counts = [
             f"{len(added)} repositories added" if added else "",
@@ -110,17 +114,7 @@ class InstallationStore:
         name = full_name.lower()
         try:
             with self.db.session() as session:
-                row = session.scalars(
-                    select(GithubInstallationRepo).where(
-                        GithubInstallationRepo.instance == instance, GithubInstallationRepo.repo == name
-                    )
-                ).first()
-                if row is None:
-                    session.add(
-                        GithubInstallationRepo(instance=instance, repo=name, installation_id=installation_id)
-                    )
-                else:
-                    row.installation_id = installation_id
+                _give(session, instance, name, installation_id)
         except Exception as exc:  # another process wrote it first: that is the same answer
             log.info("installation of %s not stored: %s", full_name, exc)
 
