@@ -117,12 +117,3 @@ class InstallationStore:
                 _give(session, instance, name, installation_id)
         except Exception as exc:  # another process wrote it first: that is the same answer
             log.info("installation of %s not stored: %s", full_name, exc)
-
-    def forget(self, instance: str, full_name: str) -> None:
-        with self.db.session() as session:
-            session.execute(
-                delete(GithubInstallationRepo).where(
-                    GithubInstallationRepo.instance == instance,
-                    GithubInstallationRepo.repo == full_name.lower(),
-                )
-            )
