@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from service.forges.installations import InstallationStore
 from tests.conftest import WEBHOOK_SECRET
 from tests.support import payloads
 from tests.support.fake_github import FakeGitHub
@@ -163,29 +164,43 @@ def test_a_secondary_rate_limit_is_waited_out(
     assert time.monotonic() - started >= 1, "the Retry-After second was waited"
 
 
-def test_a_merge_group_runs_its_jobs_on_the_group_head(
+def test_installation_events_are_kept_and_a_merge_group_runs_on_its_head(
     stack: Stack, fake_github: FakeGitHub, git_repo: GitRepo, pull: str
 ) -> None:
+    added = {
+        "action": "added",
+        "installation": {"id": INSTALLATION, "account": {"login": "octo"}, "app_id": APP_ID},
+        "repository_selection": "selected",
+        "repositories_added": [{"id": 1, "name": "hello", "full_name": REPO, "private": True}],
+        "repositories_removed": [],
+        "sender": {"login": "octo"},
+    }
+    deliver(stack, added, "installation_repositories")
+    store, instance = InstallationStore(stack.ctx.db), stack.ctx.forges.instances[0].name
+    deadline = time.monotonic() + 30
+    while store.find(instance, REPO) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert store.find(instance, REPO) == INSTALLATION
+
     group_head = git_repo.commit({"MERGED": "1"}, "merge group", branch="gh-readonly-queue/main/pr-7-abc")
-    payload = with_installation(
-        {
-            "action": "checks_requested",
-            "merge_group": {
-                "head_sha": group_head,
-                "head_ref": "refs/heads/gh-readonly-queue/main/pr-7-abc",
-                "base_sha": git_repo.git("rev-parse", "main"),
-                "base_ref": "refs/heads/main",
-                "head_commit": {"id": group_head, "message": "merge group"},
-            },
-            "repository": payloads.repository(REPO, git_repo.url),
-            "sender": {"login": "octocat"},
-        }
-    )
+    payload = {  # no installation id: the one the installation webhook named is used
+        "action": "checks_requested",
+        "merge_group": {
+            "head_sha": group_head,
+            "head_ref": "refs/heads/gh-readonly-queue/main/pr-7-abc",
+            "base_sha": git_repo.git("rev-parse", "main"),
+            "base_ref": "refs/heads/main",
+            "head_commit": {"id": group_head, "message": "merge group"},
+        },
+        "repository": payloads.repository(REPO, git_repo.url),
+        "sender": {"login": "octocat"},
+    }
     deliver(stack, payload, "merge_group")
     runs = fake_github.wait_check_runs(["forgeflow/queue"])
     assert runs["forgeflow/queue"]["conclusion"] == "success"
     assert {c.name for c in fake_github.check_runs} == {"forgeflow/queue"}
     assert all(c.head_sha == group_head for c in fake_github.check_runs)
+    assert fake_github.asked("GET", "/installation") == [], "the installation webhook said which"
 
 
 def rerun_payload(
