@@ -1,14 +1,14 @@
 """GitHub App: installations and their repositories, check-run ids on jobs, API budgets (issue 14)
 
 Revision ID: issue14_github_app
-Revises: 0003_command_claims
+Revises: issue15_api_tokens
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "issue14_github_app"
-down_revision = "0003_command_claims"
+down_revision = "issue15_api_tokens"
 branch_labels = None
 depends_on = None
 
