@@ -9,6 +9,7 @@ environment; nothing here runs at import time.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -110,6 +111,46 @@ def web_root(kind: str, api_url: str) -> str:
     return root
 
 
+# --- tenancy: what a repository's runs may reach (issue 13) --------------------------------
+EventKindName = Literal["push", "tag", "pull_request", "comment", "release", "manual"]
+EVENT_KINDS: tuple[EventKindName, ...] = ("push", "tag", "pull_request", "comment", "release", "manual")
+# What raw `argo:` templates may not do unless a repository's policy names it in `argo_allow`.
+ARGO_EXCEPTIONS = (
+    "resource",  # resource templates: create/patch/delete Kubernetes objects
+    "volumes",  # volumes other than emptyDir and granted Secrets (PVCs, configMaps, projected...)
+    "hostPath",
+    "podSpecPatch",
+    "hostNamespaces",  # hostNetwork, hostPID, hostIPC
+    "privileged",
+    "allowPrivilegeEscalation",
+    "capabilities",  # capabilities.add beyond NET_BIND_SERVICE
+    "runAsRoot",  # runAsUser/runAsGroup 0, runAsNonRoot false
+    "securityProfiles",  # seccomp/AppArmor Unconfined, SELinux options, procMount, sysctls
+    "serviceAccount",  # serviceAccountName, executor, automountServiceAccountToken: true
+    "controllerObjects",  # memoize caches and synchronization (ConfigMaps the controller writes/reads)
+    "plugin",  # executor plugin templates
+)
+CHECKOUT_SECRET_SUFFIX = "-checkout"  # noqa: S105 (a run's own Secret: <workflow name>-checkout)
+_SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+class SecretGrant(_Model):
+    """A Kubernetes Secret (in the Workflow's namespace) a repository's jobs may use, and for
+    which events; a plain string in the config is a grant for every event kind."""
+
+    name: str
+    events: tuple[EventKindName, ...] = EVENT_KINDS
+
+    @field_validator("name")
+    @classmethod
+    def _secret_name(cls, value: str) -> str:
+        if not _SECRET_NAME.match(value):
+            raise ValueError(f"{value!r} is not a Kubernetes Secret name")
+        if value.startswith("forgeflow-") and value.endswith(CHECKOUT_SECRET_SUFFIX):
+            raise ValueError(f"{value!r} is the name of a run's own checkout Secret, never granted")
+        return value
+
+
 class RepositoryPolicy(_Model):
     """Service-side rules for repositories matching ``match`` (a glob over ``namespace/name``).
 
@@ -119,11 +160,21 @@ class RepositoryPolicy(_Model):
     match: str = "*"
     namespace: str | None = None  # Kubernetes namespace for its Workflows
     service_account: str | None = None  # spec.serviceAccountName of its Workflows
-    allow_secrets: bool = True  # may its jobs use Kubernetes Secrets
+    allow_secrets: bool = True  # false: none of its jobs gets a Secret, whatever `secrets` grants
     trusted_users: tuple[str, ...] = ()
     trusted_orgs: tuple[str, ...] = ()
     required_jobs: tuple[str, ...] = ()  # as if the job file said `required: true` (issue 14)
     summary_status: bool | None = None  # forgeflow/summary for this repository (None: the default)
+    secrets: tuple[SecretGrant, ...] = ()  # the Secrets its jobs may use (default: none)
+    argo_allow: tuple[Literal[ARGO_EXCEPTIONS], ...] = ()  # type: ignore[valid-type]
+    pod_security: Literal["restricted", "baseline"] = "restricted"  # baseline: pods may run as root
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _grants(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
 
 
 class Settings(_Model):
@@ -144,6 +195,10 @@ class Settings(_Model):
     kubeconfig: str = ""  # empty: in-cluster config, else $KUBECONFIG / ~/.kube/config
     service_account: str = "forgeflow-workflow"
     workflow_ttl_seconds: int = 86400
+    # tenancy (issue 13): where forgeflow itself runs, and how Workflow pods run
+    service_namespace: str = ""  # from the pod (downward API); Workflows never run there
+    allow_workflows_in_service_namespace: bool = False  # the operator accepts the risk
+    pod_run_as_user: int = Field(default=1000, ge=0)  # 0: leave it to the platform (OpenShift)
     local_container_runtime: Literal["", "podman", "docker"] = ""
     local_max_parallel: int = 4
     # jobs that build on each other (issue 16): artifacts, caches
@@ -233,6 +288,24 @@ class Settings(_Model):
                 raise ValueError(f"github_app_id: {message}") from None
         return self
 
+    @model_validator(mode="after")
+    def _not_beside_the_service(self) -> Settings:
+        """Workflows never run in forgeflow's own namespace, where its Secret (database URL,
+        forge tokens, webhook secrets) lives, unless the operator says so."""
+        if self.executor != "argo" or not self.service_namespace:
+            return self
+        if self.allow_workflows_in_service_namespace:
+            return self
+        for key, namespace in self.workflow_namespaces():
+            if namespace == self.service_namespace:
+                raise ValueError(
+                    f"{key} is {namespace!r}, the namespace forgeflow itself runs in "
+                    f"(service_namespace {self.service_namespace!r}, read from the pod): Workflows "
+                    "there could read forgeflow's own Secret. Run Workflows in another namespace "
+                    "(e.g. forgeflow-runs) or set allow_workflows_in_service_namespace: true"
+                )
+        return self
+
     # -- derived values -------------------------------------------------------------------
 
     @property
@@ -279,12 +352,27 @@ class Settings(_Model):
 
     def policy_for(self, repo_full_name: str) -> RepositoryPolicy:
         """The first repository policy whose ``match`` glob covers the repository."""
+        return self.policy_entry(repo_full_name)[1]
+
+    def policy_entry(self, repo_full_name: str) -> tuple[int | None, RepositoryPolicy]:
+        """The index in ``repositories`` of the first policy covering the repository (None:
+        no entry matches, the defaults apply) and that policy."""
         from fnmatch import fnmatchcase
 
-        for policy in self.repositories:
+        for index, policy in enumerate(self.repositories):
             if fnmatchcase(repo_full_name.lower(), policy.match.lower()):
-                return policy
-        return RepositoryPolicy()
+                return index, policy
+        return None, RepositoryPolicy()
+
+    def workflow_namespaces(self) -> list[tuple[str, str]]:
+        """Every namespace Workflows may run in, with the setting that names it."""
+        found = [("namespace", self.namespace)]
+        found += [
+            (f"repositories[{i}].namespace", p.namespace)
+            for i, p in enumerate(self.repositories)
+            if p.namespace
+        ]
+        return found
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ OPTIONS = PlanOptions(
     default_image="registry.fedoraproject.org/fedora:41",
     default_timeout_seconds=1800,
     ttl_seconds=86400,
+    secrets=(("pypi-token", ("push", "tag")), ("registry-credentials", ("push", "tag"))),
 )
 RUN_URL = "https://forgeflow.example/runs/42"
 

@@ -39,6 +39,75 @@ done
 """
 
 
+# The script of a steps job with Secrets (arguments as DRIVER's): when ``FORGEFLOW_MASK_DIR``
+# holds the job's granted Secrets (one folder each, mounted read-only), every line of every Secret value (4 characters or more) is replaced by ``***``
+# in the steps' output (stdout and stderr, merged) before it reaches the pod's log: with awk
+# when the image has it, else with a slower POSIX sh loop. The step's exit code is kept.
+MASKING_DRIVER = r"""unescape() { v=$(printf '%bx' "$1"); v=${v%x}; }
+for var in $FORGEFLOW_ESCAPED_ENV; do
+  eval "unescape \"\${$var}\""; export "$var=$v"
+done
+masks=""
+if [ -n "${FORGEFLOW_MASK_DIR:-}" ] && [ -d "$FORGEFLOW_MASK_DIR" ]; then
+  for f in "$FORGEFLOW_MASK_DIR"/*/*; do [ -f "$f" ] && masks="$masks$(cat "$f")
+"; done
+fi
+mask() {
+  if command -v awk >/dev/null 2>&1; then
+    MASKS=$masks awk 'BEGIN { c = split(ENVIRON["MASKS"], raw, "\n")
+      for (k = 1; k <= c; k++) { l = raw[k]; sub(/\r$/, "", l); if (length(l) >= 4) m[++n] = l }
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+        if (length(m[j]) > length(m[i])) { t = m[i]; m[i] = m[j]; m[j] = t } }
+      { s = $0
+        for (i = 1; i <= n; i++) {
+          o = ""
+          while ((p = index(s, m[i])) > 0) {
+            o = o substr(s, 1, p - 1) "***"; s = substr(s, p + length(m[i]))
+          }
+          s = o s
+        }
+        print s; fflush() }'
+  else
+    while IFS= read -r line || [ -n "$line" ]; do
+      rest=$masks
+      while [ -n "$rest" ]; do
+        case $rest in *"
+"*) m=${rest%%"
+"*}; rest=${rest#*"
+"};; *) m=$rest; rest="";; esac
+        m=${m%"$(printf '\r')"}
+        [ "${#m}" -ge 4 ] || continue
+        o=""
+        while case $line in *"$m"*) true;; *) false;; esac; do
+          o="$o${line%%"$m"*}***"; line=${line#*"$m"}
+        done
+        line="$o$line"
+      done
+      printf '%s\n' "$line"
+    done
+  fi
+}
+n=0
+while [ "$#" -ge 2 ]; do
+  n=$((n + 1)); name=$1; script=$2; shift 2
+  case $name in ::forgeflow-escaped::*) unescape "${name#::forgeflow-escaped::}"; name=$v;; esac
+  case $script in ::forgeflow-escaped::*) unescape "${script#::forgeflow-escaped::}"; script=$v;; esac
+  printf '==> %s\n' "$name"
+  if [ -n "$masks" ]; then
+    exec 3>&1
+    rc=$( { { sh -e -c "$script" 2>&1 4>&- 3>&-; echo $? >&4; } | mask >&3 4>&-; } 4>&1 )
+    exec 3>&-
+  else
+    sh -e -c "$script"; rc=$?
+  fi
+  if [ "$rc" -ne 0 ]; then
+    printf "::forgeflow-failed::step '%s' failed with exit code %s\n" "$name" "$rc"
+    exit "$rc"
+  fi
+done
+"""
+
+
 def needs_escape(text: str) -> bool:
     return "{{" in text
 

@@ -5,11 +5,43 @@ from __future__ import annotations
 from typing import Any
 
 from service.compiler import handoff
-from service.compiler.escape import DRIVER, environment, step_argument
+from service.compiler.escape import DRIVER, MASKING_DRIVER, environment, step_argument
 from service.jobs.plan import LABEL_PREFIX, RetryPlan, TaskPlan, WorkflowPlan
 
 SOURCE_PATH = "/workspace/source"
+SECRETS_PATH = "/var/run/forgeflow/secrets"  # granted Secrets, read by the driver to mask them
+MASK_DIR_ENV = "FORGEFLOW_MASK_DIR"
 Manifest = dict[str, Any]
+
+
+def container_security(plan: WorkflowPlan) -> Manifest | None:
+    """A job container's securityContext: the "restricted" Pod Security profile's (no
+    privilege escalation, every capability dropped), or none when the policy relaxes it."""
+    if plan.pod_security != "restricted":
+        return None
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def pod_security(plan: WorkflowPlan) -> Manifest:
+    """The Workflow's pod securityContext: RuntimeDefault seccomp always; non-root (as
+    ``run_as_user`` unless the platform picks the user) under the "restricted" profile."""
+    context: Manifest = {}
+    if plan.pod_security == "restricted":
+        context["runAsNonRoot"] = True
+        if plan.run_as_user:
+            context["runAsUser"] = plan.run_as_user
+    context["seccompProfile"] = {"type": "RuntimeDefault"}
+    return context
+
+
+def source_artifact(plan: WorkflowPlan) -> Manifest:
+    """The git checkout at the exact commit; with the run's own credentials Secret for a
+    private repository (the token itself is never in the manifest)."""
+    git: Manifest = {"repo": plan.clone_url, "revision": plan.sha}
+    if plan.checkout_secret:
+        git["usernameSecret"] = {"name": plan.checkout_secret, "key": "username"}
+        git["passwordSecret"] = {"name": plan.checkout_secret, "key": "password"}
+    return {"name": "source", "path": SOURCE_PATH, "git": git}
 
 
 def retry_strategy(retries: RetryPlan) -> Manifest:
@@ -36,7 +68,7 @@ def _resources(task: TaskPlan) -> Manifest:
 
 def pod_template(name: str, task: TaskPlan, plan: WorkflowPlan) -> Manifest:
     """The container template that runs one job's steps, named ``name``."""
-    args = [DRIVER, "forgeflow"]
+    args = [MASKING_DRIVER if task.secrets else DRIVER, "forgeflow"]
     for step_name, script in handoff.steps(task.handoff, task.steps):
         args += [step_argument(step_name), step_argument(script)]
     env = [
@@ -46,6 +78,8 @@ def pod_template(name: str, task: TaskPlan, plan: WorkflowPlan) -> Manifest:
         *handoff.environment(task.handoff),
         *task.env,
     ]
+    if task.secrets:
+        env.append((MASK_DIR_ENV, SECRETS_PATH))
     container: Manifest = {
         "image": task.image,
         "command": ["sh", "-c"],
@@ -56,8 +90,14 @@ def pod_template(name: str, task: TaskPlan, plan: WorkflowPlan) -> Manifest:
     }
     if task.secrets:
         container["envFrom"] = [{"secretRef": {"name": secret}} for secret in task.secrets]
+        container["volumeMounts"] = [
+            {"name": f"secret-{i}", "mountPath": f"{SECRETS_PATH}/{secret}", "readOnly": True}
+            for i, secret in enumerate(task.secrets)
+        ]
     if resources := _resources(task):
         container["resources"] = resources
+    if security := container_security(plan):
+        container["securityContext"] = security
     template: Manifest = {
         "name": name,
         "metadata": {"labels": {f"{LABEL_PREFIX}/task": task.task}},
@@ -65,15 +105,7 @@ def pod_template(name: str, task: TaskPlan, plan: WorkflowPlan) -> Manifest:
     }
     if task.retries is not None:
         template["retryStrategy"] = retry_strategy(task.retries)
-    template["inputs"] = {
-        "artifacts": [
-            {
-                "name": "source",
-                "path": SOURCE_PATH,
-                "git": {"repo": plan.clone_url, "revision": plan.sha},
-            }
-        ]
-    }
+    template["inputs"] = {"artifacts": [source_artifact(plan)]}
     if task.artifacts:
         # kept in the workflow's artifact repository (Argo needs one configured); a path the
         # job did not produce is not an error
@@ -83,6 +115,10 @@ def pod_template(name: str, task: TaskPlan, plan: WorkflowPlan) -> Manifest:
                 for artifact, path in task.artifacts
             ]
         }
+    if task.secrets:
+        template["volumes"] = [
+            {"name": f"secret-{i}", "secret": {"secretName": secret}} for i, secret in enumerate(task.secrets)
+        ]
     template["container"] = container
     handoff.template_fields(template, task)
     return template

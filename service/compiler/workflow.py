@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from service.compiler.handoff import group_inputs, task_fields
-from service.compiler.pods import pod_template
+from service.compiler.pods import container_security, pod_security, pod_template
 from service.jobs.plan import RawArgo, TaskPlan, WorkflowPlan
 
 ENTRYPOINT = "main"
@@ -66,13 +66,51 @@ def _rename_references(value: Any, names: dict[str, str]) -> Any:
     return result
 
 
-def _raw_templates(raw: RawArgo, names: _Names) -> tuple[dict[str, str], list[Manifest]]:
+CONTAINER_LISTS = ("sidecars", "initContainers")
+
+
+def _secured(template: Manifest, security: Manifest | None) -> Manifest:
+    """A raw template whose containers (main, sidecars, init containers, container sets) get
+    the plan's container securityContext where they do not say otherwise (the fence refused
+    what would break it)."""
+    if security is None:
+        return template
+
+    def secure(container: Any) -> Any:
+        if not isinstance(container, dict):
+            return container
+        own = dict(container.get("securityContext") or {})
+        own.setdefault("allowPrivilegeEscalation", security["allowPrivilegeEscalation"])
+        capabilities = dict(own.get("capabilities") or {})
+        capabilities.setdefault("drop", list(security["capabilities"]["drop"]))
+        own["capabilities"] = capabilities
+        return {**container, "securityContext": own}
+
+    copy = dict(template)
+    for key in ("container", "script"):
+        if key in copy:
+            copy[key] = secure(copy[key])
+    for key in CONTAINER_LISTS:
+        if isinstance(copy.get(key), list):
+            copy[key] = [secure(c) for c in copy[key]]
+    container_set = copy.get("containerSet")
+    if isinstance(container_set, dict) and isinstance(container_set.get("containers"), list):
+        copy["containerSet"] = {
+            **container_set,
+            "containers": [secure(c) for c in container_set["containers"]],
+        }
+    return copy
+
+
+def _raw_templates(
+    raw: RawArgo, names: _Names, security: Manifest | None
+) -> tuple[dict[str, str], list[Manifest]]:
     renamed = {str(t["name"]): names.unique(f"{raw.task}-{t['name']}") for t in raw.templates}
     templates = []
     for template in raw.templates:
         copy = _rename_references(dict(template), renamed)
         copy["name"] = renamed[str(template["name"])]
-        templates.append(copy)
+        templates.append(_secured(copy, security))
     return renamed, templates
 
 
@@ -143,7 +181,7 @@ def compile_workflow(plan: WorkflowPlan) -> Manifest:
     entries: dict[str, dict[str, str]] = {}
     raw_templates: list[Manifest] = []
     for raw in plan.argo:
-        renamed, own = _raw_templates(raw, names)
+        renamed, own = _raw_templates(raw, names, container_security(plan))
         entries[raw.task] = renamed
         raw_templates += own
     groups = {g.task: g for g in plan.groups}
@@ -182,6 +220,7 @@ def compile_workflow(plan: WorkflowPlan) -> Manifest:
     spec: Manifest = {
         "entrypoint": ENTRYPOINT,
         "serviceAccountName": plan.service_account,
+        "securityContext": pod_security(plan),
         "activeDeadlineSeconds": critical_path_seconds(plan) + DEADLINE_SLACK_SECONDS,
         "ttlStrategy": {"secondsAfterCompletion": plan.ttl_seconds},
         # pods go when the Workflow ends, after a delay (Argo 3.5+; its default is 5 s) in

@@ -8,8 +8,8 @@ so the watcher and the reporter are one code path.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 Manifest = dict[str, Any]
@@ -38,6 +38,16 @@ class WatchEvent:
         return str((self.object.get("metadata") or {}).get("resourceVersion") or "")
 
 
+@dataclass(frozen=True)
+class RunSecret:
+    """A Secret only one run uses (its checkout's credentials), made in the Workflow's
+    namespace when the Workflow is submitted, owned by it and gone with it. ``data`` maps keys
+    to values; it is never logged or shown."""
+
+    name: str
+    data: dict[str, str] = field(repr=False)
+
+
 class ExecutorError(Exception):
     """A failure the caller should not retry (bad manifest, forbidden)."""
 
@@ -53,8 +63,10 @@ class ResourceVersionExpired(ExecutorError):
 class Executor(Protocol):
     name: str
 
-    def submit(self, manifest: Manifest) -> WorkflowRef:
-        """Create the Workflow. Idempotent: if it already exists (409), return its ref."""
+    def submit(self, manifest: Manifest, secrets: Sequence[RunSecret] = ()) -> WorkflowRef:
+        """Create the Workflow, and ``secrets`` in its namespace owned by it (nothing of the run
+        starts before they exist; a failed submit leaves none behind). Idempotent: if it already
+        exists (409), return its ref (its secrets made again if they are missing)."""
         ...
 
     def get(self, ref: WorkflowRef) -> Manifest | None:

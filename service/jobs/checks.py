@@ -1,8 +1,10 @@
-"""What the schema alone cannot check: needs, ``${{ }}`` placement, raw Argo, size limits."""
+"""What the schema alone cannot check: needs, ``${{ }}`` placement, raw Argo, size limits.
+
+What raw Argo may reach depends on the repository's policy, so the fence is checked when a run
+is planned (:mod:`service.jobs.grants`), not here."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from service.argo.validation import template_errors
@@ -14,20 +16,6 @@ from service.jobs.model import JobFile, JobSpec
 from service.jobs.options import PARAMETER_NAME
 from service.jobs.yaml_source import Limits, Located, Path
 
-# Raw Argo may not choose what the service config decides, nor reach the host.
-FORBIDDEN_ARGO_KEYS = frozenset(
-    {
-        "serviceAccountName",
-        "automountServiceAccountToken",
-        "executor",
-        "podSpecPatch",
-        "hostPath",
-        "privileged",
-        "hostNetwork",
-        "hostPID",
-        "hostIPC",
-    }
-)
 MATRIX_PLACES = ("image", "env", "steps")
 
 
@@ -169,19 +157,6 @@ class _Checker:
         names = [t.get("name") for t in templates]
         if job.argo.entrypoint not in names:
             self.problem(("jobs", name, "argo", "entrypoint"), f"no template named {job.argo.entrypoint!r}")
-        for index, template in enumerate(templates):
-            for key in sorted(set(_keys(template)) & FORBIDDEN_ARGO_KEYS):
-                self.problem((*base, index), f"{key} is decided by the service config, not by job files")
-
-
-def _keys(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield str(key)
-            yield from _keys(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _keys(item)
 
 
 def semantic_problems(job_file: JobFile, located: Located, file: str, limits: Limits) -> list[ConfigProblem]:

@@ -45,6 +45,7 @@ __all__ = [
     "TaskPlan",
     "WorkflowPlan",
     "bind_run",
+    "checkout_secret_name",
     "event_environment",
     "label_value",
     "plan_workflow",
@@ -66,6 +67,14 @@ def label_value(text: str) -> str:
 
 def workflow_name(run_id: int, sha: str) -> str:
     return f"forgeflow-{run_id}-{sha[:7]}"
+
+
+CHECKOUT_SECRET_SUFFIX = "-checkout"  # noqa: S105 (a name, not a password)
+
+
+def checkout_secret_name(workflow: str) -> str:
+    """The run's own Secret with the checkout's credentials (made when it is submitted)."""
+    return workflow + CHECKOUT_SECRET_SUFFIX
 
 
 def event_environment(event: Event, run_id: int, run_url: str) -> tuple[tuple[str, str], ...]:
@@ -167,14 +176,21 @@ def plan_workflow(
         concurrency_group=concurrency_group,
         cancel_in_progress=cancel,
         artifact_repository=options.artifact_repository,
+        pod_security=options.pod_security,
+        run_as_user=options.run_as_user,
+        checkout_secret=checkout_secret_name(workflow_name(run_id, event.sha))
+        if options.checkout_secret
+        else "",
     )
 
 
 def bind_run(plan: WorkflowPlan, run_id: int, run_url: str) -> WorkflowPlan:
     """``plan`` as the plan of run ``run_id`` (whose page is ``run_url``)."""
+    name = workflow_name(run_id, plan.sha)
     return replace(
         plan,
-        name=workflow_name(run_id, plan.sha),
+        name=name,
+        checkout_secret=checkout_secret_name(name) if plan.checkout_secret else "",
         labels=_with(plan.labels, {RUN_LABEL: str(run_id)}),
         annotations=_with(plan.annotations, {RUN_URL_ANNOTATION: run_url}),
         event_env=_with(plan.event_env, {"FORGEFLOW_RUN_ID": str(run_id), "FORGEFLOW_RUN_URL": run_url}),

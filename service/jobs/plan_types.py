@@ -22,6 +22,15 @@ class PlanOptions:
     allow_secrets: bool = True  # the service config lets this repository's jobs use Secrets
     trusted: bool = True  # the run's job file and code are trusted (not an untrusted fork's)
     artifact_repository: str = ""  # "configmap/key" of an Argo artifact repository; "": the controller's
+    # What the repository's policy grants (see service.jobs.grants): each granted Secret with
+    # the event kinds it is granted for, where the config grants them (for messages), the
+    # exceptions to the raw Argo fence, and how pods run.
+    secrets: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    grant_hint: str = "`repositories` in the service config"
+    argo_allow: frozenset[str] = frozenset()
+    pod_security: Literal["restricted", "baseline"] = "restricted"
+    run_as_user: int = 1000  # 0: the platform chooses (OpenShift's restricted SCC)
+    checkout_secret: bool = False  # the checkout uses the run's own credentials Secret
 
 
 @dataclass(frozen=True)
@@ -195,6 +204,9 @@ class WorkflowPlan:
     concurrency_group: str = ""
     cancel_in_progress: bool = False
     artifact_repository: str = ""  # an artifactRepositoryRef "configmap/key", or the controller's
+    pod_security: Literal["restricted", "baseline"] = "restricted"
+    run_as_user: int = 1000
+    checkout_secret: str = ""  # the run's own Secret the git checkout authenticates with
 
     def main_tasks(self) -> list[str]:
         """The main DAG's tasks in order: each job's task, or its matrix group."""

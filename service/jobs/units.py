@@ -1,16 +1,17 @@
 """The matched jobs as DAG units: one :class:`TaskPlan` per job or matrix cell, resolved.
 
 Matrix values are substituted here (``${{ matrix.X }}`` in image, env, step names and scripts,
-arguments); a value missing from a cell reads as "". Arguments and the secret policy are the
-only places the event or the service config can make a good job file fail, so this module
-raises :class:`JobFileError` for them, pointing at the job file's line.
+arguments); a value missing from a cell reads as "". Arguments and the repository's grants
+(Secrets, the raw Argo fence: :mod:`grants`) are the only places the event or the service
+config can make a good job file fail, so this module raises :class:`JobFileError` for them,
+pointing at the job file's line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -18,6 +19,7 @@ from service.events import Event
 from service.jobs.errors import ConfigProblem, JobFileError, dotted
 from service.jobs.expressions import ExpressionError, event_context, interpolate, substitute_simple
 from service.jobs.flow import plan_flow
+from service.jobs.grants import check_fence, check_secrets
 from service.jobs.handoff_plan import cache_plan, need_inputs, output_env
 from service.jobs.handoff_plan import handoff as make_handoff
 from service.jobs.matcher import Decision
@@ -74,21 +76,6 @@ def cell_context(job: str, cell: Mapping[str, str]) -> str:
     return context[: MAX_CONTEXT - 14] + f"... {digest})"
 
 
-def secret_refs(value: Any) -> Iterator[str]:
-    """Secret names raw Argo templates refer to (env, envFrom, volumes)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key in ("secretKeyRef", "secretRef") and isinstance(item, dict):
-                yield str(item.get("name", ""))
-            elif key == "secret" and isinstance(item, dict):
-                yield str(item.get("secretName", ""))
-            else:
-                yield from secret_refs(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from secret_refs(item)
-
-
 def _retry_plan(retries: Retries | None) -> RetryPlan | None:
     if retries is None:
         return None
@@ -142,21 +129,11 @@ class _Builder:
             self._event_vars = event_context(self.event)
         return self._event_vars
 
-    def secrets_refusal(self, name: str, job: JobSpec) -> str | None:
-        secrets = list(job.secrets) or sorted(set(secret_refs(job.argo.templates if job.argo else ())))
-        if not secrets:
-            return None
-        if not self.options.allow_secrets:
-            where = "secrets" if job.secrets else "argo"
-            self.problem(
-                ("jobs", name, where),
-                f"the service config does not allow Kubernetes Secrets for "
-                f"{self.event.repository.full_name} (asked for {', '.join(secrets)})",
-            )
-            return None
-        if not self.options.trusted:
-            return f"not run: untrusted runs never get secrets ({', '.join(secrets)})"
-        return None
+    def refusal(self, name: str, job: JobSpec) -> str | None:
+        """Why the job does not run (its Secrets), or None; what the policy never allows is
+        a problem at its line (see :mod:`grants`)."""
+        check_fence(name, job, self.options, self.problem)
+        return check_secrets(name, job, self.event, self.options, self.problem)
 
     def unit(
         self,
@@ -271,7 +248,7 @@ def build_units(
     main = {job: task_name(job, taken) for job in chosen}
     refused_why: dict[str, str] = {}
     for job in chosen:
-        reason = builder.secrets_refusal(job, job_file.jobs[job])
+        reason = builder.refusal(job, job_file.jobs[job])
         if reason:
             refused_why[job] = reason
     changed = True

@@ -90,8 +90,16 @@ def job_limits(settings: Settings) -> Limits:
 
 
 def plan_options(settings: Settings, event: Event, trust: Trust) -> PlanOptions:
-    """Where and how the event's Workflow runs: the repository's policy, then the defaults."""
-    policy = settings.policy_for(event.repository.full_name)
+    """Where and how the event's Workflow runs, and what it may reach: the repository's
+    policy (its namespace, service account, granted Secrets, exceptions to the raw Argo
+    fence, pod security), then the defaults. A private repository is checked out with the
+    run's own credentials Secret (made by the worker when it submits, never in the manifest)."""
+    repo = event.repository.full_name
+    index, policy = settings.policy_entry(repo)
+    if index is None:
+        hint = f"a `repositories` entry matching {repo!r} in the service config (none matches yet)"
+    else:
+        hint = f"repositories[{index}] (match: {policy.match!r}) in the service config"
     return PlanOptions(
         namespace=policy.namespace or settings.namespace,
         service_account=policy.service_account or settings.service_account,
@@ -101,6 +109,12 @@ def plan_options(settings: Settings, event: Event, trust: Trust) -> PlanOptions:
         allow_secrets=policy.allow_secrets,
         trusted=trust.code_trusted,
         artifact_repository=settings.artifact_repository,
+        secrets=tuple((grant.name, tuple(grant.events)) for grant in policy.secrets),
+        grant_hint=hint,
+        argo_allow=frozenset(policy.argo_allow),
+        pod_security=policy.pod_security,
+        run_as_user=settings.pod_run_as_user,
+        checkout_secret=event.repository.private,
     )
 
 

@@ -14,7 +14,10 @@ from service.jobs.plan import PlanOptions, WorkflowPlan, bind_run, plan_workflow
 
 REPO = Repository("octo", "hello", "https://example.invalid/octo/hello.git", default_branch="main")
 FORK = Repository("mallory", "hello", "https://example.invalid/mallory/hello.git")
-OPTIONS = PlanOptions("ci", "runner", "fedora:41", 1800, 3600)
+ALL_EVENTS = ("push", "tag", "pull_request", "comment", "release", "manual")
+OPTIONS = PlanOptions(
+    "ci", "runner", "fedora:41", 1800, 3600, secrets=(("pypi", ALL_EVENTS), ("token", ALL_EVENTS))
+)
 RUN_URL = "https://ci.example/runs/5"
 PUSH = Event("github", EventKind.PUSH, REPO, "a" * 40, ref="refs/heads/main", branch="main", sender="alice")
 FORK_PR = Event(

@@ -13,7 +13,7 @@ in-cluster service account, else ``$KUBECONFIG`` / ``~/.kube/config``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from kubernetes import config as _kube_config
@@ -21,8 +21,9 @@ from kubernetes.client import ApiClient, Configuration, CoreV1Api, CustomObjects
 
 from service.executors.argo.errors import is_status, translate
 from service.executors.argo.logs import MAIN_CONTAINER, DatabaseLogArchive, LogArchive, task_log
+from service.executors.argo.run_secrets import make_run_secrets
 from service.executors.argo.watch import GROUP, PAGE_SIZE, PLURAL, VERSION, list_all, watch_all
-from service.executors.base import ExecutorError, Manifest, WatchEvent, WorkflowRef
+from service.executors.base import ExecutorError, Manifest, RunSecret, WatchEvent, WorkflowRef
 from service.executors.log_times import strip
 from service.settings import Settings
 
@@ -102,10 +103,18 @@ class ArgoExecutor:
         )
 
     # -- the Executor protocol ---------------------------------------------------------------
-    def submit(self, manifest: Manifest) -> WorkflowRef:
-        """Create the Workflow; one that exists already (409) counts as submitted."""
+    def submit(self, manifest: Manifest, secrets: Sequence[RunSecret] = ()) -> WorkflowRef:
+        """Create the Workflow; one that exists already (409) counts as submitted.
+
+        With ``secrets`` (a private repository's checkout credentials) the Workflow is created
+        suspended, the Secrets are created owned by it (Kubernetes deletes them with it), and
+        only then is it resumed: no pod starts without them, and no Secret exists without its
+        owner. If making them fails the Workflow is deleted again, so nothing is left behind;
+        a retried submit finds a suspended Workflow of its run and finishes the job."""
         body = self._checked(manifest)
         ref = WorkflowRef.of(body)
+        if secrets:
+            body = {**body, "spec": {**(body.get("spec") or {}), "suspend": True}}
         try:
             created: Manifest = self.custom.create_namespaced_custom_object(
                 GROUP, VERSION, ref.namespace, PLURAL, body, _request_timeout=self.request_timeout
@@ -113,9 +122,13 @@ class ArgoExecutor:
         except Exception as exc:
             if not is_status(exc, 409) or not ref.name:
                 raise translate(exc, f"create workflow {ref.namespace}/{ref.name}") from exc
-            self._check_same_run(ref, body)
+            existing = self._check_same_run(ref, body)
             log.info("workflow %s/%s exists already: submitted before", ref.namespace, ref.name)
+            if secrets and existing is not None and (existing.get("spec") or {}).get("suspend"):
+                self._release(existing, secrets)
             return ref
+        if secrets:
+            self._release(created, secrets)
         return WorkflowRef.of(created)
 
     def get(self, ref: WorkflowRef) -> Manifest | None:
@@ -225,14 +238,36 @@ class ArgoExecutor:
         namespace = meta.get("namespace") or self.default_namespace
         return {**manifest, "metadata": {**meta, "namespace": namespace}}
 
-    def _check_same_run(self, ref: WorkflowRef, body: Manifest) -> None:
-        """A 409 is "already submitted" only if the existing Workflow is this run's."""
+    def _check_same_run(self, ref: WorkflowRef, body: Manifest) -> Manifest | None:
+        """A 409 is "already submitted" only if the existing Workflow is this run's; it."""
         existing = self.get(ref)
         if existing is None:
-            return  # deleted since (TTL): it was ours and ran
+            return None  # deleted since (TTL): it was ours and ran
         wanted = ((body.get("metadata") or {}).get("labels") or {}).get(RUN_LABEL)
         found = ((existing.get("metadata") or {}).get("labels") or {}).get(RUN_LABEL)
         if wanted != found:
             raise ExecutorError(
                 f"workflow {ref.namespace}/{ref.name} exists and belongs to another run ({found!r})"
             )
+        return existing
+
+    def _release(self, workflow: Manifest, secrets: Sequence[RunSecret]) -> None:
+        """Create the suspended ``workflow``'s own Secrets, then resume it; on failure delete
+        it (its Secrets go with it)."""
+        ref = WorkflowRef.of(workflow)
+        try:
+            make_run_secrets(self.core, workflow, secrets, self.request_timeout)
+            self._patch(ref, {"spec": {"suspend": None}}, "resume", missing_ok=False)
+        except Exception as exc:
+            try:
+                self.custom.delete_namespaced_custom_object(
+                    GROUP, VERSION, ref.namespace, PLURAL, ref.name, _request_timeout=self.request_timeout
+                )
+            except Exception as cleanup:
+                if not is_status(cleanup, 404):
+                    log.warning(
+                        "could not delete %s/%s after a failed submit: %s", ref.namespace, ref.name, cleanup
+                    )
+            if isinstance(exc, ExecutorError):
+                raise
+            raise translate(exc, f"create the secrets of workflow {ref.namespace}/{ref.name}") from exc

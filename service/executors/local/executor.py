@@ -14,7 +14,7 @@ import secrets
 import string
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -24,13 +24,14 @@ from service.clock import kubernetes_time, now, parse_time
 from service.executors.base import (
     ExecutorError,
     Manifest,
+    RunSecret,
     WatchEvent,
     WorkflowRef,
 )
 from service.executors.local.nodes import ERROR, FINAL_WORKFLOW_PHASES, PENDING, RUNNING
 from service.executors.local.pod import LineSink
 from service.executors.local.proc import is_alive
-from service.executors.local.runner import Runner
+from service.executors.local.runner import RUN_SECRETS, Runner
 from service.executors.local.status import set_phase_labels
 from service.executors.local.store import PRIVATE, LocalStore
 from service.executors.local.watch import list_workflows, watch_workflows
@@ -86,12 +87,27 @@ class LocalExecutor:
         self.store = LocalStore(Path(config.data_dir).resolve())
 
     # -- the Executor protocol ---------------------------------------------------------------
-    def submit(self, manifest: Manifest) -> WorkflowRef:
-        """Store the Workflow and start its runner; an existing name is Argo's 409: no-op."""
+    def submit(self, manifest: Manifest, secrets: Sequence[RunSecret] = ()) -> WorkflowRef:
+        """Store the Workflow (with its own ``secrets``, files only this user reads, removed
+        when it ends) and start its runner; an existing name is Argo's 409: no-op."""
         ref, created = self.create(manifest)
         if created:
+            self.write_secrets(ref, secrets)
             self.start(ref)
         return ref
+
+    def write_secrets(self, ref: WorkflowRef, secrets: Sequence[RunSecret]) -> None:
+        """The run's own Secrets as ``<workflow dir>/secrets/<name>/<key>`` (mode 0600)."""
+        root = self.store.workflow_dir(ref.namespace, ref.name) / RUN_SECRETS
+        for secret in secrets:
+            folder = root / _safe_part(secret.name)
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            root.chmod(0o700)
+            for key, value in secret.data.items():
+                path = folder / _safe_part(key)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    out.write(value)
 
     def get(self, ref: WorkflowRef) -> Manifest | None:
         return self.store.get(ref.namespace, ref.name)
@@ -237,6 +253,12 @@ class LocalExecutor:
             sink=sink,
             cache_max_bytes=self.config.cache_max_bytes,
         )
+
+
+def _safe_part(name: str) -> str:
+    if not name or "/" in name or name in (".", ".."):
+        raise ExecutorError(f"invalid Secret name or key {name!r}")
+    return name
 
 
 def _spawn_detached(argv: ArgList, log_path: Path, cwd: Path) -> None:

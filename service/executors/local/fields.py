@@ -17,7 +17,7 @@ ARTIFACT_KEYS = {"name", "path", "git", "raw", "mode", "optional", "s3", "archiv
 OUTPUT_ARTIFACT_KEYS = {"name", "path", "optional", "archive", "s3"}
 PARAMETER_KEYS = {"name", "valueFrom", "description"}
 GIT_KEYS = {"repo", "revision", "depth", "singleBranch", "branch", "fetch"}
-GIT_KEYS |= {"insecureIgnoreHostKey", "disableSubmodules"}
+GIT_KEYS |= {"insecureIgnoreHostKey", "disableSubmodules", "usernameSecret", "passwordSecret"}
 RETRY_POLICIES = ("Always", "OnFailure", "OnError", "OnTransientError")
 
 

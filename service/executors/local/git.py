@@ -3,13 +3,16 @@
 Each repository is cloned once per workflow (``git clone --bare`` into the workflow's cache),
 and every pod gets its own ``git clone --shared`` of that cache, checked out detached at exactly
 the requested revision, with ``origin`` pointing back at the real repository as in Argo's
-artifact. Git never prompts: credentials come from the user's git configuration or not at all.
+artifact. Git never prompts. A private repository's credentials (the artifact's
+``usernameSecret``/``passwordSecret``) reach git through an askpass helper that reads them
+from its environment: never in the URL, the command line or a git config file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -36,9 +39,11 @@ class GitCache:
         *,
         cancel: threading.Event,
         deadline: float | None,
+        credentials: tuple[str, str] | None = None,
     ) -> str:
-        """Put ``repo`` at ``revision`` (detached) into ``dest``; return the commit checked out."""
-        mirror = self._mirror(repo, cancel=cancel, deadline=deadline)
+        """Put ``repo`` at ``revision`` (detached) into ``dest``; return the commit checked out.
+        ``credentials``: (username, password) for fetching ``repo``."""
+        mirror = self._mirror(repo, cancel=cancel, deadline=deadline, credentials=credentials)
         git = _Git(cancel, deadline)
         dest.parent.mkdir(parents=True, exist_ok=True)
         git.run(["clone", "--shared", "--no-checkout", "--quiet", "--", str(mirror), str(dest)])
@@ -47,7 +52,14 @@ class GitCache:
         git.run(["-C", str(dest), "remote", "set-url", "origin", repo])
         return commit
 
-    def _mirror(self, repo: str, *, cancel: threading.Event, deadline: float | None) -> Path:
+    def _mirror(
+        self,
+        repo: str,
+        *,
+        cancel: threading.Event,
+        deadline: float | None,
+        credentials: tuple[str, str] | None = None,
+    ) -> Path:
         key = hashlib.sha256(repo.encode()).hexdigest()[:16]
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
@@ -56,8 +68,32 @@ class GitCache:
             if not (mirror / "HEAD").exists():
                 self.root.mkdir(parents=True, exist_ok=True)
                 git = _Git(cancel, deadline)
-                git.run(["clone", "--bare", "--quiet", "--", repo, str(mirror)], what="clone")
+                args = ["clone", "--bare", "--quiet", "--", repo, str(mirror)]
+                if credentials is not None:
+                    git.env.update(
+                        GIT_ASKPASS=str(self._askpass()),
+                        FORGEFLOW_GIT_USERNAME=credentials[0],
+                        FORGEFLOW_GIT_PASSWORD=credentials[1],
+                    )
+                    args = ["-c", "credential.helper=", *args]  # nothing stores them
+                git.run(args, what="clone")
         return mirror
+
+    def _askpass(self) -> Path:
+        """A helper git asks for the username and password: it prints them from its environment."""
+        path = self.root / "askpass.sh"
+        if not path.exists():
+            path.write_text(ASKPASS)
+            path.chmod(stat.S_IRWXU)
+        return path
+
+
+ASKPASS = """#!/bin/sh
+case "$1" in
+  [Uu]sername*) printf '%s\\n' "$FORGEFLOW_GIT_USERNAME" ;;
+  *) printf '%s\\n' "$FORGEFLOW_GIT_PASSWORD" ;;
+esac
+"""
 
 
 class _Git:

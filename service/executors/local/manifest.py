@@ -89,6 +89,7 @@ class PodTemplate:
     outputs: tuple[dict[str, Any], ...] = ()  # output artifacts, kept under the workflow's folder
     output_parameters: tuple[dict[str, Any], ...] = ()  # read from files when the pod ends
     sidecars: tuple[dict[str, Any], ...] = ()  # containers beside the main one (need an engine)
+    secret_mounts: tuple[tuple[str, str], ...] = ()  # (mountPath, Secret name), read-only
 
 
 @dataclass(frozen=True)
@@ -408,8 +409,7 @@ def _pod_template(template: dict[str, Any], variables: dict[str, str]) -> PodTem
     template = substitute(template, variables, where)
     body = template.get("container") or template.get("script") or {}
     check_keys(body, CONTAINER_KEYS | CONTAINER_IGNORED, where)
-    if body.get("volumeMounts"):
-        raise UnsupportedManifest(f"{where}: volumeMounts")
+    secret_mounts = _secret_mounts(template, body.get("volumeMounts") or [], where)
     if not body.get("image"):
         raise UnsupportedManifest(f"{where}: no image")
     working_dir = body.get("workingDir")
@@ -431,6 +431,7 @@ def _pod_template(template: dict[str, Any], variables: dict[str, str]) -> PodTem
         outputs=output_artifacts(template.get("outputs") or {}, where),
         output_parameters=output_parameters(template.get("outputs") or {}, where),
         sidecars=tuple(_sidecar(s, where) for s in template.get("sidecars") or ()),
+        secret_mounts=secret_mounts,
     )
 
 
@@ -443,6 +444,19 @@ def _sidecar(sidecar: dict[str, Any], where: str) -> dict[str, Any]:
         if "valueFrom" in entry:
             raise UnsupportedManifest(f"{label}: env valueFrom")
     return dict(sidecar)
+
+
+def _secret_mounts(template: dict[str, Any], mounts: list[Any], where: str) -> tuple[tuple[str, str], ...]:
+    """The template's mounts of Secret volumes (the only volumes run here)."""
+    volumes = {str(v.get("name")): v for v in template.get("volumes") or [] if isinstance(v, dict)}
+    found = []
+    for mount in mounts:
+        volume = volumes.get(str((mount or {}).get("name")))
+        secret = (volume or {}).get("secret")
+        if not isinstance(secret, dict) or not secret.get("secretName") or not mount.get("mountPath"):
+            raise UnsupportedManifest(f"{where}: volumeMounts of anything but Secret volumes")
+        found.append((str(mount["mountPath"]), str(secret["secretName"])))
+    return tuple(found)
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:

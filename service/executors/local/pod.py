@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import IO
 
 from service.executors.local.engine import available_engine
-from service.executors.local.env import EnvError, base_env, resolve_env
+from service.executors.local.env import (
+    EnvError,
+    base_env,
+    resolve_env,
+    secret_folder,
+    secret_value,
+    secret_values,
+)
 from service.executors.local.git import GitCache, GitError
 from service.executors.local.manifest import PodTemplate
 from service.executors.local.nodes import (
@@ -36,6 +43,7 @@ from service.executors.local.repository import ArtifactRepository, copy_item
 from service.executors.local.services import ServiceError, start_sidecars, stop_sidecars
 from service.executors.local.values import WORKSPACE
 from service.executors.log_times import stamp
+from service.executors.masking import Masker
 
 FAILED_MARK = "::forgeflow-failed::"
 STAGING = "/argo/staging"
@@ -71,6 +79,7 @@ class PodContext:
     artifacts_dir: Path | None = None  # where output artifacts are kept (``<name>/<basename>``)
     artifacts_root: Path | None = None  # every task's artifacts dir, for artifacts passed on
     repository: ArtifactRepository | None = None  # key-only s3 artifacts (caches)
+    own_secrets: Path | None = None  # the run's own Secrets (its checkout's credentials)
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,8 @@ def run_pod(ctx: PodContext, cancel: threading.Event, on_running: Callable[[], N
     started = time.monotonic()
     deadline = started + ctx.template.deadline if ctx.template.deadline is not None else None
     ctx.log_path.parent.mkdir(parents=True, exist_ok=True)
+    # every Secret value the pod can see is masked in its log (and the live output)
+    masker = Masker(secret_values(ctx.template, ctx.data_dir, ctx.own_secrets))
     sidecars: list[str] = []
     engine = None
     try:
@@ -109,10 +120,11 @@ def run_pod(ctx: PodContext, cancel: threading.Event, on_running: Callable[[], N
             except PodError as exc:
                 if cancel.is_set():
                     return PodResult(FAILED, cancelled=True)
-                _emit(ctx, log, f"forgeflow-local: {exc}")
-                return PodResult(ERROR, str(exc))
+                message = masker(str(exc))
+                _emit(ctx, log, f"forgeflow-local: {message}")
+                return PodResult(ERROR, message)
             on_running()
-            copier = _OutputCopier(proc, log, ctx)
+            copier = _OutputCopier(proc, log, ctx, masker)
             copier.start()
             outcome = wait_process(proc, cancel, deadline)
             copier.join(timeout=5)
@@ -170,7 +182,7 @@ def _prepare(
     for artifact in ctx.template.artifacts:
         _load_artifact(ctx, artifact, workspace, cancel, deadline)
     try:
-        env = resolve_env(ctx.template, ctx.data_dir)
+        env = resolve_env(ctx.template, ctx.data_dir, ctx.own_secrets)
     except EnvError as exc:
         raise PodError(str(exc)) from exc
     script = _write_script(ctx)
@@ -189,6 +201,7 @@ def _prepare(
             working_dir=working_dir,
             env_names=sorted(env),
             network=network,
+            mounts=_secret_mounts(ctx),
         )
         return argv, ctx.pod_dir, {**os.environ, **env}
     argv = [*ctx.template.command, *ctx.template.args, *([str(script)] if script else [])]
@@ -230,8 +243,9 @@ def _load_artifact(
     git = artifact["git"] if isinstance(artifact["git"], dict) else {}
     repo, revision = str(git.get("repo")), str(git.get("revision") or "")
     try:
-        ctx.git.checkout(repo, revision, dest, cancel=cancel, deadline=deadline)
-    except GitError as exc:
+        credentials = _git_credentials(ctx, git)
+        ctx.git.checkout(repo, revision, dest, cancel=cancel, deadline=deadline, credentials=credentials)
+    except (GitError, EnvError) as exc:
         raise PodError(f"failed to load input artifact {name!r} from {repo}: {exc}") from exc
 
 
@@ -246,6 +260,26 @@ def _load_passed(ctx: PodContext, artifact: dict[str, object], dest: Path) -> No
             return
         raise PodError(f"failed to load input artifact {artifact.get('name')!r}: {task} saved no {source!r}")
     copy_item(items[0], dest)
+
+
+def _git_credentials(ctx: PodContext, git: dict[str, object]) -> tuple[str, str] | None:
+    """The git artifact's ``usernameSecret``/``passwordSecret`` values, as Argo reads them."""
+    refs = [git.get("usernameSecret"), git.get("passwordSecret")]
+    if not any(isinstance(ref, dict) for ref in refs):
+        return None
+    user, password = (
+        secret_value(ctx.data_dir, ref, ctx.own_secrets) if isinstance(ref, dict) else "" for ref in refs
+    )
+    return user, password
+
+
+def _secret_mounts(ctx: PodContext) -> list[tuple[Path, str]]:
+    """The template's Secret volumes as (folder on this machine, mount path); only a container
+    runtime can mount them (without one the values are in the environment alone)."""
+    return [
+        (secret_folder(ctx.data_dir, name, ctx.own_secrets), path)
+        for path, name in ctx.template.secret_mounts
+    ]
 
 
 def _write_script(ctx: PodContext) -> Path | None:
@@ -321,16 +355,16 @@ class _OutputCopier(threading.Thread):
     """Copies the process's output to the log (and the live sink), line by line, and keeps
     the last ``::forgeflow-failed::`` message."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], log: IO[str], ctx: PodContext) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], log: IO[str], ctx: PodContext, masker: Masker) -> None:
         super().__init__(name=f"output-{ctx.task}", daemon=True)
-        self.proc, self.log, self.ctx = proc, log, ctx
+        self.proc, self.log, self.ctx, self.masker = proc, log, ctx, masker
         self.failed_message: str | None = None
 
     def run(self) -> None:
         assert self.proc.stdout is not None
         with self.proc.stdout as pipe:
             for raw in iter(pipe.readline, b""):
-                text = raw.decode("utf-8", "replace").rstrip("\r\n")
+                text = self.masker(raw.decode("utf-8", "replace").rstrip("\r\n"))
                 if text.startswith(FAILED_MARK):
                     self.failed_message = text[len(FAILED_MARK) :].strip() or None
                 try:
@@ -362,6 +396,7 @@ def container_command(
     env_names: list[str],
     staging: Path | None = None,
     network: str | None = None,
+    mounts: list[tuple[Path, str]] | None = None,
 ) -> list[str]:
     """The ``podman``/``docker run`` command line for one attempt (pure).
 
@@ -376,6 +411,8 @@ def container_command(
     argv += ["-v", f"{workspace}:{WORKSPACE}{relabel}", "-w", working_dir]
     if staging is not None:
         argv += ["-v", f"{staging}:{STAGING}:ro{relabel.replace(':', ',')}"]
+    for host, mount_path in mounts or ():
+        argv += ["-v", f"{host}:{mount_path}:ro{relabel.replace(':', ',')}"]
     for env_name in env_names:
         argv += ["-e", env_name]
     if command:

@@ -43,6 +43,7 @@ from service.executors.local.status import StatusWriter
 from service.executors.local.store import LocalStore
 
 SHUTDOWN_CHECK_SECONDS = 0.25
+RUN_SECRETS = "secrets"  # <workflow dir>/secrets/<name>/<key>: the run's own Secrets
 Event = tuple[str, str, str, PodResult | None]
 
 
@@ -228,6 +229,7 @@ class Runner:
             artifacts_dir=self.dir / "artifacts" / name,
             artifacts_root=self.dir / "artifacts",
             repository=self.repository,
+            own_secrets=self.dir / RUN_SECRETS,
         )
         thread = threading.Thread(
             target=self._attempt_thread, args=(ctx, attempt), name=f"pod-{name}", daemon=True
@@ -295,9 +297,11 @@ class Runner:
     def _finish(self) -> Manifest | None:
         state = self._run_state()
         phase, message = state.finish(bool(self.stop_reason), self._stop_message())
+        shutil.rmtree(self.dir / RUN_SECRETS, ignore_errors=True)  # the run's own Secrets end with it
         return self.writer.finish(phase, message, state.nodes)
 
     def _finish_without_nodes(self, phase: str, message: str) -> Manifest | None:
+        shutil.rmtree(self.dir / RUN_SECRETS, ignore_errors=True)
         return self.writer.finish(phase, message, {})
 
     def _crashed(self, exc: Exception) -> Manifest | None:
