@@ -40,9 +40,10 @@ done
 
 
 # The script of a steps job with Secrets (arguments as DRIVER's): when ``FORGEFLOW_MASK_DIR``
-# holds the job's granted Secrets (one folder each, mounted read-only), every line of every Secret value (4 characters or more) is replaced by ``***``
-# in the steps' output (stdout and stderr, merged) before it reaches the pod's log: with awk
-# when the image has it, else with a slower POSIX sh loop. The step's exit code is kept.
+# holds the job's granted Secrets (one folder each, mounted read-only), every line of every
+# Secret value (4 characters or more) is replaced by ``***`` in the steps' output (stdout and
+# stderr, merged) before it reaches the pod's log: with awk when the image has it, else with a
+# slower POSIX sh loop. The step's exit code is kept.
 MASKING_DRIVER = r"""unescape() { v=$(printf '%bx' "$1"); v=${v%x}; }
 for var in $FORGEFLOW_ESCAPED_ENV; do
   eval "unescape \"\${$var}\""; export "$var=$v"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from service.events import Repository
+from service.forges.checkout import CheckoutCredential
 
 
 class ForgeError(Exception):
@@ -98,6 +99,11 @@ class Forge(Protocol):
 
     def react(self, repo: Repository, number: int, comment_id: str, reaction: str) -> bool:
         """React to a comment (e.g. ``+1``, ``eyes``); False where the forge has no reactions."""
+        ...
+
+    def checkout_credential(self, repo: Repository, clone_url: str) -> CheckoutCredential | None:
+        """Credentials for a run to fetch ``repo`` from ``clone_url`` (see
+        :mod:`service.forges.checkout`), or None."""
         ...
 
 

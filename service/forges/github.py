@@ -27,6 +27,7 @@ from service.forges.checks import CheckRunReport, check_run_body
 from service.forges.errors import http_status_of
 from service.forges.github_app import GithubApp, InstallationToken
 from service.forges.installations import InstallationStore
+from service.forges.checkout import CheckoutCredential, configured_credential, same_forge
 from service.forges.ogr_forge import OgrForge
 from service.metrics import FORGE_RATE_LIMIT_REMAINING
 
@@ -206,6 +207,24 @@ class GithubForge(OgrForge):
             return ""
 
         return self._call(f"looking for check run {name} on {repo.full_name}@{sha[:7]}", find, repo)
+
+    def checkout_credential(self, repo: Repository, clone_url: str) -> CheckoutCredential | None:
+        """The GitHub App's installation token for this repository when the App is configured,
+        else the configured token."""
+        if not same_forge(self.instance, clone_url):
+            return None
+        return self.app_checkout_credential(repo) or configured_credential(self.instance, clone_url)
+
+    def app_checkout_credential(self, repo: Repository) -> CheckoutCredential | None:
+        """In App mode, an installation access token limited to ``repositories: [repo]`` and
+        ``permissions: {contents: read}`` (an hour at most, as GitHub makes them), as
+        ``x-access-token``; None with a configured token."""
+        token = self.checkout_token(repo)
+        if token is None:
+            return None
+        return CheckoutCredential(
+            "x-access-token", token.token, token.expires_at, source="GitHub App installation token"
+        )
 
     def post_status(
         self, repo: Repository, sha: str, report: StatusReport, state: CommitStatus, description: str

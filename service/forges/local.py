@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from service.events import Repository
 from service.forges.base import ForgeError, PullRequestInfo, ReportedStatus, StatusReport
+from service.forges.checkout import CheckoutCredential
 from service.store.db import Database
 from service.store.models import LocalStatus
 
@@ -109,6 +110,10 @@ class LocalForge:
 
     def react(self, repo: Repository, number: int, comment_id: str, reaction: str) -> bool:
         return False
+
+    def checkout_credential(self, repo: Repository, clone_url: str) -> CheckoutCredential | None:
+        """Local repositories are folders on this machine: nothing to authenticate."""
+        return None
 
 
 def local_statuses(db: Database, repo: str, sha: str) -> list[LocalStatus]:

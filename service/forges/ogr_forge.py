@@ -28,6 +28,7 @@ from service.forges.base import (
     StatusReport,
     TransientForgeError,
 )
+from service.forges.checkout import CheckoutCredential, configured_credential
 from service.forges.errors import classify, http_status_of
 from service.forges.notes import NoteLedger
 from service.forges.ratelimits import RateLimits
@@ -78,6 +79,10 @@ class OgrForge:
         self._service = self.make_service()
         self._projects: dict[str, tuple[float, Any]] = {}
         self._projects_lock = threading.Lock()
+
+    def checkout_credential(self, repo: Repository, clone_url: str) -> CheckoutCredential | None:
+        """The configured checkout token (see :mod:`service.forges.checkout`)."""
+        return configured_credential(self.instance, clone_url)
 
     # -- what subclasses provide -----------------------------------------------------------
 

@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
 from service.context import Context
 from service.events import Event, EventKind
+from service.executors.base import ExecutorError, RunSecret
 from service.forges.base import Forge
 from service.jobs.loader import JobFileError
 from service.logs import set_run
+from service.jobs.plan import checkout_secret_name
 from service.reporting.reporter import job_logs, report_run
 from service.runs.approvals import approved_at
 from service.runs.recipe import Selector, plan_event
@@ -124,7 +128,7 @@ def resume_run(ctx: Context, run_id: int) -> Result:
     blocker = concurrency_blocker(ctx, run_id)
     if blocker is not None:  # the watcher or the sweep submits it when its group is free
         return Result(f"run {run_id} is {blocker}", run_id)
-    ref = ctx.executor.submit(manifest)
+    ref = ctx.executor.submit(manifest, run_secrets(ctx, run_id, manifest))
     with ctx.db.session() as session:
         run = session.get(Run, run_id)
         assert run is not None
@@ -132,6 +136,43 @@ def resume_run(ctx: Context, run_id: int) -> Result:
             run.phase = RunPhase.SUBMITTED
             run.namespace, run.workflow_name = ref.namespace, ref.name
     return Result(f"run {run_id} submitted as {ref.namespace}/{ref.name}", run_id)
+
+
+def run_secrets(ctx: Context, run_id: int, manifest: dict[str, Any]) -> list[RunSecret]:
+    """The run's own Secrets: the checkout's credentials of a private repository, fresh from
+    the forge (short-lived where the forge can make them), never stored by forgeflow."""
+    checkout = checkout_reference(manifest)
+    if checkout is None:
+        return []
+    secret, clone_url = checkout
+    with ctx.db.session() as session:
+        run = session.get(Run, run_id)
+        assert run is not None
+        forge_kind, instance, event = run.forge, run.instance, Event.from_json(run.event_json)
+    forge = ctx.forges.get(forge_kind, instance)
+    credential = forge.checkout_credential(event.repository, clone_url)
+    if credential is None:
+        host = urlsplit(clone_url).netloc or clone_url
+        raise ExecutorError(
+            f"no credentials to check out private {event.repository.full_name} from {host} "
+            f"(set the {forge_kind} forge's token or checkout_token)"
+        )
+    log.info("run %s: checkout credentials from the %s", run_id, credential.source or "forge")
+    return [RunSecret(secret, credential.as_secret_data())]
+
+
+def checkout_reference(manifest: dict[str, Any]) -> tuple[str, str] | None:
+    """(Secret name, clone URL) of the run's authenticated git checkout, if it has one: only
+    the Secret named after the Workflow counts (a job file's templates never get it, see
+    ``service.settings.SecretGrant``)."""
+    wanted = checkout_secret_name(str((manifest.get("metadata") or {}).get("name") or ""))
+    for template in (manifest.get("spec") or {}).get("templates") or []:
+        for artifact in (template.get("inputs") or {}).get("artifacts") or []:
+            git = artifact.get("git") or {}
+            ref = git.get("passwordSecret")
+            if isinstance(ref, dict) and ref.get("name") == wanted:
+                return wanted, str(git.get("repo") or "")
+    return None
 
 
 def with_sha(event: Event, sha: str) -> Event:

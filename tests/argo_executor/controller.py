@@ -13,6 +13,7 @@ OnWorkflowCompletion`` does.
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from service.executors.argo.logs import POD_NAME_FORMAT, pod_name
-from service.executors.base import WorkflowRef
+from service.executors.base import RunSecret, WorkflowRef
 from service.executors.local.executor import LocalExecutor, LocalExecutorConfig
 from tests.k8s_emulator import K8sEmulator
 
@@ -105,6 +106,8 @@ class EmulatedController:
             present.add(key)
             tracked = self.tracked.get(key)
             if tracked is None:
+                if (obj.get("spec") or {}).get("suspend"):
+                    continue  # a suspended Workflow starts nothing until it is resumed
                 tracked = self.tracked[key] = self._start(obj)
             if (obj.get("spec") or {}).get("shutdown") and not tracked.stopped:
                 tracked.stopped = True
@@ -126,8 +129,21 @@ class EmulatedController:
             },
             "spec": obj.get("spec") or {},
         }
-        ref = self.local.submit(manifest)
+        ref = self.local.submit(manifest, self._artifact_secrets(obj))
         return _Tracked(ref, pods={})
+
+    def _artifact_secrets(self, obj: dict[str, Any]) -> list[RunSecret]:
+        """The Secrets the Workflow's pods use (git artifacts' credentials, env, envFrom,
+        volumes), read from the cluster as the kubelet and Argo's executor get them; the local
+        run finds them as its own (a missing one fails its pod, as on a cluster)."""
+        names = set(_secret_names(obj.get("spec") or {}))
+        secrets = []
+        for name in sorted(names):
+            found = self.k8s.get(obj["metadata"]["namespace"], name, "secrets")
+            if found is not None:
+                data = {k: base64.b64decode(v).decode() for k, v in (found.get("data") or {}).items()}
+                secrets.append(RunSecret(name, data))
+        return secrets
 
     def _copy_status(self, tracked: _Tracked) -> None:
         local = self.local.get(tracked.ref)
@@ -167,3 +183,21 @@ class EmulatedController:
                 self.k8s.set_pod_log(tracked.ref.namespace, pod, text)
                 pods[pod] = text
         tracked.pods = pods
+
+
+def _secret_names(value: Any) -> list[str]:
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("usernameSecret", "passwordSecret", "secretKeyRef", "secretRef") and isinstance(
+                item, dict
+            ):
+                found.append(str(item.get("name")))
+            elif key == "secret" and isinstance(item, dict):
+                found.append(str(item.get("secretName")))
+            else:
+                found += _secret_names(item)
+    elif isinstance(value, list):
+        for item in value:
+            found += _secret_names(item)
+    return found

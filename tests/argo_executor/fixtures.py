@@ -33,19 +33,19 @@ def make_world(
             k8s = make_k8s_emulator(bookmark_interval=0.5)
             controller = EmulatedController(k8s, tmp_path / "argo").start()
             exits.callback(controller.stop)
-            settings = make_settings(
-                executor="argo",
-                kubeconfig=str(write_kubeconfig(tmp_path / "kubeconfig", k8s.url)),
-                namespace=NAMESPACE,
-                repositories=[
+            values: dict[str, Any] = {
+                "executor": "argo",
+                "kubeconfig": str(write_kubeconfig(tmp_path / "kubeconfig", k8s.url)),
+                "namespace": NAMESPACE,
+                "repositories": [
                     {"match": "octo/*", "namespace": REPO_NAMESPACE, "service_account": REPO_ACCOUNT}
                 ],
-                github_webhook_secret=WEBHOOK_SECRET,
-                github_token="t0ken",
-                github_api_url=fake_github.api_url,
-                database_url=database_url,
-                **overrides,
-            )
+                "github_webhook_secret": WEBHOOK_SECRET,
+                "github_token": "t0ken",
+                "github_api_url": fake_github.api_url,
+                "database_url": database_url,
+            }
+            settings = make_settings(**{**values, **overrides})
             stack = Stack(settings, watcher=False)
             exits.callback(stack.close)
             fake_github.add_repo(REPO, git_repo)

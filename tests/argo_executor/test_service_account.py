@@ -3,7 +3,7 @@ the whole pipeline (job file read from a repository, matched, compiled, submitte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ import pytest
 
 from service.context import Context
 from service.events import Event, EventKind, PullRequest, Repository
-from service.executors.base import Manifest, WorkflowRef
+from service.executors.base import Manifest, RunSecret, WorkflowRef
 from service.forges.registry import ForgeRegistry
 from service.runs.start import handle_event
 from service.settings import Settings
@@ -34,7 +34,7 @@ class Capture:
     def __init__(self) -> None:
         self.manifests: list[Manifest] = []
 
-    def submit(self, manifest: Manifest) -> WorkflowRef:
+    def submit(self, manifest: Manifest, secrets: Sequence[RunSecret] = ()) -> WorkflowRef:
         self.manifests.append(manifest)
         return WorkflowRef.of(manifest)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from handlers.local import HANDLER
 from service.cli.main import main
 from service.context import Context, build_context
 from service.events import Event
-from service.executors.base import Manifest, WorkflowRef
+from service.executors.base import Manifest, RunSecret, WorkflowRef
 from service.forges.local_hook import push_payload
 from service.runs.start import handle_event
 from service.settings import load_settings
@@ -60,7 +60,7 @@ class Capture:
     def __init__(self) -> None:
         self.manifests: list[Manifest] = []
 
-    def submit(self, manifest: Manifest) -> WorkflowRef:
+    def submit(self, manifest: Manifest, secrets: Sequence[RunSecret] = ()) -> WorkflowRef:
         self.manifests.append(manifest)
         return WorkflowRef.of(manifest)
 

@@ -5,7 +5,7 @@ commit, and a stop that fails the first time."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import pytest
 
 from service.context import Context
 from service.events import Event, EventKind, PullRequest, Repository
-from service.executors.base import Manifest, TransientExecutorError, WorkflowRef
+from service.executors.base import Manifest, RunSecret, TransientExecutorError, WorkflowRef
 from service.forges.local import local_statuses
 from service.forges.registry import ForgeRegistry
 from service.runs.start import resume_run
@@ -35,7 +35,7 @@ class RecordingExecutor:
         self.stopped: list[tuple[str, str]] = []
         self.fail_stops = 0
 
-    def submit(self, manifest: Manifest) -> WorkflowRef:
+    def submit(self, manifest: Manifest, secrets: Sequence[RunSecret] = ()) -> WorkflowRef:
         ref = WorkflowRef.of(manifest)
         self.submitted.append(ref.name)
         return ref

@@ -51,7 +51,8 @@ PODS = Resource(
     ),
     unconditional_update=True,
 )
-DEFAULT_RESOURCES = (WORKFLOWS, WORKFLOW_TEMPLATES, PODS)
+SECRETS = Resource("", "v1", "secrets", "Secret", unconditional_update=True)
+DEFAULT_RESOURCES = (WORKFLOWS, WORKFLOW_TEMPLATES, PODS, SECRETS)
 
 
 class ApiError(Exception):

@@ -13,6 +13,7 @@ a watch from an older resourceVersion gets 410 Expired, as from a compacted etcd
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import random
@@ -77,6 +78,16 @@ def clone(value: _T) -> _T:
 
 def labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
     return obj.get("metadata", {}).get("labels") or {}
+
+
+def _string_data(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+    """A Secret's ``stringData`` merged into ``data`` (base64), as the API server stores it."""
+    if res.kind != "Secret" or not obj.get("stringData"):
+        return obj
+    data = dict(obj.get("data") or {})
+    for key, value in obj["stringData"].items():
+        data[key] = base64.b64encode(str(value).encode()).decode()
+    return {**{k: v for k, v in obj.items() if k != "stringData"}, "data": data}
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -221,7 +232,7 @@ class ObjectStore:
             obj = {**body, "apiVersion": res.api_version, "kind": res.kind, "metadata": meta}
             if res.status_subresource:
                 obj.pop("status", None)
-            return self._commit(res, namespace, name, obj, None)
+            return self._commit(res, namespace, name, _string_data(res, obj), None)
 
     def replace(
         self, res: Resource, namespace: str, name: str, body: Any, scope: WriteScope = "main"
@@ -287,7 +298,21 @@ class ObjectStore:
                     why = f"Precondition failed: {key} in precondition: {wanted}, {key} in object meta: "
                     why += str(meta.get(key))
                     raise ApiError.conflict(res, name, why)
-            return self._commit(res, namespace, name, old, old, deleted=True)
+            deleted = self._commit(res, namespace, name, old, old, deleted=True)
+            self._collect_garbage(namespace, str(meta.get("uid") or ""))
+            return deleted
+
+    def _collect_garbage(self, namespace: str, owner_uid: str) -> None:
+        """Kubernetes' garbage collector (background propagation): objects in the namespace
+        whose ``ownerReferences`` name the deleted owner go too, and theirs after them."""
+        if not owner_uid:
+            return
+        for res, by_namespace in self._objects.items():
+            for name, obj in list(by_namespace.get(namespace, {}).items()):
+                owners = obj["metadata"].get("ownerReferences") or []
+                if any(ref.get("uid") == owner_uid for ref in owners):
+                    self._commit(res, namespace, name, obj, obj, deleted=True)
+                    self._collect_garbage(namespace, str(obj["metadata"].get("uid") or ""))
 
     def compact(self, keep: int = 0) -> None:
         """Forget all but the last ``keep`` events (older watches then get 410 Expired)."""
@@ -348,6 +373,7 @@ class ObjectStore:
             new["metadata"] = meta
         new["apiVersion"], new["kind"] = res.api_version, res.kind
 
+        new = _string_data(res, new)
         if new == old:  # a no-op write changes nothing, not even the resourceVersion
             return old
         skip = {"metadata", "status"} if res.status_subresource else {"metadata"}

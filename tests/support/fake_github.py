@@ -22,6 +22,7 @@ from werkzeug import Request, Response
 
 from tests.support.fake_forge import FakeForge, Note, Posted, git, rev_parse
 from tests.support.fake_github_app import GithubAppFake
+from tests.support.git_http import GIT_PATHS, serve_git
 from tests.support.gitrepo import GitRepo
 
 
@@ -66,6 +67,8 @@ class FakeGitHub(GithubAppFake, FakeForge):
     def routes(self) -> list[tuple[str, str, Callable[..., Response]]]:
         return [
             *self.app_routes(),
+            ("GET", r"^/([^/]+/[^/]+)" + GIT_PATHS, self.git_http),
+            ("POST", r"^/([^/]+/[^/]+)" + GIT_PATHS, self.git_http),
             ("GET", r"^/repos/([^/]+/[^/]+)$", self.get_repo),
             ("GET", r"^/repos/([^/]+/[^/]+)/contents/(.+)$", self.get_contents),
             ("GET", r"^/repos/([^/]+/[^/]+)/commits/([0-9a-f]{40})$", self.get_commit),
@@ -83,6 +86,13 @@ class FakeGitHub(GithubAppFake, FakeForge):
             ("POST", r"^/login/oauth/access_token$", self.oauth_token),
             ("GET", r"^/user$", self.get_user),
         ]
+
+    def git_http(self, request: Request, full_name: str, path: str) -> Response:
+        """Clone over HTTP (``<url>/<owner>/<name>.git``); only private repositories are served."""
+        repo = self.repos.get(full_name)
+        if repo is None or full_name not in self.private:
+            return self.not_found("repository")
+        return serve_git(request, repo, path, self.token)
 
     def repo_json(self, full_name: str) -> dict[str, Any]:
         owner, name = full_name.split("/")
