@@ -111,7 +111,9 @@ def worker_action(database_url: str, exits: ExitStack) -> Callable[[], Callable[
             namespace=NAMESPACE,
             log_level="WARNING",
         )
-        ctx = build_context(settings)
+        from service.executors.factory import build_executor
+
+        ctx = build_context(settings, executor_factory=build_executor)
         from service.argo.models import argo_models
 
         ctx.warm_up(argo_models)

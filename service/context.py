@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from service.executors.base import Executor
+from service.executors.base import Executor, ExecutorError
 from service.forges.registry import ForgeRegistry
 from service.settings import Settings
 from service.store.db import Database
@@ -19,33 +19,19 @@ Enqueue = Callable[[int], None]
 log = logging.getLogger(__name__)
 
 
-def build_executor(settings: Settings) -> Executor:
-    """The executor the settings choose (``local`` or ``argo``)."""
-    if settings.executor == "argo":
-        from service.executors.argo.executor import ArgoExecutor
-
-        executor: Executor = ArgoExecutor.from_settings(settings)
-        return executor
-    from service.executors.local.executor import LocalExecutor, LocalExecutorConfig
-
-    return LocalExecutor(
-        LocalExecutorConfig(
-            data_dir=settings.data_dir,
-            container_runtime=settings.local_container_runtime or None,
-            cache_max_bytes=settings.local_cache_max_bytes,
-            max_parallel=settings.local_max_parallel,
-            default_namespace=settings.namespace,
-        )
-    )
-
-
 @dataclass
 class Context:
     settings: Settings
     db: Database
     forges: ForgeRegistry
-    executor_factory: Callable[[Settings], Executor] = build_executor
+    # how this process builds its executor (service.executors.factory.build_executor); None in
+    # the web process, which never runs or watches Workflows (and holds no Kubernetes token)
+    executor_factory: Callable[[Settings], Executor] | None = None
     enqueue: Enqueue | None = None  # the broker seam: hand a stored delivery's id to a worker
+    # the broker seam for runs that may start now (their concurrency group is free): set in the
+    # watcher process, which may not create Workflows or Secrets, so a worker submits them;
+    # None: submit here (``serve``, tests)
+    hand_off_run: Enqueue | None = None
     _executor: Executor | None = field(default=None, repr=False)
     _writer: DeliveryWriter | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -54,6 +40,8 @@ class Context:
     def executor(self) -> Executor:
         with self._lock:
             if self._executor is None:
+                if self.executor_factory is None:
+                    raise ExecutorError("this process runs no executor (the web tier never talks to one)")
                 self._executor = self.executor_factory(self.settings)
             return self._executor
 
@@ -73,7 +61,8 @@ class Context:
         for load in loaders:
             load()
         try:
-            _ = self.executor
+            if self.executor_factory is not None:
+                _ = self.executor
         except Exception as exc:
             log.warning("the %s executor is not ready yet: %s", self.settings.executor, exc)
         self.forges.warm_up()
@@ -92,9 +81,18 @@ class Context:
         self.db.dispose()
 
 
-def build_context(settings: Settings, *, migrate: bool = True) -> Context:
+def build_context(
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    executor_factory: Callable[[Settings], Executor] | None = None,
+) -> Context:
+    """The parts of one process; ``executor_factory`` for the processes that run or watch
+    Workflows (``service.executors.factory.build_executor``), none for the web tier."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.database)
     if migrate:
         db.migrate()
-    return Context(settings=settings, db=db, forges=ForgeRegistry(settings, db))
+    return Context(
+        settings=settings, db=db, forges=ForgeRegistry(settings, db), executor_factory=executor_factory
+    )

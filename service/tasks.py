@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 QUEUE = "forgeflow"
 PROCESS_DELIVERY = "forgeflow.process_delivery"
 REPORT_RUN = "forgeflow.report_run"
+START_RUN = "forgeflow.start_run"
 TRANSIENT = (TransientForgeError, TransientExecutorError, OperationalError, ConnectionError, TimeoutError)
 
 
@@ -86,9 +87,31 @@ def report_run_task(self: Task, run_id: int) -> int:
         raise self.retry(exc=exc, countdown=_backoff(self, exc)) from exc
 
 
+def start_run_task(self: Task, run_id: int) -> str:
+    """Submit a recorded run whose turn came (its concurrency group is free): the watcher hands
+    these to a worker, which holds the rights to create Workflows and their Secrets."""
+    from service.reporting.reporter import report_run
+    from service.runs.start import resume_run
+    from service.runs.stopping import fail_run
+
+    ctx = _context(self)
+    try:
+        return resume_run(ctx, run_id).outcome
+    except TRANSIENT as exc:
+        if self.request.retries < ctx.settings.task_max_retries:
+            raise self.retry(exc=exc, countdown=_backoff(self, exc)) from exc
+        return f"run {run_id}: gave up for now (the sweep hands it over again): {exc}"
+    except Exception as exc:  # a bad manifest, a forbidden namespace: tell the forge
+        log.exception("run %s could not be submitted", run_id)
+        fail_run(ctx, run_id, f"could not submit the workflow: {exc}"[:500])
+        report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id)
+        return f"run {run_id} failed: {exc}"
+
+
 TASKS: dict[str, Callable[..., Any]] = {
     PROCESS_DELIVERY: process_delivery_task,
     REPORT_RUN: report_run_task,
+    START_RUN: start_run_task,
 }
 
 
@@ -122,6 +145,15 @@ def make_celery(ctx: Context) -> Celery:
     # do not share the creating thread's "current" app), so the newest app becomes the default.
     app.set_default()
     return app
+
+
+def run_starter(app: Celery) -> Callable[[int], None]:
+    """How the watcher asks a worker to submit a run that may start now."""
+
+    def hand_off(run_id: int) -> None:
+        app.send_task(START_RUN, args=[run_id], retry=False)
+
+    return hand_off
 
 
 def delivery_enqueuer(app: Celery) -> Callable[[int], None]:

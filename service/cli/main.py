@@ -46,11 +46,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         start_relay,
     )
     from service.context import build_context
+    from service.executors.factory import build_executor
     from service.logs import setup_logging
 
     settings = _settings(args)
     setup_logging(settings.log_level, settings.log_format)
-    ctx = build_context(settings)
+    ctx = build_context(settings, executor_factory=build_executor)
     from service.argo.models import argo_models
 
     ctx.warm_up(argo_models)
@@ -105,11 +106,12 @@ def cmd_web(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from service.cli.processes import prepare, start_relay, worker_heartbeat
     from service.context import build_context
+    from service.executors.factory import build_executor
     from service.logs import setup_logging
 
     settings = _settings(args)
     setup_logging(settings.log_level, settings.log_format)
-    ctx = build_context(settings)
+    ctx = build_context(settings, executor_factory=build_executor)
     from service.argo.models import argo_models
 
     ctx.warm_up(argo_models)
@@ -139,16 +141,20 @@ def cmd_watcher(args: argparse.Namespace) -> int:
 
     from service.cli.processes import prepare
     from service.context import build_context
+    from service.executors.factory import build_executor
     from service.logs import setup_logging
     from service.watcher import Watcher
 
     settings = _settings(args)
     setup_logging(settings.log_level, settings.log_format)
-    ctx = build_context(settings)
+    ctx = build_context(settings, executor_factory=build_executor)
     from service.argo.models import argo_models
 
     ctx.warm_up(argo_models)
-    prepare(ctx)  # the sweep queues deliveries stored while the broker was down
+    celery = prepare(ctx)  # the sweep queues deliveries stored while the broker was down
+    from service.tasks import run_starter
+
+    ctx.hand_off_run = run_starter(celery)  # workers submit waiting runs: the watcher may not
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     watcher = Watcher(ctx)

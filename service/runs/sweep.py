@@ -111,6 +111,14 @@ def start_waiting_runs(ctx: Context) -> list[int]:
     for run_id in waiting:
         if concurrency_blocker(ctx, run_id) is not None:
             continue
+        if ctx.hand_off_run is not None:  # a worker submits it (the watcher may not)
+            try:
+                ctx.hand_off_run(run_id)
+            except Exception as exc:
+                log.warning("run %s: could not hand it to a worker yet: %s", run_id, exc)
+                continue
+            started.append(run_id)
+            continue
         try:
             resume_run(ctx, run_id)
         except (TransientExecutorError, TransientForgeError) as exc:

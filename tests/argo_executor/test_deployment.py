@@ -2,8 +2,9 @@
 
 Every manifest validates against the Kubernetes schemas of ``kubernetes-validate`` (strictly:
 no unknown fields), the Route (an OpenShift type those schemas lack) against its essentials,
-the kustomization lists every file, the Roles grant exactly what forgeflow uses, and the
-settings in the ConfigMap and the Secret example are settings forgeflow knows.
+the kustomization lists every file, each process has its own account whose Role grants exactly
+what it uses (the web none, and no token), Workflows run in a namespace of their own, each
+Deployment gets only the settings its process uses, and those are settings forgeflow knows.
 """
 
 from __future__ import annotations
@@ -19,19 +20,59 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from service.settings import Settings, load_settings
+from service.settings import Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENSHIFT = ROOT / "openshift"
 KUBERNETES_VERSIONS = ("1.27", kubernetes_validate.utils.latest_version())  # OpenShift 4.14 .. now
-NAMESPACE = "forgeflow"
+NAMESPACE = "forgeflow"  # forgeflow itself
+RUNS = "forgeflow-runs"  # its Workflows
 
-ALLOWED_FORGEFLOW = {
-    ("argoproj.io", "workflows"): {"create", "get", "list", "watch", "patch", "delete"},
-    ("", "pods"): {"get", "list"},
-    ("", "pods/log"): {"get"},
+ALLOWED = {  # Role → what it may do in the Workflow namespace
+    "forgeflow-worker": {
+        ("argoproj.io", "workflows"): {"create", "get", "patch", "delete"},
+        ("", "secrets"): {"create", "patch"},
+    },
+    "forgeflow-watcher": {
+        ("argoproj.io", "workflows"): {"get", "list", "watch", "patch"},
+        ("", "pods/log"): {"get"},
+    },
+    "forgeflow-workflow": {("argoproj.io", "workflowtaskresults"): {"create", "patch"}},
 }
-ALLOWED_WORKFLOW_PODS = {("argoproj.io", "workflowtaskresults"): {"create", "patch"}}
+ACCOUNTS = {  # Role → the account bound to it, and where that account lives
+    "forgeflow-worker": ("forgeflow-worker", NAMESPACE),
+    "forgeflow-watcher": ("forgeflow-watcher", NAMESPACE),
+    "forgeflow-workflow": ("forgeflow-workflow", RUNS),
+}
+FORGES = ("GITHUB", "GITLAB", "FORGEJO", "PAGURE")
+COMMON = {"FORGEFLOW_PUBLIC_URL", "FORGEFLOW_DATA_DIR", "FORGEFLOW_LOG_LEVEL", "FORGEFLOW_DATABASE_URL"}
+API_URLS = {f"FORGEFLOW_{f}_API_URL" for f in FORGES}
+TOKENS = {f"FORGEFLOW_{f}_TOKEN" for f in FORGES}
+EXECUTION = {
+    "FORGEFLOW_EXECUTOR",
+    "FORGEFLOW_NAMESPACE",
+    "FORGEFLOW_REPOSITORIES",
+    "FORGEFLOW_SERVICE_NAMESPACE",
+}
+ENVIRONMENT = {  # what each process reads, and nothing else
+    "forgeflow-web": COMMON
+    | API_URLS
+    | TOKENS  # POST /api/runs resolves the ref through the forge
+    | {f"FORGEFLOW_{f}_WEBHOOK_SECRET" for f in FORGES}
+    | {"FORGEFLOW_HOST", "FORGEFLOW_PORT", "FORGEFLOW_API_TOKEN"},
+    "forgeflow-worker": COMMON
+    | API_URLS
+    | TOKENS
+    | EXECUTION
+    | {"FORGEFLOW_BROKER_URL", "FORGEFLOW_SERVICE_ACCOUNT", "FORGEFLOW_WORKFLOW_TTL_SECONDS"}
+    | {"FORGEFLOW_POD_RUN_AS_USER", "FORGEFLOW_WORKER_CONCURRENCY"},
+    "forgeflow-watcher": COMMON
+    | API_URLS
+    | TOKENS
+    | EXECUTION
+    | {"FORGEFLOW_BROKER_URL", "FORGEFLOW_WATCH_TIMEOUT_SECONDS", "FORGEFLOW_RESYNC_SECONDS"}
+    | {"FORGEFLOW_SWEEP_SECONDS"},
+}
 
 ROUTE_SCHEMA = {  # route.openshift.io/v1 Route: the fields used, and no others
     "type": "object",
@@ -116,7 +157,10 @@ def test_the_kustomization_lists_every_manifest():
     present = sorted(p.name for p in OPENSHIFT.glob("*.yaml") if p.name != "kustomization.yaml")
     assert sorted(listed) == present
     assert len(set(listed)) == len(listed)
-    assert kustomization()["namespace"] == NAMESPACE
+    assert "namespace" not in kustomization()  # it would move the Workflow namespace's Roles
+    for doc in resources():
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] in (NAMESPACE, RUNS), doc["metadata"]["name"]
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -156,7 +200,15 @@ def test_kustomize_renders_the_base_without_the_secret_example():
     assert "Secret/forgeflow" not in kinds  # local-config: never overwrites the real Secret
     assert len(kinds) == len(resources()) - 1
     for doc in docs:
-        assert doc["metadata"]["namespace"] == NAMESPACE
+        if doc["kind"] == "Namespace":
+            assert doc["metadata"]["name"] == RUNS
+            assert doc["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+        elif doc["kind"] in ("Role", "RoleBinding"):
+            assert doc["metadata"]["namespace"] == RUNS  # rights only where Workflows run
+        elif doc["kind"] == "ServiceAccount":
+            assert doc["metadata"]["namespace"] == ACCOUNTS.get(doc["metadata"]["name"], ("", NAMESPACE))[1]
+        else:
+            assert doc["metadata"]["namespace"] == NAMESPACE
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "forgeflow"
         if doc["kind"] == "Deployment":
             (container,) = doc["spec"]["template"]["spec"]["containers"]
@@ -165,18 +217,69 @@ def test_kustomize_renders_the_base_without_the_secret_example():
             kubernetes_validate.validate(doc, KUBERNETES_VERSIONS[-1], strict=True)
 
 
-def test_the_roles_grant_only_what_forgeflow_uses():
+def test_each_process_has_its_own_account_with_only_what_it_uses():
     roles = by_kind("Role")
-    assert set(roles) == {"forgeflow", "forgeflow-workflow"}
-    assert rules(roles["forgeflow"]) == ALLOWED_FORGEFLOW
-    assert rules(roles["forgeflow-workflow"]) == ALLOWED_WORKFLOW_PODS
+    assert set(roles) == set(ALLOWED)
+    for name, allowed in ALLOWED.items():
+        assert rules(roles[name]) == allowed, name
+        assert roles[name]["metadata"]["namespace"] == RUNS
     assert not by_kind("ClusterRole") and not by_kind("ClusterRoleBinding")
     bindings = by_kind("RoleBinding")
-    for name, account in (("forgeflow", "forgeflow"), ("forgeflow-workflow", "forgeflow-workflow")):
+    assert set(bindings) == set(ACCOUNTS)
+    for name, (account, where) in ACCOUNTS.items():
         binding = bindings[name]
+        assert binding["metadata"]["namespace"] == RUNS
         assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}
-        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]
-    assert set(by_kind("ServiceAccount")) == {"forgeflow", "forgeflow-workflow"}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": where}]
+    accounts = by_kind("ServiceAccount")
+    assert set(accounts) == {"forgeflow-web", "forgeflow-worker", "forgeflow-watcher", "forgeflow-workflow"}
+    assert accounts["forgeflow-web"]["automountServiceAccountToken"] is False  # no token at all
+    assert not any(b["subjects"][0]["name"] == "forgeflow-web" for b in bindings.values())
+    # what the Workflow pods run as can do nothing but report task results (Argo's executor)
+    assert ALLOWED["forgeflow-workflow"] == {("argoproj.io", "workflowtaskresults"): {"create", "patch"}}
+
+
+def test_workflows_run_in_a_namespace_of_their_own():
+    config = by_kind("ConfigMap")["forgeflow"]["data"]
+    assert config["FORGEFLOW_NAMESPACE"] == RUNS
+    for deployment in by_kind("Deployment").values():
+        assert deployment["metadata"]["namespace"] == NAMESPACE != config["FORGEFLOW_NAMESPACE"]
+    secret = by_kind("Secret")["forgeflow"]["stringData"]
+    environ = {**config, **secret, "FORGEFLOW_SERVICE_NAMESPACE": NAMESPACE}
+    assert load_settings(environ=environ).namespace == RUNS
+    with pytest.raises(SettingsError) as refused:  # the service refuses to start beside its runs
+        load_settings(environ={**environ, "FORGEFLOW_NAMESPACE": NAMESPACE})
+    assert f"namespace is '{NAMESPACE}'" in str(refused.value) and "service_namespace" in str(refused.value)
+    accepted = {
+        **environ,
+        "FORGEFLOW_NAMESPACE": NAMESPACE,
+        "FORGEFLOW_ALLOW_WORKFLOWS_IN_SERVICE_NAMESPACE": "1",
+    }
+    assert load_settings(environ=accepted).namespace == NAMESPACE
+
+
+def environment(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    assert "envFrom" not in container  # every setting is named: no Deployment gets them all
+    return {entry["name"]: entry.get("valueFrom", {}) for entry in container["env"]}
+
+
+def test_each_deployment_gets_only_the_settings_its_process_uses():
+    config = by_kind("ConfigMap")["forgeflow"]["data"]
+    secret = by_kind("Secret")["forgeflow"]["stringData"]
+    for name, deployment in by_kind("Deployment").items():
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = environment(container)
+        assert set(env) == ENVIRONMENT[name], name
+        for key, source in env.items():
+            assert key.removeprefix("FORGEFLOW_").lower() in Settings.model_fields
+            if "configMapKeyRef" in source:
+                assert source["configMapKeyRef"] == {"name": "forgeflow", "key": key} and key in config
+            elif "secretKeyRef" in source:
+                assert source["secretKeyRef"]["name"] == "forgeflow" and source["secretKeyRef"]["key"] == key
+                assert key in secret
+            else:
+                assert key == "FORGEFLOW_SERVICE_NAMESPACE"
+                assert source == {"fieldRef": {"fieldPath": "metadata.namespace"}}  # the downward API
 
 
 def test_web_worker_and_watcher_run_one_image_as_forgeflow():
@@ -188,12 +291,11 @@ def test_web_worker_and_watcher_run_one_image_as_forgeflow():
         (container,) = pod["containers"]
         images.add(container["image"])
         assert container["args"] == [name.removeprefix("forgeflow-")]
-        assert pod["serviceAccountName"] == "forgeflow"
+        assert pod["serviceAccountName"] == name  # one account per process
+        assert pod.get("automountServiceAccountToken", True) is (name != "forgeflow-web")
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         assert {"requests", "limits"} <= set(container["resources"])
-        sources = [next(iter(source.values()))["name"] for source in container["envFrom"]]
-        assert sources == ["forgeflow", "forgeflow"]  # the ConfigMap, then the Secret
         labels = deployment["spec"]["selector"]["matchLabels"]
         assert labels == deployment["spec"]["template"]["metadata"]["labels"]
     assert images == {"forgeflow"}  # kustomize's `images:` sets where it comes from
@@ -223,7 +325,7 @@ def test_the_configmap_and_secret_are_settings_forgeflow_knows():
         )
     settings = load_settings(environ=environ)
     assert settings.executor == "argo"
-    assert settings.namespace == NAMESPACE
+    assert settings.namespace == RUNS
     assert settings.service_account in by_kind("ServiceAccount")
     assert settings.database_url.startswith("postgresql+psycopg2://")
     assert settings.broker_url.startswith("redis://")

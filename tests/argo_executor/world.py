@@ -21,6 +21,7 @@ import requests
 import yaml
 
 from service.context import Context, build_context
+from service.executors.factory import build_executor
 from service.settings import Settings
 from service.store.models import Run
 from service.watcher import Watcher
@@ -79,7 +80,7 @@ class WatcherRunner:
     """One watcher replica: its own context (database engine, API client) and thread."""
 
     def __init__(self, settings: Settings, *, watch_timeout: int = 1, max_backoff: float = 0.5) -> None:
-        self.ctx: Context = build_context(settings, migrate=False)
+        self.ctx: Context = build_context(settings, migrate=False, executor_factory=build_executor)
         self.watcher = Watcher(self.ctx, watch_timeout=watch_timeout, max_backoff=max_backoff)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.watcher.run, args=(self.stopping,), daemon=True)

@@ -13,6 +13,7 @@ import requests
 from service.cli.processes import WatcherThread, WebThread, WorkerThread, make_wsgi_app, prepare, start_relay
 from service.cli.replay import signed_headers
 from service.context import Context, build_context
+from service.executors.factory import build_executor
 from service.settings import Settings
 
 
@@ -26,7 +27,7 @@ class Stack:
     def __init__(self, settings: Settings, *, worker: bool = True, watcher: bool = True) -> None:
         port = free_port()
         self.settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}", "port": port})
-        self.ctx: Context = build_context(self.settings)
+        self.ctx: Context = build_context(self.settings, executor_factory=build_executor)
         self.celery = prepare(self.ctx)
         self.web = WebThread(make_wsgi_app(self.ctx), "127.0.0.1", port).start()
         self.url = f"http://127.0.0.1:{port}"
