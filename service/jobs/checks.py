@@ -5,6 +5,7 @@ is planned (:mod:`service.jobs.grants`), not here."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from service.argo.validation import template_errors
@@ -152,11 +153,22 @@ class _Checker:
         base: Path = ("jobs", name, "argo", "templates")
         templates = [dict(t) for t in job.argo.templates]
         for error in template_errors(templates):
-            index = int(error[1 : error.index("]")]) if error.startswith("[") and "]" in error else None
-            self.problem(base if index is None else (*base, index), f"invalid Argo template: {error}")
+            self.problem((*base, *_error_path(error)), f"invalid Argo template: {error}")
         names = [t.get("name") for t in templates]
         if job.argo.entrypoint not in names:
             self.problem(("jobs", name, "argo", "entrypoint"), f"no template named {job.argo.entrypoint!r}")
+
+
+def _error_path(error: str) -> Path:
+    """The path an Argo validation error names (``[0].container.env[1].name: ...``), so the
+    problem is placed at that key's line (or its nearest ancestor's)."""
+    where = error.split(": ", 1)[0] if ": " in error else ""
+    if not where.startswith("["):
+        return ()
+    path: list[str | int] = []
+    for part in re.findall(r"\[(\d+)\]|\.?([A-Za-z_][\w-]*)", where):
+        path.append(int(part[0]) if part[0] else part[1])
+    return tuple(path)
 
 
 def semantic_problems(job_file: JobFile, located: Located, file: str, limits: Limits) -> list[ConfigProblem]:

@@ -29,21 +29,23 @@ from service.jobs.yaml_source import Path
 Problem = Callable[[Path, str], None]  # (path in the job file, message)
 
 
-def secret_refs(value: Any) -> Iterator[str]:
-    """Secret names raw Argo templates refer to: ``env``/``envFrom`` (``secretKeyRef``,
-    ``secretRef``), ``secret`` volumes and projections, and every Argo ``...Secret`` selector
-    (artifact credentials such as ``usernameSecret``, ``accessKeySecret``, HTTP auth)."""
+def secret_refs(value: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
+    """Secret names raw Argo templates refer to, with where: ``env``/``envFrom``
+    (``secretKeyRef``, ``secretRef``), ``secret`` volumes and projections, and every Argo
+    ``...Secret`` selector (artifact credentials such as ``usernameSecret``,
+    ``accessKeySecret``, HTTP auth)."""
     if isinstance(value, dict):
         for key, item in value.items():
+            here = (*path, str(key))
             if isinstance(item, dict) and "secret" in str(key).lower():
                 name = item.get("secretName", item.get("name"))
                 if name is not None:
-                    yield str(name)
+                    yield here, str(name)
                     continue
-            yield from secret_refs(item)
+            yield from secret_refs(item, here)
     elif isinstance(value, list | tuple):
-        for item in value:
-            yield from secret_refs(item)
+        for index, item in enumerate(value):
+            yield from secret_refs(item, (*path, index))
 
 
 def asked_secrets(job: JobSpec) -> list[tuple[Path, str]]:
@@ -51,8 +53,8 @@ def asked_secrets(job: JobSpec) -> list[tuple[Path, str]]:
     asked: list[tuple[Path, str]] = [(("secrets", i), name) for i, name in enumerate(job.secrets)]
     if job.argo is not None:
         for index, template in enumerate(job.argo.templates):
-            for name in dict.fromkeys(secret_refs(template)):
-                asked.append((("argo", "templates", index), name))
+            for where, name in secret_refs(template, ("argo", "templates", index)):
+                asked.append((where, name))
     return asked
 
 

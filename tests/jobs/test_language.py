@@ -227,7 +227,7 @@ jobs:
 """
     found = problems(text)
     assert any(
-        p.startswith(".forgeflow.yaml:7:11: jobs.raw.argo.templates[0]:") and "imagee" in p for p in found
+        p.startswith(".forgeflow.yaml:8:33: jobs.raw.argo.templates[0].container.imagee:") for p in found
     )
     # what raw Argo may reach depends on the repository's policy: checked when a run is
     # planned (tests/jobs/test_tenancy.py), not when the file is loaded

