@@ -57,7 +57,44 @@ def cmd_validate(args: argparse.Namespace, settings: Any) -> int:
             print(problem, file=sys.stderr)
         return 1
     print(f"{path}: ok ({len(job_file.jobs)} jobs: {', '.join(job_file.jobs)})")
+    for warning in policy_warnings(job_file, root, settings, getattr(args, "repository", None)):
+        print(warning, file=sys.stderr)
     return 0
+
+
+def policy_warnings(job_file: Any, root: Path, settings: Any, repository: str | None) -> list[str]:
+    """What the service config's policy for the repository (``--repository``, else the
+    checkout's ``origin``) would refuse in a run: ungranted Secrets, raw Argo outside the fence."""
+    from service.events import Event, EventKind, Repository
+    from service.jobs.grants import policy_problems
+    from service.runs.recipe import plan_options
+    from service.runs.trust import TRUSTED
+
+    name = repository or origin_repository(root)
+    if not name or "/" not in name:
+        return []
+    namespace, _, repo_name = name.rpartition("/")
+    event = Event("local", EventKind.PUSH, Repository(namespace, repo_name, ""), "")
+    options = plan_options(settings, event, TRUSTED)
+    return [f"warning: {problem}" for problem in policy_problems(job_file, name, options)]
+
+
+def origin_repository(root: Path) -> str:
+    """``owner/name`` of the checkout's ``origin`` remote (its URL's last two parts), or ""."""
+    import subprocess
+
+    try:
+        url = subprocess.run(
+            ["git", "-C", str(root), "remote", "get-url", "origin"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    parts = url.rstrip("/").removesuffix(".git").replace(":", "/").split("/")
+    return "/".join(parts[-2:]) if len(parts) >= 2 and all(parts[-2:]) else ""
 
 
 def cmd_trigger(args: argparse.Namespace, settings: Any) -> int:

@@ -310,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a .forgeflow.yaml")
     p.add_argument("path", nargs="?", default=".")
+    p.add_argument(
+        "--repository",
+        help="OWNER/NAME whose policy in the service config applies (default: the checkout's origin)",
+    )
     p.set_defaults(func=cmd_validate)
 
     from service.cli.jobfile import add_trigger_arguments, cmd_schema

@@ -22,7 +22,8 @@ from typing import Any
 
 from service.argo.fence import fence_problems
 from service.events import Event
-from service.jobs.model import JobSpec
+from service.jobs.errors import ConfigProblem, dotted
+from service.jobs.model import JobFile, JobSpec
 from service.jobs.plan_types import PlanOptions
 from service.jobs.yaml_source import Path
 
@@ -117,3 +118,34 @@ def check_fence(name: str, job: JobSpec, options: PlanOptions, problem: Problem)
                 f"{refusal.message}; job files may not do this (a repository's policy can allow "
                 f"it with argo_allow: [{refusal.exception}])",
             )
+
+
+def policy_problems(job_file: JobFile, repo: str, options: PlanOptions) -> list[ConfigProblem]:
+    """What the repository's policy would refuse in any run of ``job_file`` (``forgeflow
+    validate`` with the service config): Secrets never granted (or granted for none of the
+    events the job runs on), and raw Argo outside the fence."""
+    problems: list[ConfigProblem] = []
+
+    def problem(path: Path, message: str) -> None:
+        file, line, column = job_file.where(path)
+        problems.append(ConfigProblem(file, line, column, dotted(path), message))
+
+    grants = granted_for(options)
+    for name, job in job_file.jobs.items():
+        check_fence(name, job, options, problem)
+        kinds = [kind for kind, trigger in job.on if trigger is not None]
+        for path, secret in asked_secrets(job):
+            where = ("jobs", name, *path)
+            if not options.allow_secrets or secret not in grants:
+                problem(
+                    where,
+                    f"the Secret {secret!r} is not granted to {repo}; grant it under `secrets` of "
+                    f"{options.grant_hint}",
+                )
+            elif not set(kinds) & set(grants[secret]):
+                problem(
+                    where,
+                    f"the Secret {secret!r} is granted to {repo} only for {', '.join(grants[secret])}; "
+                    f"this job runs on {', '.join(kinds)}",
+                )
+    return problems

@@ -4,10 +4,14 @@ refusal names the file, the line and the key."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+import yaml
 
+from service.cli.main import main
 from service.events import Event, EventKind, PullRequest, Repository
 from service.jobs.errors import JobFileError
 from service.jobs.matcher import ChangedFiles
@@ -262,3 +266,29 @@ def test_workflows_never_run_in_the_services_own_namespace_unless_accepted():
     assert settings(service_namespace="ci-octo", allow_workflows_in_service_namespace=True)
     assert settings(service_namespace="forgeflow")  # neither forgeflow-runs nor ci-octo
     assert settings(service_namespace="ci-octo", executor="local")  # no Kubernetes at all
+
+
+def test_validate_with_the_service_config_warns_what_the_policy_would_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    config = tmp_path / "forgeflow.yaml"
+    config.write_text(yaml.safe_dump({"repositories": [POLICY]}))
+    for key in [k for k in os.environ if k.startswith("FORGEFLOW_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("FORGEFLOW_CONFIG", str(config))
+    job_file = tmp_path / ".forgeflow.yaml"
+    job_file.write_text(
+        "version: 1\njobs:\n  deploy:\n    on: [pull_request]\n    secrets: [deploy-token, forgeflow]\n"
+        "    steps: [x]\n" + (RAW % HOSTILE["privileged"][0]).split("jobs:\n", 1)[1]
+    )
+    assert main(["validate", str(job_file), "--repository", "octo/hello"]) == 0
+    warnings = capsys.readouterr().err.splitlines()
+    assert warnings == [
+        f"warning: {job_file}:5:15: jobs.deploy.secrets[0]: the Secret 'deploy-token' is granted to "
+        "octo/hello only for tag, push; this job runs on pull_request",
+        f"warning: {job_file}:5:29: jobs.deploy.secrets[1]: the Secret 'forgeflow' is not granted to "
+        "octo/hello; grant it under `secrets` of repositories[0] (match: 'octo/*') in the service config",
+        f"warning: {job_file}:12:49: jobs.raw.argo.templates[0].container.securityContext.privileged: "
+        "privileged containers own the node; job files may not do this (a repository's policy can allow "
+        "it with argo_allow: [privileged])",
+    ]
