@@ -22,6 +22,42 @@ def container_security(plan: WorkflowPlan) -> Manifest | None:
     return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
+CONTAINER_LISTS = ("sidecars", "initContainers")
+
+
+def secured(template: Manifest, security: Manifest | None) -> Manifest:
+    """A raw template whose containers (main, sidecars, init containers, container sets) get
+    the plan's container securityContext where they do not say otherwise (the fence refused
+    what would break it)."""
+    if security is None:
+        return template
+
+    def secure(container: Any) -> Any:
+        if not isinstance(container, dict):
+            return container
+        own = dict(container.get("securityContext") or {})
+        own.setdefault("allowPrivilegeEscalation", security["allowPrivilegeEscalation"])
+        capabilities = dict(own.get("capabilities") or {})
+        capabilities.setdefault("drop", list(security["capabilities"]["drop"]))
+        own["capabilities"] = capabilities
+        return {**container, "securityContext": own}
+
+    copy = dict(template)
+    for key in ("container", "script"):
+        if key in copy:
+            copy[key] = secure(copy[key])
+    for key in CONTAINER_LISTS:
+        if isinstance(copy.get(key), list):
+            copy[key] = [secure(c) for c in copy[key]]
+    container_set = copy.get("containerSet")
+    if isinstance(container_set, dict) and isinstance(container_set.get("containers"), list):
+        copy["containerSet"] = {
+            **container_set,
+            "containers": [secure(c) for c in container_set["containers"]],
+        }
+    return copy
+
+
 def pod_security(plan: WorkflowPlan) -> Manifest:
     """The Workflow's pod securityContext: RuntimeDefault seccomp always; non-root (as
     ``run_as_user`` unless the platform picks the user) under the "restricted" profile."""
@@ -121,4 +157,4 @@ def pod_template(name: str, task: TaskPlan, plan: WorkflowPlan) -> Manifest:
         ]
     template["container"] = container
     handoff.template_fields(template, task)
-    return template
+    return secured(template, container_security(plan))  # service sidecars too

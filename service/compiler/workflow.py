@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from service.compiler.handoff import group_inputs, task_fields
-from service.compiler.pods import container_security, pod_security, pod_template
+from service.compiler.pods import container_security, pod_security, pod_template, secured
 from service.jobs.plan import RawArgo, TaskPlan, WorkflowPlan
 
 ENTRYPOINT = "main"
@@ -66,42 +66,6 @@ def _rename_references(value: Any, names: dict[str, str]) -> Any:
     return result
 
 
-CONTAINER_LISTS = ("sidecars", "initContainers")
-
-
-def _secured(template: Manifest, security: Manifest | None) -> Manifest:
-    """A raw template whose containers (main, sidecars, init containers, container sets) get
-    the plan's container securityContext where they do not say otherwise (the fence refused
-    what would break it)."""
-    if security is None:
-        return template
-
-    def secure(container: Any) -> Any:
-        if not isinstance(container, dict):
-            return container
-        own = dict(container.get("securityContext") or {})
-        own.setdefault("allowPrivilegeEscalation", security["allowPrivilegeEscalation"])
-        capabilities = dict(own.get("capabilities") or {})
-        capabilities.setdefault("drop", list(security["capabilities"]["drop"]))
-        own["capabilities"] = capabilities
-        return {**container, "securityContext": own}
-
-    copy = dict(template)
-    for key in ("container", "script"):
-        if key in copy:
-            copy[key] = secure(copy[key])
-    for key in CONTAINER_LISTS:
-        if isinstance(copy.get(key), list):
-            copy[key] = [secure(c) for c in copy[key]]
-    container_set = copy.get("containerSet")
-    if isinstance(container_set, dict) and isinstance(container_set.get("containers"), list):
-        copy["containerSet"] = {
-            **container_set,
-            "containers": [secure(c) for c in container_set["containers"]],
-        }
-    return copy
-
-
 def _raw_templates(
     raw: RawArgo, names: _Names, security: Manifest | None
 ) -> tuple[dict[str, str], list[Manifest]]:
@@ -110,7 +74,7 @@ def _raw_templates(
     for template in raw.templates:
         copy = _rename_references(dict(template), renamed)
         copy["name"] = renamed[str(template["name"])]
-        templates.append(_secured(copy, security))
+        templates.append(secured(copy, security))
     return renamed, templates
 
 

@@ -63,7 +63,17 @@ CONTAINER_IGNORED = {
     "lifecycle", "stdin", "stdinOnce", "tty", "volumeMounts",
 }  # fmt: skip
 TASK_KEYS = {"name", "template", "dependencies", "depends", "arguments", "continueOn"}
-SIDECAR_KEYS = {"name", "image", "command", "args", "env", "ports", "resources", "imagePullPolicy"}
+SIDECAR_KEYS = {
+    "name",
+    "image",
+    "command",
+    "args",
+    "env",
+    "ports",
+    "resources",
+    "imagePullPolicy",
+    "securityContext",
+}
 _TASK_VARIABLE = re.compile(r"\{\{\s*tasks\.")
 _TASK_OUTPUT = re.compile(r"^\{\{\s*tasks\.([-A-Za-z0-9_]+)\.outputs\.artifacts\.([-A-Za-z0-9_]+)\s*\}\}$")
 _INPUT_ARTIFACT = re.compile(r"^\{\{\s*inputs\.artifacts\.([-A-Za-z0-9_]+)\s*\}\}$")
