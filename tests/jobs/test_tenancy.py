@@ -292,3 +292,42 @@ def test_validate_with_the_service_config_warns_what_the_policy_would_refuse(
         "privileged containers own the node; job files may not do this (a repository's policy can allow "
         "it with argo_allow: [privileged])",
     ]
+
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "tenancy-private.yaml"
+PRIVATE_JOB_FILE = """\
+version: 1
+jobs:
+  build:
+    on: [tag]
+    steps: [make]
+  publish:
+    on: [tag]
+    needs: [build]
+    secrets: [deploy-token, pypi]
+    steps: [{name: upload, run: make publish}]
+  smoke:
+    on: [tag]
+    argo:
+      entrypoint: main
+      templates:
+      - name: main
+        container:
+          image: quay.io/example/tools:1
+          env: [{name: TOKEN, valueFrom: {secretKeyRef: {name: pypi, key: token}}}]
+        sidecars: [{name: db, image: postgres:16}]
+"""
+
+
+def test_golden_private_repository_with_granted_secrets():
+    """A private repository's run: the checkout names the run's own Secret, granted Secrets are
+    in env and mounted for the masking driver, every container restricted."""
+    private = Repository("octo", "secret", "https://github.com/octo/secret.git", private=True)
+    planned = plan(PRIVATE_JOB_FILE, event(EventKind.TAG, private))
+    assert planned.plan is not None
+    manifest = workflow(planned.plan, 42, "https://ci.example")
+    text = yaml.safe_dump(manifest, sort_keys=False, width=1000)
+    if os.environ.get("FORGEFLOW_UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(text, encoding="utf-8")
+    assert GOLDEN.exists(), f"{GOLDEN} is missing: run with FORGEFLOW_UPDATE_GOLDEN=1 once and review it"
+    assert yaml.safe_load(GOLDEN.read_text(encoding="utf-8")) == manifest
