@@ -116,7 +116,8 @@ def execute(
     output: TextIO | None = None,
 ) -> str:
     """Run an event's jobs on this machine from the checkout at ``repo``; returns the final phase."""
-    from service.executors.local.executor import LocalExecutor, LocalExecutorConfig
+    from service.executors.factory import local_config
+    from service.executors.local.executor import LocalExecutor
 
     out = output or sys.stdout
     event, plan, lines = plan_from_files(event_file, repo, settings, forge, event_type)
@@ -132,16 +133,7 @@ def execute(
         )
     plan = replace(plan, clone_url=str(repo.resolve()), sha=revision)
     manifest = workflow(plan, 0, settings.public_url, name=f"forgeflow-exec-{revision[:7]}")
-    executor = LocalExecutor(
-        LocalExecutorConfig(
-            data_dir=settings.data_dir,
-            container_runtime=settings.local_container_runtime or None,
-            cache_max_bytes=settings.local_cache_max_bytes,
-            max_parallel=settings.local_max_parallel,
-            default_namespace=settings.namespace,
-            detach=False,
-        )
-    )
+    executor = LocalExecutor(local_config(settings, detach=False))
     result = executor.run_foreground(manifest, out)
     status = result.get("status") or {}
     phase = str(status.get("phase") or "Unknown")

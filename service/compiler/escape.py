@@ -20,35 +20,36 @@ ESCAPED_ENV = "FORGEFLOW_ESCAPED_ENV"
 _OPENING = re.compile(r"\{(?=\{)")
 
 # The fixed script every steps job runs: ``sh -c DRIVER forgeflow NAME1 SCRIPT1 NAME2 ...``.
-DRIVER = r"""unescape() { v=$(printf '%bx' "$1"); v=${v%x}; }
+_UNESCAPE = r"""unescape() { v=$(printf '%bx' "$1"); v=${v%x}; }
 for var in $FORGEFLOW_ESCAPED_ENV; do
   eval "unescape \"\${$var}\""; export "$var=$v"
 done
-n=0
+"""
+_STEPS = r"""n=0
 while [ "$#" -ge 2 ]; do
   n=$((n + 1)); name=$1; script=$2; shift 2
   case $name in ::forgeflow-escaped::*) unescape "${name#::forgeflow-escaped::}"; name=$v;; esac
   case $script in ::forgeflow-escaped::*) unescape "${script#::forgeflow-escaped::}"; script=$v;; esac
   printf '==> %s\n' "$name"
-  sh -e -c "$script" || {
+"""
+DRIVER = (
+    _UNESCAPE
+    + _STEPS
+    + r"""  sh -e -c "$script" || {
     rc=$?
     printf "::forgeflow-failed::step '%s' failed with exit code %s\n" "$name" "$rc"
     exit "$rc"
   }
 done
 """
-
+)
 
 # The script of a steps job with Secrets (arguments as DRIVER's): when ``FORGEFLOW_MASK_DIR``
 # holds the job's granted Secrets (one folder each, mounted read-only), every line of every
 # Secret value (4 characters or more) is replaced by ``***`` in the steps' output (stdout and
 # stderr, merged) before it reaches the pod's log: with awk when the image has it, else with a
 # slower POSIX sh loop. The step's exit code is kept.
-MASKING_DRIVER = r"""unescape() { v=$(printf '%bx' "$1"); v=${v%x}; }
-for var in $FORGEFLOW_ESCAPED_ENV; do
-  eval "unescape \"\${$var}\""; export "$var=$v"
-done
-masks=""
+_MASKS = r"""masks=""
 if [ -n "${FORGEFLOW_MASK_DIR:-}" ] && [ -d "$FORGEFLOW_MASK_DIR" ]; then
   for f in "$FORGEFLOW_MASK_DIR"/*/*; do [ -f "$f" ] && masks="$masks$(cat "$f")
 "; done
@@ -88,13 +89,12 @@ mask() {
     done
   fi
 }
-n=0
-while [ "$#" -ge 2 ]; do
-  n=$((n + 1)); name=$1; script=$2; shift 2
-  case $name in ::forgeflow-escaped::*) unescape "${name#::forgeflow-escaped::}"; name=$v;; esac
-  case $script in ::forgeflow-escaped::*) unescape "${script#::forgeflow-escaped::}"; script=$v;; esac
-  printf '==> %s\n' "$name"
-  if [ -n "$masks" ]; then
+"""
+MASKING_DRIVER = (
+    _UNESCAPE
+    + _MASKS
+    + _STEPS
+    + r"""  if [ -n "$masks" ]; then
     exec 3>&1
     rc=$( { { sh -e -c "$script" 2>&1 4>&- 3>&-; echo $? >&4; } | mask >&3 4>&-; } 4>&1 )
     exec 3>&-
@@ -107,6 +107,7 @@ while [ "$#" -ge 2 ]; do
   fi
 done
 """
+)
 
 
 def needs_escape(text: str) -> bool:
