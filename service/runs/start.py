@@ -19,8 +19,8 @@ from service.events import Event, EventKind
 from service.executors.base import ExecutorError, RunSecret
 from service.forges.base import Forge
 from service.jobs.loader import JobFileError
-from service.logs import set_run
 from service.jobs.plan import checkout_secret_name
+from service.logs import set_run
 from service.reporting.reporter import job_logs, report_run
 from service.runs.approvals import approved_at
 from service.runs.recipe import Selector, plan_event

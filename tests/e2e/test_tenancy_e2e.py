@@ -53,10 +53,15 @@ def texts_shown(world: World, run_id: int) -> dict[str, str]:
         run = session.get(Run, run_id)
         assert run is not None
         stored = run.manifest_json + run.event_json + run.message + "".join(j.description for j in run.jobs)
+    answers = {
+        "log": http.get(f"{url}/runs/{run_id}/logs/build", timeout=10),
+        "page": http.get(f"{url}/runs/{run_id}", timeout=10),
+        "api": http.get(f"{url}/api/runs/{run_id}", timeout=10),
+    }
+    for where, answer in answers.items():
+        assert answer.status_code == 200, (where, answer.status_code, answer.text[:200])
     return {
-        "log": http.get(f"{url}/runs/{run_id}/logs/build", timeout=10).text,
-        "page": http.get(f"{url}/runs/{run_id}", timeout=10).text,
-        "api": http.get(f"{url}/api/runs/{run_id}", timeout=10).text,
+        **{where: answer.text for where, answer in answers.items()},
         "statuses": json.dumps([s.description for s in world.github.statuses]),
         "database": stored,
         "workflow": json.dumps(world.k8s.objects(REPO_NAMESPACE)),
