@@ -31,7 +31,9 @@ def local_root(run: Run, task: str) -> Path | None:
     ctx = _ctx()
     if run.executor != "local" or ctx.settings.executor != "local":
         return None
-    store = getattr(ctx.executor, "store", None)
+    from service.web.run_views import local_files
+
+    store = local_files(ctx).store
     if store is None or not run.workflow_name or "/" in task or task.startswith("."):
         return None
     root: Path = store.workflow_dir(run.namespace, run.workflow_name) / "artifacts" / task

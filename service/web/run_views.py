@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 from sqlalchemy import Select, select
@@ -21,6 +21,9 @@ from service.clock import now
 from service.context import Context
 from service.events import Event
 from service.executors.base import WorkflowRef
+
+if TYPE_CHECKING:
+    from service.executors.local.executor import LocalExecutor
 from service.reporting.links import run_url
 from service.store.models import Job, JobState, Run, RunPhase
 from service.web.api_models import RunsQuery
@@ -111,16 +114,24 @@ def list_runs(ctx: Context, access: Access, viewer: Viewer, query: RunsQuery) ->
     return found, f"r{before}" if before is not None and before > 1 else None
 
 
+def local_files(ctx: Context) -> LocalExecutor:
+    """The local executor's files, which the web tier reads (it runs no executor of its own)."""
+    from service.executors.local.executor import LocalExecutor, LocalExecutorConfig
+
+    return LocalExecutor(
+        LocalExecutorConfig(data_dir=ctx.settings.data_dir, default_namespace=ctx.settings.namespace)
+    )
+
+
 def read_log(ctx: Context, run: Run, task: str) -> str | None:
     """A job's log with its lines' times; None when there is none (yet)."""
     if not run.workflow_name:
         return None
     try:
         if run.executor == "local" and ctx.settings.executor == "local":
-            text: str | None = ctx.executor.stamped_logs(  # type: ignore[attr-defined]
+            return local_files(ctx).stamped_logs(
                 WorkflowRef(run.namespace, run.workflow_name), task, max_bytes=MAX_LOG_BYTES
             )
-            return text
         from service.store.workflow_logs import DatabaseLogArchive
 
         return DatabaseLogArchive(ctx.db).get(run.namespace, run.workflow_name, task)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
+from service.executors.local.store import LocalStore
 from service.web.openapi import ENDPOINTS
 from tests.support.runs import MANIFEST_NEEDS, add_run, event
 from tests.web.conftest import Web
@@ -48,7 +49,7 @@ def _prepared(web: Web) -> dict[str, str]:
         manifest=MANIFEST_NEEDS,
         jobs=(("build", "build", "success"), ("test", "test", "failure")),
     )
-    path = ctx.executor.store.log_path("forgeflow", "wf-9", "test")  # type: ignore[attr-defined]
+    path = LocalStore(ctx.settings.data_dir.resolve()).log_path("forgeflow", "wf-9", "test")
     path.parent.mkdir(parents=True)
     path.write_text("2026-01-01T12:00:00.000000Z ==> test\n2026-01-01T12:00:00.500000Z failed!\n")
     return {"run_id": str(run_id), "task": "test", "repo": "octo/hello", "sha": "abab"}
@@ -118,7 +119,7 @@ def test_fuzzed_query_parameters_never_get_a_5xx(
 ):
     if not getattr(web, "prepared", False):
         _prepared(web)
-        web.prepared = True  # type: ignore[attr-defined]
+        web.prepared = True
     from urllib.parse import quote, urlencode
 
     target = path.replace("{run_id}", quote(run_id, safe=""))

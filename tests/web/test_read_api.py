@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from service.context import Context
 from service.events import EventKind
+from service.executors.local.store import LocalStore
 from service.forges.registry import ForgeRegistry
 from service.reporting.queries import commit_statuses
 from service.store.db import Database
@@ -100,7 +101,7 @@ def test_filters(web: Web):
 def test_a_log_that_cannot_be_read_does_not_show_where_it_is(web: Web):
     ctx = web.ctx
     run_id = add_run(ctx, workflow="wf-1", phase="failed", jobs=(("build", "build", "failure"),))
-    log_path = ctx.executor.store.log_path("forgeflow", "wf-1", "build")  # type: ignore[attr-defined]
+    log_path = LocalStore(ctx.settings.data_dir.resolve()).log_path("forgeflow", "wf-1", "build")
     log_path.mkdir(parents=True)  # a directory where the file should be: reading it fails
     secret_place = str(ctx.settings.data_dir.resolve())
     api = web.get(f"/api/runs/{run_id}/jobs/build/log")
@@ -113,7 +114,7 @@ def test_a_log_that_cannot_be_read_does_not_show_where_it_is(web: Web):
 def test_log_api_gives_whole_lines_from_an_offset(web: Web):
     ctx = web.ctx
     run_id = add_run(ctx, workflow="wf-2", phase="running", jobs=(("build", "build", "running"),))
-    path = ctx.executor.store.log_path("forgeflow", "wf-2", "build")  # type: ignore[attr-defined]
+    path = LocalStore(ctx.settings.data_dir.resolve()).log_path("forgeflow", "wf-2", "build")
     path.parent.mkdir(parents=True)
     path.write_text("2026-01-01T12:00:00.000000Z ==> make\n2026-01-01T12:00:01.000000Z one\npart")
     first = web.get(f"/api/runs/{run_id}/jobs/build/log").json
