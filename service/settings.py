@@ -88,6 +88,7 @@ class ForgeInstance(_Model):
             return Path(self.app_private_key_file).read_text(encoding="utf-8")
         except OSError as exc:
             raise SettingsError(f"github_app_private_key_file={self.app_private_key_file}: {exc}") from exc
+
     # private repositories' checkouts (issue 13): a read-only token (e.g. a GitLab deploy token
     # with read_repository) and its user name; default: `token` and the forge's usual user name
     checkout_token: str = Field(default="", repr=False)

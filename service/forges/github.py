@@ -23,11 +23,11 @@ from ogr.services.github.auth_providers.token import TokenAuthentication
 
 from service.events import Repository
 from service.forges.base import ForgeError, PullRequestInfo, StatusReport
+from service.forges.checkout import CheckoutCredential, configured_credential, same_forge
 from service.forges.checks import CheckRunReport, check_run_body
 from service.forges.errors import http_status_of
 from service.forges.github_app import GithubApp, InstallationToken
 from service.forges.installations import InstallationStore
-from service.forges.checkout import CheckoutCredential, configured_credential, same_forge
 from service.forges.ogr_forge import OgrForge
 from service.metrics import FORGE_RATE_LIMIT_REMAINING
 

@@ -172,3 +172,21 @@ def test_app_settings_are_checked(tmp_path: Path, key: tuple[str, str]) -> None:
     (instance,) = settings.forge_instances()
     assert instance.app_mode and instance.app_key() == key[0] and instance.name == "ghe.example.com"
     assert "PRIVATE" not in repr(settings)
+
+
+def test_a_private_checkout_gets_the_installation_token_on_the_forges_host_only(
+    forge: GithubForge, fake_github: FakeGitHub
+) -> None:
+    credential = forge.checkout_credential(REPO, f"{fake_github.url}/octo/hello.git")
+    assert credential is not None and credential.username == "x-access-token"
+    issued = fake_github.tokens[credential.password]  # an installation token, not a personal one
+    assert issued.repositories == ("hello",) and issued.permissions == {"contents": "read"}
+    assert credential.expires_at is not None and credential.source == "GitHub App installation token"
+    assert "x-access-token" in repr(credential) and credential.password not in repr(credential)
+    assert forge.checkout_credential(REPO, "https://evil.example/octo/hello.git") is None
+    personal = GithubForge(ForgeInstance(kind="github", api_url=fake_github.api_url, token="t0ken"))
+    configured = personal.checkout_credential(REPO, f"{fake_github.url}/octo/hello.git")
+    assert configured is not None and (configured.username, configured.password) == (
+        "x-access-token",
+        "t0ken",
+    )
