@@ -34,6 +34,50 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def template_names(root: Path, settings: Any) -> tuple[str, ...]:
+    """The templates a checkout and the service config offer (for "did you mean")."""
+    from service.jobs.templates import TEMPLATE_DIR
+
+    folder = root / TEMPLATE_DIR
+    found = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    return tuple(dict.fromkeys([*found, *settings.templates]))
+
+
+def excerpt(file: str, line: int, column: int, sources: dict[str, list[str]]) -> list[str]:
+    """The line a problem is on, with a caret under its column."""
+    if file not in sources:
+        try:
+            sources[file] = Path(file).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            sources[file] = []
+    lines = sources[file]
+    if not 0 < line <= len(lines):
+        return []
+    text = lines[line - 1].replace("\t", " ")
+    gutter = f"{line:>6} | "
+    return [gutter + text, " " * (len(gutter) - 2) + "| " + " " * max(column - 1, 0) + "^"]
+
+
+def report_problems(problems: list[Any], main_file: str, out: Any) -> None:
+    """Every problem on its own line, in the order given; YAML syntax errors with the line."""
+    sources: dict[str, list[str]] = {}
+    for problem in problems:
+        print(problem, file=out)
+        if problem.syntax:
+            for line in excerpt(problem.file, problem.line, problem.column, sources):
+                print(line, file=out)
+    stopped = [p for p in problems if p.syntax and p.file == main_file]
+    if stopped:
+        print(
+            f"{main_file}: the YAML could not be read past line {stopped[0].line}: fix this, then run "
+            "forgeflow validate again to check the rest",
+            file=out,
+        )
+    else:
+        count = len(problems)
+        print(f"{main_file}: {count} problem{'s' if count != 1 else ''}", file=out)
+
+
 def cmd_validate(args: argparse.Namespace, settings: Any) -> int:
     """Every problem of a job file, one ``file:line:column: key: message`` line each."""
     from service.cli.checkout import CheckoutFiles
@@ -46,15 +90,16 @@ def cmd_validate(args: argparse.Namespace, settings: Any) -> int:
     try:
         text = path.read_bytes()
     except OSError as exc:
-        print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+        hint = " (forgeflow init writes a starter job file)" if not path.exists() else ""
+        print(f"{path}: cannot read: {exc.strerror}{hint}", file=sys.stderr)
         return 2
     root = path.parent  # the checkout: its .forgeflow/templates hold the templates
     try:
         templates = repository_templates(CheckoutFiles(root, event_sha=""), "", settings)
-        job_file = load_job_file(text, str(path), job_limits(settings), templates)
+        names = template_names(root, settings)
+        job_file = load_job_file(text, str(path), job_limits(settings), templates, names)
     except JobFileError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+        report_problems(exc.problems, str(path), sys.stderr)
         return 1
     print(f"{path}: ok ({len(job_file.jobs)} jobs: {', '.join(job_file.jobs)})")
     for warning in policy_warnings(job_file, root, settings, getattr(args, "repository", None)):

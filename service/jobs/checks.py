@@ -1,20 +1,29 @@
-"""What the schema alone cannot check: needs, ``${{ }}`` placement, raw Argo, size limits.
+"""What the schema alone cannot check: needs, conditions, ``${{ }}`` placement, raw Argo, sizes.
 
-What raw Argo may reach depends on the repository's policy, so the fence is checked when a run
-is planned (:mod:`service.jobs.grants`), not here."""
+These checks read the file as written (plain data), not the validated model, so that they run
+even when the schema refused something elsewhere: a file with an unknown key in one job and a
+misspelt ``needs`` in another gets both problems in one pass. Checks that need a validated
+part (a matrix's cells, raw Argo templates) get the jobs that did validate. What raw Argo may
+reach depends on the repository's policy, so that fence is checked when a run is planned
+(:mod:`service.jobs.grants`), not here.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from service.argo.validation import template_errors
-from service.jobs.errors import ConfigProblem, problem_at
-from service.jobs.expressions import SIMPLE, ExpressionError, compile_condition, expressions_in
+from service.jobs.celcheck import check
+from service.jobs.errors import ConfigProblem, problem_at, problem_in_value
+from service.jobs.event_schema import EVENT, CelType, matrix_type
+from service.jobs.expressions import EXPRESSION, SIMPLE, ExpressionError, expressions_in, parse_expression
 from service.jobs.handoff_checks import NEEDS_OUTPUT, output_problems
 from service.jobs.matrix import MatrixTooLarge, expand
 from service.jobs.model import JobFile, JobSpec
 from service.jobs.options import PARAMETER_NAME
+from service.jobs.suggest import did_you_mean, one_of
 from service.jobs.yaml_source import Limits, Located, Path
 
 MATRIX_PLACES = ("image", "env", "steps")
@@ -47,9 +56,30 @@ def find_cycle(graph: dict[str, list[str]]) -> list[str]:
     return []
 
 
+def need_names(value: Any) -> list[tuple[int | None, str]]:
+    """(index in the list or None, job name) of every need: ``build`` or ``{job: build}``."""
+    if isinstance(value, str):
+        return [(None, value)]
+    if isinstance(value, dict):
+        return [(None, value["job"])] if isinstance(value.get("job"), str) else []
+    if not isinstance(value, list):
+        return []
+    found: list[tuple[int | None, str]] = []
+    for index, item in enumerate(value):
+        if isinstance(item, str):
+            found.append((index, item))
+        elif isinstance(item, dict) and isinstance(item.get("job"), str):
+            found.append((index, item["job"]))
+    return found
+
+
 class _Checker:
-    def __init__(self, job_file: JobFile, located: Located, file: str, limits: Limits) -> None:
-        self.job_file, self.located, self.file, self.limits = job_file, located, file, limits
+    def __init__(self, located: Located, file: str, limits: Limits, valid: Mapping[str, JobSpec]) -> None:
+        self.located, self.file, self.limits, self.valid = located, file, limits, valid
+        data = located.data if isinstance(located.data, dict) else {}
+        self.data = data
+        jobs = data.get("jobs")
+        self.jobs: dict[str, Any] = {str(k): v for k, v in jobs.items()} if isinstance(jobs, dict) else {}
         self.problems: list[ConfigProblem] = []
 
     def problem(self, path: Path, message: str) -> None:
@@ -58,20 +88,27 @@ class _Checker:
     def run(self) -> list[ConfigProblem]:
         self.needs()
         total = 0
-        for name, job in self.job_file.jobs.items():
-            total += self.cells(name, job)
-            raw = (self.located.data.get("jobs") or {}).get(name)
-            self.expressions(("jobs", name), raw, job, ())
-            if job.argo is not None:
+        for name, raw in self.jobs.items():
+            if not isinstance(raw, dict):
+                continue
+            job = self.valid.get(name)
+            total += self.cells(name, job) if job is not None else 1
+            self.expressions(("jobs", name), raw, _matrix_keys(raw.get("matrix")), ())
+            self.condition(("jobs", name, "if"), raw.get("if"))
+            if job is not None and job.argo is not None:
                 self.argo(name, job)
-            for key in job.arguments:
-                if not PARAMETER_NAME.match(key):
+            arguments = raw.get("arguments")
+            for key in arguments if isinstance(arguments, dict) else ():
+                if not PARAMETER_NAME.match(str(key)):
                     self.problem(("jobs", name, "arguments", key), f"{key!r} is not an Argo parameter name")
         if total > self.limits.max_jobs:
             self.problem(("jobs",), f"{total} jobs and matrix cells; the limit is {self.limits.max_jobs}")
-        if self.job_file.concurrency is not None:
-            self.cel_in(("concurrency", "group"), self.job_file.concurrency.group)
-        self.no_expressions(("defaults",), self.located.data.get("defaults"))
+        concurrency = self.data.get("concurrency")
+        group = concurrency.get("group") if isinstance(concurrency, dict) else concurrency
+        if isinstance(group, str):
+            path: Path = ("concurrency", "group") if isinstance(concurrency, dict) else ("concurrency",)
+            self.cel_in(path, group, {"event": EVENT, "matrix": matrix_type(())})
+        self.no_expressions(("defaults",), self.data.get("defaults"))
         return self.problems
 
     def no_expressions(self, path: Path, value: Any) -> None:
@@ -85,14 +122,22 @@ class _Checker:
             self.problem(path, "${{ }} is not replaced in defaults")
 
     def needs(self) -> None:
-        jobs = self.job_file.jobs
-        for name, job in jobs.items():
-            for i, need in enumerate(job.need_names):
-                if need not in jobs:
-                    self.problem(("jobs", name, "needs", i), f"no job named {need!r}")
-                elif need == name:
-                    self.problem(("jobs", name, "needs", i), "a job cannot need itself")
-        cycle = find_cycle({n: [d for d in j.need_names if d in jobs] for n, j in jobs.items()})
+        names = list(self.jobs)
+        graph: dict[str, list[str]] = {}
+        for name, raw in self.jobs.items():
+            value = raw.get("needs") if isinstance(raw, dict) else None
+            graph[name] = []
+            for index, need in need_names(value):
+                path: Path = ("jobs", name, "needs") if index is None else ("jobs", name, "needs", index)
+                if need == name:
+                    self.problem(path, "a job cannot need itself")
+                elif need not in self.jobs:
+                    others = [n for n in names if n != name]
+                    hint = did_you_mean(need, others) or (f" (jobs: {one_of(others)})" if others else "")
+                    self.problem(path, f"no job named {need!r}{hint}")
+                else:
+                    graph[name].append(need)
+        cycle = find_cycle(graph)
         if cycle and len(cycle) > 2:
             self.problem(("jobs", cycle[0], "needs"), "needs form a cycle: " + " -> ".join(cycle))
 
@@ -105,31 +150,51 @@ class _Checker:
             self.problem(("jobs", name, "matrix"), str(exc))
             return 0
 
-    def expressions(self, path: Path, value: Any, job: JobSpec, rel: Path) -> None:
+    def condition(self, path: Path, text: Any) -> None:
+        """``if:``: CEL over ``event``, checked against its schema; it must be true or false."""
+        if not isinstance(text, str) or "${{" in text:
+            return  # the schema says what is wrong
+        self.static_check(path, text, text, 0, {"event": EVENT}, want_bool=True)
+
+    def static_check(
+        self, path: Path, whole: str, text: str, start: int, variables: dict[str, CelType], want_bool: bool
+    ) -> None:
+        try:
+            tree = parse_expression(text)
+        except ExpressionError:
+            return  # a syntax error: reported by the schema (if:) or by cel_in
+        for issue in check(tree, text, variables, want_bool):
+            self.problems.append(
+                problem_in_value(self.located, self.file, path, whole, start + issue.offset, issue.message)
+            )
+
+    def expressions(self, path: Path, value: Any, matrix: tuple[str, ...], rel: Path) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
-                self.expressions((*path, key), item, job, (*rel, key))
+                self.expressions((*path, key), item, matrix, (*rel, key))
         elif isinstance(value, list):
             for index, item in enumerate(value):
-                self.expressions((*path, index), item, job, (*rel, index))
+                self.expressions((*path, index), item, matrix, (*rel, index))
         elif isinstance(value, str) and "${{" in value:
-            self.expression(path, value, job, rel)
+            self.expression(path, value, matrix, rel)
 
-    def expression(self, path: Path, text: str, job: JobSpec, rel: Path) -> None:
+    def expression(self, path: Path, text: str, matrix: tuple[str, ...], rel: Path) -> None:
         place = rel[0] if rel else ""
         if place == "arguments":
-            self.cel_in(path, text)
+            self.cel_in(path, text, {"event": EVENT, "matrix": matrix_type(matrix)})
             return
         if place in ("if", "cache"):
-            return  # the model says what is wrong
+            return  # the schema says what is wrong
         if place == "env" and any(NEEDS_OUTPUT.match(inside) for inside in expressions_in(text)):
-            for message in output_problems(self.job_file, job, expressions_in(text)):
-                self.problem(path, message)
+            job = self.valid.get(str(path[1]))
+            if job is not None:
+                whole = JobFile.model_construct(version=1, jobs=dict(self.valid))
+                for message in output_problems(whole, job, expressions_in(text)):
+                    self.problem(path, message)
             return
         if place not in MATRIX_PLACES:
             self.problem(path, "${{ }} is only replaced in image, env, steps, arguments and concurrency")
             return
-        keys = set(job.matrix.axes) | {k for e in job.matrix.include for k in e} if job.matrix else set()
         for inside in expressions_in(text):
             simple = SIMPLE.match(inside)
             if simple is None or simple.group(1) != "matrix":
@@ -138,15 +203,20 @@ class _Checker:
                     f"only ${{{{ matrix.NAME }}}} can be used here, not {inside!r}: "
                     "steps read event data from FORGEFLOW_* environment variables",
                 )
-            elif simple.group(2) not in keys:
-                self.problem(path, f"the job's matrix has no {simple.group(2)!r}")
+            elif simple.group(2) not in matrix:
+                hint = did_you_mean(simple.group(2), matrix) or (
+                    f" (its keys: {one_of(matrix)})" if matrix else ": add a matrix: to the job"
+                )
+                self.problem(path, f"the job's matrix has no {simple.group(2)!r}{hint}")
 
-    def cel_in(self, path: Path, text: str) -> None:
-        for inside in expressions_in(text):
+    def cel_in(self, path: Path, text: str, variables: dict[str, CelType]) -> None:
+        for inside, start in _spans(text):
             try:
-                compile_condition(inside)
+                parse_expression(inside)
             except ExpressionError as exc:
                 self.problem(path, str(exc))
+                continue
+            self.static_check(path, text, inside, start, variables, want_bool=False)
 
     def argo(self, name: str, job: JobSpec) -> None:
         assert job.argo is not None
@@ -156,7 +226,33 @@ class _Checker:
             self.problem((*base, *_error_path(error)), f"invalid Argo template: {error}")
         names = [t.get("name") for t in templates]
         if job.argo.entrypoint not in names:
-            self.problem(("jobs", name, "argo", "entrypoint"), f"no template named {job.argo.entrypoint!r}")
+            known = [str(n) for n in names if n]
+            self.problem(
+                ("jobs", name, "argo", "entrypoint"),
+                f"no template named {job.argo.entrypoint!r}{did_you_mean(job.argo.entrypoint, known)}",
+            )
+
+
+def _spans(text: str) -> Iterator[tuple[str, int]]:
+    """(inside stripped, its offset in ``text``) of every ``${{ ... }}``."""
+    for match in EXPRESSION.finditer(text):
+        raw = match.group(1)
+        inside = raw.strip()
+        yield inside, match.start(1) + (len(raw) - len(raw.lstrip()))
+
+
+def _matrix_keys(matrix: Any) -> tuple[str, ...]:
+    if not isinstance(matrix, dict):
+        return ()
+    keys = [str(k) for k in matrix if k not in ("include", "exclude")]
+    for entry in _list(matrix.get("include")):  # exclude only names axes
+        if isinstance(entry, dict):
+            keys += [str(k) for k in entry]
+    return tuple(dict.fromkeys(keys))
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _error_path(error: str) -> Path:
@@ -171,5 +267,8 @@ def _error_path(error: str) -> Path:
     return tuple(path)
 
 
-def semantic_problems(job_file: JobFile, located: Located, file: str, limits: Limits) -> list[ConfigProblem]:
-    return _Checker(job_file, located, file, limits).run()
+def semantic_problems(
+    located: Located, file: str, limits: Limits, valid: Mapping[str, JobSpec]
+) -> list[ConfigProblem]:
+    """Problems of the file as written; ``valid`` holds the jobs the schema accepted."""
+    return _Checker(located, file, limits, valid).run()

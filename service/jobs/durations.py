@@ -7,6 +7,9 @@ from typing import Any
 
 _PART = re.compile(r"(\d+)\s*(d|h|m|s)")
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_WORDS = re.compile(
+    r"(\d+)\s*(days?|hours?|hrs?|minutes?|mins?|seconds?|secs?)\b", re.IGNORECASE
+)  # what people write instead: "10 minutes"
 
 
 def parse_duration(value: Any) -> Any:
@@ -22,7 +25,10 @@ def parse_duration(value: Any) -> Any:
         if text.isdigit():
             return parse_duration(int(text))
         if not text or _PART.sub("", text).strip():
-            raise ValueError(f"{value!r} is not a duration; write e.g. 90s, 30m, 1h30m")
+            spelled = _WORDS.sub(lambda m: m.group(1) + m.group(2)[0].lower(), text).replace(" ", "")
+            fixed = spelled != text and not _PART.sub("", spelled)
+            hint = f"write {spelled}" if fixed else "write e.g. 90s, 30m, 1h30m"
+            raise ValueError(f"{value!r} is not a duration; {hint}")
         seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(text))
         if seconds <= 0:
             raise ValueError("a duration must be positive")

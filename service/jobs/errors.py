@@ -16,6 +16,7 @@ class ConfigProblem:
     column: int
     path: str  # e.g. "jobs.lint.steps[0].run"
     message: str
+    syntax: bool = False  # the YAML could not be read: nothing after this point was checked
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
@@ -54,3 +55,17 @@ def problem_at(located: Located, file: str, path: Path, message: str) -> ConfigP
     """A problem about ``path``, placed where it (or its nearest ancestor) is written."""
     line, column = located.position(path)
     return ConfigProblem(located.file_of(path, file), line, column, dotted(path), message)
+
+
+def problem_in_value(
+    located: Located, file: str, path: Path, text: str, offset: int, message: str
+) -> ConfigProblem:
+    """A problem at character ``offset`` of the text value ``text`` at ``path``: its own column
+    when the value is written on one line as it reads, else where the key is."""
+    found = located.values.get(path)
+    if found is not None and 0 <= offset <= len(text):
+        line, column, style = found
+        return ConfigProblem(
+            located.file_of(path, file), line, column + len(style) + offset, dotted(path), message
+        )
+    return problem_at(located, file, path, message)

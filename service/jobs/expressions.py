@@ -96,17 +96,53 @@ def compile_condition(text: str) -> celpy.Runner:
         raise ExpressionError(f"an expression is at most {MAX_LENGTH} characters")
     _check_macros(text)
     _check_patterns(text)
+    tree = parse_expression(text)
+    with _LOCK:
+        return _ENVIRONMENT.program(tree)
+
+
+@lru_cache(maxsize=512)
+def parse_expression(text: str) -> Any:
+    """The parse tree of ``text`` (a lark ``Tree``); :class:`ExpressionError` when it is not CEL."""
     try:
         with _LOCK:
-            tree = _ENVIRONMENT.compile(text)
+            return _ENVIRONMENT.compile(text)
     except CELParseError as exc:
         column = getattr(exc, "column", None)
         near = f" at character {column}" if isinstance(column, int) else ""
-        raise ExpressionError(f"not a valid CEL expression (syntax error{near}): {text!r}") from exc
+        raise ExpressionError(
+            f"not a valid CEL expression (syntax error{near}): {text!r}{syntax_hint(text)}"
+        ) from exc
     except Exception as exc:  # the parser's own errors, e.g. on odd escapes
         raise ExpressionError(f"not a valid CEL expression: {exc}") from exc
-    with _LOCK:
-        return _ENVIRONMENT.program(tree)
+
+
+_STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+SYNTAX_HINTS = (
+    (re.compile(r"\b(and|or|not)\b"), "CEL writes && for and, || for or, ! for not"),
+    (re.compile(r"(?<![=!<>])=(?!=)"), "compare with == (a single = is not an operator)"),
+    (re.compile(r"(?<!&)&(?!&)|(?<!\|)\|(?!\|)"), "write && and || (doubled)"),
+    (re.compile(r"\$\{\{|\}\}"), "write the expression without ${{ }}"),
+    (re.compile(r"\b(elif|else|if|then)\b"), "CEL's choice is condition ? a : b"),
+)
+
+
+def syntax_hint(text: str) -> str:
+    """What a CEL syntax error most likely is, from words other languages use."""
+    bare = _STRINGS.sub("''", text)
+    for pattern, hint in SYNTAX_HINTS:
+        if pattern.search(bare):
+            return f"; {hint}"
+    if bare.count("'") % 2 or bare.count('"') % 2:
+        return "; a quote is not closed"
+    dangling = re.search(r"(==|!=|&&|\|\||<=|>=|<|>|\+|-|\*|/|%|!|\bin|\.)\s*$", bare)
+    if dangling:
+        return f"; the expression ends after {dangling.group(1).strip()!r}: something is missing there"
+    if "?" in bare and ":" not in bare:
+        return "; a choice is written condition ? value-if-true : value-if-false"
+    if bare.count("(") != bare.count(")"):
+        return "; the parentheses do not pair up"
+    return ""
 
 
 def evaluate(text: str, variables: Mapping[str, Any]) -> Any:

@@ -170,6 +170,12 @@ class JobSpec(Strict):
     def _secrets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return secret_names(value)
 
+    @field_validator("if_", mode="before")
+    @classmethod
+    def _constant(cls, value: Any) -> Any:
+        """``if: false`` switches a job off (YAML reads it as a boolean; CEL has the same word)."""
+        return ("true" if value else "false") if isinstance(value, bool) else value
+
     @field_validator("if_")
     @classmethod
     def _condition(cls, value: str | None) -> str | None:

@@ -128,7 +128,8 @@ class Resources(Strict):
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
-        if isinstance(value, dict) and value and set(value) <= {"cpu", "memory"}:
+        keys = set(value) if isinstance(value, dict) else set()
+        if keys & {"cpu", "memory"} and not keys & {"requests", "limits"}:
             return {"requests": value}
         return value
 

@@ -25,6 +25,8 @@ from typing import Any
 
 from service.jobs.errors import ConfigProblem, dotted, problem_at
 from service.jobs.expressions import SIMPLE, ExpressionError, substitute_simple
+from service.jobs.scalars import changed_text, quote_message
+from service.jobs.suggest import did_you_mean, one_of
 from service.jobs.yaml_source import Limits, Located, Path, YamlError, load_located
 
 TEMPLATE_DIR = ".forgeflow/templates"
@@ -79,8 +81,16 @@ class _Loaded:
 
 
 class _Resolver:
-    def __init__(self, located: Located, file: str, source: TemplateSource | None, limits: Limits) -> None:
+    def __init__(
+        self,
+        located: Located,
+        file: str,
+        source: TemplateSource | None,
+        limits: Limits,
+        names: tuple[str, ...],
+    ) -> None:
         self.located, self.file, self.source, self.limits = located, file, source, limits
+        self.names = names
         self.cache: dict[str, _Loaded | ConfigProblem | None] = {}
         self.problems: list[ConfigProblem] = []
 
@@ -98,9 +108,10 @@ class _Resolver:
             self.problems.append(found)
             return None
         if found is None:
-            self.problem(
-                at, f"no template named {name!r} (looked for {template_path(name)} and in the service config)"
-            )
+            known = f" (templates: {one_of(self.names)})" if self.names else ""
+            hint = did_you_mean(name, self.names) or known
+            where = f"looked for {template_path(name)} and in the service config"
+            self.problem(at, f"no template named {name!r}{hint} ({where})")
         return found
 
     def _fetch(self, name: str) -> _Loaded | ConfigProblem | None:
@@ -112,7 +123,7 @@ class _Resolver:
         try:
             located = load_located(document.text, self.limits)
         except YamlError as exc:
-            return ConfigProblem(document.file, exc.line, exc.column, "", exc.message)
+            return ConfigProblem(document.file, exc.line, exc.column, "", exc.message, syntax=True)
         return _Loaded(located, document.file)
 
     def resolve(self, name: str, job: dict[str, Any]) -> dict[str, Any] | None:
@@ -175,12 +186,18 @@ class _Resolver:
                 values[key] = given[key]
             elif isinstance(spec, dict) and "default" in spec:
                 values[key] = spec["default"]
+                at: Path = ("inputs", key, "default")
+                written = changed_text(loaded.located, at, spec["default"])
+                if written is not None:
+                    self._template_problem(loaded, at, quote_message(written, spec["default"]))
+                    ok = False
             else:
                 self.problem((*base, "with"), f"template {uses!r} needs input {key!r}")
                 ok = False
         for key, value in given.items():
             if key not in declared:
-                self.problem((*base, "with", key), f"template {uses!r} has no input {key!r}")
+                hint = did_you_mean(str(key), [str(k) for k in declared])
+                self.problem((*base, "with", key), f"template {uses!r} has no input {key!r}{hint}")
                 ok = False
             elif isinstance(value, dict | list):
                 self.problem((*base, "with", key), "an input value is a string, number or boolean")
@@ -219,7 +236,7 @@ class _Resolver:
 
 
 def resolve_uses(
-    located: Located, file: str, source: TemplateSource | None, limits: Limits
+    located: Located, file: str, source: TemplateSource | None, limits: Limits, names: tuple[str, ...] = ()
 ) -> tuple[list[ConfigProblem], set[str]]:
     """Replace every job's ``uses``/``with`` by the template's body, in ``located`` itself.
 
@@ -230,7 +247,7 @@ def resolve_uses(
     jobs = data.get("jobs") if isinstance(data, dict) else None
     if not isinstance(jobs, dict):
         return [], set()
-    resolver = _Resolver(located, file, source, limits)
+    resolver = _Resolver(located, file, source, limits, names)
     failed: set[str] = set()
     for name, job in list(jobs.items()):
         if not isinstance(job, dict):

@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from service.jobs.suggest import FOREIGN_EVENTS, closest
+
 EVENT_NAMES = ("push", "tag", "pull_request", "comment", "release", "manual", "schedule", "merge_group")
 PULL_REQUEST_TYPES = ("opened", "synchronize", "reopened", "closed", "labeled", "ready_for_review")
 DEFAULT_PULL_REQUEST_TYPES = ("opened", "synchronize", "reopened")
@@ -225,7 +227,10 @@ class Triggers(Strict):
         if isinstance(value, dict):
             unknown = [k for k in value if k not in EVENT_NAMES]
             if unknown:
-                raise ValueError(f"unknown event {unknown[0]!r}; 'on' takes {', '.join(EVENT_NAMES)}")
+                word = str(unknown[0])
+                near = FOREIGN_EVENTS.get(word.lower()) or closest(word, EVENT_NAMES)
+                hint = f"; did you mean {near!r}?" if near else ""
+                raise ValueError(f"unknown event {word!r}{hint} (on: takes {', '.join(EVENT_NAMES)})")
             return {k: (({} if k != "schedule" else []) if v is None else v) for k, v in value.items()}
         return value
 

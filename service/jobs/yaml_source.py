@@ -3,6 +3,11 @@
 Job files come from repositories, so loading is defensive: a size limit, a node budget that
 stops alias bombs ("billion laughs") before they expand, a nesting limit, and only the safe
 scalar types. Merge keys (``<<: *anchor``) and anchors work as usual.
+
+Besides the data it keeps what later checks need to speak about what was *written*: the
+position of every key and value, the text of every scalar YAML gave a type other than text
+(``3.10`` read as the number 3.1, ``yes`` as true), and slips that need not stop the loading
+(a key written twice, a value starting with ``!`` read as a tag), reported with the rest.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from typing import Any
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from service.jobs.yaml_errors import explain, quoted
 
 Path = tuple[str | int, ...]
 
@@ -53,6 +60,12 @@ class Located:
     data: Any
     positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
     files: dict[Path, str] = field(default_factory=dict)
+    # where each scalar value starts (line, column, style: "" plain, "'" or '"'), single-line ones
+    values: dict[Path, tuple[int, int, str]] = field(default_factory=dict)
+    # the text of scalars YAML typed as something else than text (numbers, booleans, null, dates)
+    texts: dict[Path, str] = field(default_factory=dict)
+    # (path, line, column, message) of slips that did not stop the loading
+    issues: list[tuple[Path, int, int, str]] = field(default_factory=list)
 
     def position(self, path: Path) -> tuple[int, int]:
         """The position of ``path``, or of its nearest ancestor that has one."""
@@ -73,11 +86,18 @@ class Located:
         return default
 
 
+STR_TAG = "tag:yaml.org,2002:str"
+
+
 class _Builder:
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, source: str) -> None:
         self.limits = limits
+        self.source = source
         self.count = 0
         self.positions: dict[Path, tuple[int, int]] = {}
+        self.values: dict[Path, tuple[int, int, str]] = {}
+        self.texts: dict[Path, str] = {}
+        self.issues: list[tuple[Path, int, int, str]] = []
         self.constructor = SafeConstructor()
 
     def build(self, node: Node, path: Path, depth: int) -> Any:
@@ -100,25 +120,51 @@ class _Builder:
         if isinstance(node, SequenceNode):
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         if isinstance(node, ScalarNode):
-            try:
-                return self.constructor.construct_object(node, deep=True)
-            except ConstructorError as exc:
-                raise YamlError(
-                    str(exc.problem), node.start_mark.line + 1, node.start_mark.column + 1
-                ) from exc
+            return self._scalar(node, path)
         raise YamlError("unsupported YAML node", node.start_mark.line + 1, node.start_mark.column + 1)
 
+    def _scalar(self, node: ScalarNode, path: Path) -> Any:
+        line, column = node.start_mark.line + 1, node.start_mark.column + 1
+        style = node.style or ""  # libyaml says "" for plain scalars, PyYAML None
+        if node.start_mark.line == node.end_mark.line and style in ("", "'", '"'):
+            written = self.source[node.start_mark.index : node.end_mark.index]
+            if written[len(style) : len(written) - len(style)] == node.value:  # no escapes in it
+                self.values[path] = (line, column, style)
+        if node.tag.startswith("!"):  # `if: !event.draft` is a tag, not the text it looks like
+            written = self.source[node.start_mark.index : node.end_mark.index].strip()
+            self.issues.append(
+                (
+                    path,
+                    line,
+                    column,
+                    f"YAML reads a value that starts with '!' as a tag, not as text: "
+                    f"quote it: {quoted(written)}",
+                )
+            )
+            return written
+        try:
+            value = self.constructor.construct_object(node, deep=True)
+        except ConstructorError as exc:
+            raise YamlError(str(exc.problem), line, column) from exc
+        if node.tag != STR_TAG and not style:
+            self.texts[path] = node.value
+        return value
+
     def _mapping(self, node: MappingNode, path: Path, depth: int) -> dict[Any, Any]:
-        seen: set[str] = set()
+        seen: dict[str, int] = {}
         for key_node, _ in node.value:  # duplicates written in the file (not merged in) are errors
             if isinstance(key_node, ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
                 if key_node.value in seen:
-                    raise YamlError(
-                        f"duplicate key '{key_node.value}'",
-                        key_node.start_mark.line + 1,
-                        key_node.start_mark.column + 1,
+                    self.issues.append(
+                        (
+                            (*path, key_node.value),
+                            key_node.start_mark.line + 1,
+                            key_node.start_mark.column + 1,
+                            f"duplicate key {key_node.value!r}: it is also written at line "
+                            f"{seen[key_node.value]} of the same mapping; keep one",
+                        )
                     )
-                seen.add(key_node.value)
+                seen.setdefault(key_node.value, key_node.start_mark.line + 1)
         try:
             self.constructor.flatten_mapping(node)  # resolves "<<" merge keys; own keys win
         except ConstructorError as exc:
@@ -127,7 +173,8 @@ class _Builder:
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
                 raise YamlError(
-                    "mapping keys must be plain values",
+                    "a key here is itself a list or mapping; if this was meant as text with "
+                    "braces or brackets ({{ }}, [ ]), put it in quotes",
                     key_node.start_mark.line + 1,
                     key_node.start_mark.column + 1,
                 )
@@ -153,18 +200,17 @@ def load_located(text: str | bytes, limits: Limits | None = None) -> Located:
     try:
         node = yaml.compose(source, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        raise YamlError(f"not valid YAML: {exc.problem}", line, column) from exc
-    except yaml.YAMLError as exc:
-        raise YamlError(f"not valid YAML: {exc}") from exc
+        message, line, column = explain(exc, source)
+        raise YamlError(f"not valid YAML: {message}", line, column) from exc
+    except yaml.YAMLError as exc:  # e.g. a control character: the first line says which
+        raise YamlError(f"not valid YAML: {str(exc).splitlines()[0]}") from exc
     except RecursionError as exc:
         raise YamlError("nested too deeply to parse") from exc
     if node is None:
         return Located(None, {})
-    builder = _Builder(limits)
+    builder = _Builder(limits, source)
     try:
         data = builder.build(node, (), 0)
     except RecursionError as exc:
         raise YamlError(f"nested deeper than {limits.max_depth} levels") from exc
-    return Located(data, builder.positions)
+    return Located(data, builder.positions, values=builder.values, texts=builder.texts, issues=builder.issues)

@@ -225,13 +225,30 @@ def test_conditions_are_cel_over_the_event():
 
 
 def test_a_condition_that_fails_to_evaluate_is_a_config_error_with_its_line():
+    # what the static check cannot know: a list's length, the type behind dyn()
     job_file = load_job_file(
-        "version: 1\njobs:\n  a:\n    if: event.nope == 1\n    steps: [x]\n"
-        "  b:\n    if: event.branch\n    steps: [x]\n"
+        "version: 1\njobs:\n  a:\n    if: event.labels[2] == 'x'\n    steps: [x]\n"
+        "  b:\n    if: dyn(event.branch)\n    steps: [x]\n"
     )
     with pytest.raises(JobFileError) as caught:
         match_jobs(push("main"), job_file)
     assert [str(p) for p in caught.value.problems] == [
-        ".forgeflow.yaml:4:5: jobs.a.if: 'event.nope == 1' failed: no such member in mapping: 'nope'",
-        ".forgeflow.yaml:7:5: jobs.b.if: 'event.branch' is 'main', not true or false",
+        ".forgeflow.yaml:4:5: jobs.a.if: \"event.labels[2] == 'x'\" failed: invalid_argument",
+        ".forgeflow.yaml:7:5: jobs.b.if: 'dyn(event.branch)' is 'main', not true or false",
+    ]
+
+
+def test_conditions_are_checked_against_the_event_before_any_event_arrives():
+    with pytest.raises(JobFileError) as caught:
+        load_job_file(
+            "version: 1\njobs:\n  a:\n    if: event.nope == 1\n    steps: [x]\n"
+            "  b:\n    if: event.branch\n    steps: [x]\n"
+        )
+    assert [str(p) for p in caught.value.problems] == [
+        ".forgeflow.yaml:4:15: jobs.a.if: event has no field 'nope' (its fields: forge, kind, action, sha, "
+        "short_sha, ref, branch, tag, before, sender, created, target_branch, labels, clone_url, jobs, "
+        "repository, pull_request, comment)",
+        ".forgeflow.yaml:7:9: jobs.b.if: event.branch is text, not true/false; an if: condition must be "
+        "true or false: compare it, e.g. event.branch == 'main', or test it, e.g. "
+        "event.branch.startsWith('release/')",
     ]

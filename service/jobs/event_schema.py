@@ -1,0 +1,129 @@
+"""The types CEL expressions see: the ``event`` variable's fields, and the type values the
+static checker (:mod:`service.jobs.celcheck`) reasons with.
+
+The schema mirrors :func:`service.jobs.expressions.event_context` field by field (a test
+keeps the two equal), so a condition that reads a field the context lacks (``drafts``) or
+compares it with the wrong kind of value (``number == "7"``) is found when the job file is
+loaded, not when an event arrives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CelType:
+    """A CEL type: a scalar kind, a list or map (``item``: element or value type), a record with
+    known ``fields`` (the event and its parts), or ``dyn`` (unknown: anything goes)."""
+
+    kind: str
+    item: CelType | None = None
+    fields: tuple[tuple[str, CelType], ...] = ()
+    name: str = ""  # a record's path, for messages: "event.pull_request"
+    values: tuple[str, ...] = ()  # the only values a string field takes, when known
+
+    @property
+    def field_map(self) -> dict[str, CelType]:
+        return dict(self.fields)
+
+    def describe(self) -> str:
+        """How a newcomer would call it: "text", "a number", "true/false", "a list of text"."""
+        if self.kind == "list":
+            inner = self.item.describe() if self.item is not None and self.item.kind != "dyn" else ""
+            return f"a list of {inner.removeprefix('a ')}" if inner else "a list"
+        return WORDS.get(self.kind, self.kind)
+
+
+WORDS = {
+    "bool": "true/false",
+    "int": "a number",
+    "uint": "a number",
+    "double": "a decimal number",
+    "string": "text",
+    "bytes": "bytes",
+    "null": "null",
+    "map": "a map",
+    "record": "a map",
+    "type": "a type",
+    "timestamp": "a timestamp",
+    "duration": "a duration",
+}
+
+DYN = CelType("dyn")
+BOOL = CelType("bool")
+INT = CelType("int")
+UINT = CelType("uint")
+DOUBLE = CelType("double")
+STRING = CelType("string")
+BYTES = CelType("bytes")
+NULL = CelType("null")
+TYPE = CelType("type")
+TIMESTAMP = CelType("timestamp")
+DURATION = CelType("duration")
+
+
+def list_of(item: CelType) -> CelType:
+    return CelType("list", item=item)
+
+
+def map_of(value: CelType) -> CelType:
+    return CelType("map", item=value)
+
+
+def record(path: str, /, **fields: CelType) -> CelType:
+    return CelType("record", fields=tuple(fields.items()), name=path)
+
+
+STRINGS = list_of(STRING)
+FORGES = ("github", "gitlab", "forgejo", "pagure", "local")
+EVENT_KINDS = ("push", "tag", "pull_request", "comment", "release", "manual", "rerun")
+
+EVENT = record(
+    "event",
+    forge=CelType("string", values=FORGES),
+    kind=CelType("string", values=EVENT_KINDS),
+    action=STRING,
+    sha=STRING,
+    short_sha=STRING,
+    ref=STRING,
+    branch=STRING,
+    tag=STRING,
+    before=STRING,
+    sender=STRING,
+    created=BOOL,
+    target_branch=STRING,
+    labels=STRINGS,
+    clone_url=STRING,
+    jobs=STRINGS,
+    repository=record(
+        "event.repository",
+        namespace=STRING,
+        name=STRING,
+        full_name=STRING,
+        default_branch=STRING,
+        private=BOOL,
+        clone_url=STRING,
+        html_url=STRING,
+    ),
+    pull_request=record(
+        "event.pull_request",
+        number=INT,
+        title=STRING,
+        author=STRING,
+        source_branch=STRING,
+        target_branch=STRING,
+        base_sha=STRING,
+        head_sha=STRING,
+        fork=BOOL,
+        draft=BOOL,
+        labels=STRINGS,
+        url=STRING,
+    ),
+    comment=record("event.comment", body=STRING, author=STRING),
+)
+
+
+def matrix_type(keys: tuple[str, ...]) -> CelType:
+    """``matrix`` in ``arguments`` and ``concurrency``: the cell's values, all text."""
+    return record("matrix", **dict.fromkeys(keys, STRING))
