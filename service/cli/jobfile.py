@@ -3,33 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-SCHEMA_ID = "https://forgeflow.dev/schema/forgeflow.schema.json"
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "config" / "schema" / "forgeflow.schema.json"
-
-
-def job_file_schema() -> dict[str, Any]:
-    """The JSON Schema of ``.forgeflow.yaml``, generated from the model (``make schema``)."""
-    from service.jobs.model import JobFile
-
-    schema = JobFile.model_json_schema(by_alias=True)
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
-        "title": "forgeflow job file (.forgeflow.yaml)",
-        **{k: v for k, v in schema.items() if k != "title"},
-    }
-
-
-def schema_text() -> str:
-    return json.dumps(job_file_schema(), indent=2, sort_keys=True) + "\n"
-
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from service.cli.schema import schema_text
+
+    if args.output:
+        target = Path(args.output)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(schema_text(), encoding="utf-8")
+        print(f"wrote {target}; point your editor at it with a first line in the job file:")
+        print(f"# yaml-language-server: $schema={target}")
+        return 0
     sys.stdout.write(schema_text())
     return 0
 
@@ -101,7 +89,8 @@ def cmd_validate(args: argparse.Namespace, settings: Any) -> int:
     except JobFileError as exc:
         report_problems(exc.problems, str(path), sys.stderr)
         return 1
-    print(f"{path}: ok ({len(job_file.jobs)} jobs: {', '.join(job_file.jobs)})")
+    count = len(job_file.jobs)
+    print(f"{path}: ok ({count} job{'s' if count != 1 else ''}: {', '.join(job_file.jobs)})")
     for warning in policy_warnings(job_file, root, settings, getattr(args, "repository", None)):
         print(warning, file=sys.stderr)
     return 0

@@ -2,6 +2,7 @@
 
 forgeflow serve [--host H] [--port P] [--demo]   web + worker + watcher, embedded defaults
 forgeflow web | worker | watcher                 the production processes, one each
+forgeflow init [PATH] [--type T]                 write a commented starter .forgeflow.yaml
 forgeflow validate [PATH]                        check a .forgeflow.yaml
 forgeflow schema                                 the JSON Schema of .forgeflow.yaml
 forgeflow trigger REPO REF [JOB...]              start a manual run (POST /api/runs)
@@ -182,6 +183,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return validate(args, _settings(args))
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from service.cli.init import cmd_init as init
+
+    return init(args, None)
+
+
 def cmd_trigger(args: argparse.Namespace) -> int:
     from service.cli.jobfile import cmd_trigger as trigger
 
@@ -308,6 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("watcher", help="the watcher process").set_defaults(func=cmd_watcher)
     sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=cmd_migrate)
 
+    from service.cli.init import add_init_arguments
+
+    p = sub.add_parser("init", help="write a commented starter .forgeflow.yaml for the project here")
+    add_init_arguments(p)
+    p.set_defaults(func=cmd_init)
+
     p = sub.add_parser("validate", help="check a .forgeflow.yaml")
     p.add_argument("path", nargs="?", default=".")
     p.add_argument(
@@ -318,7 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from service.cli.jobfile import add_trigger_arguments, cmd_schema
 
-    sub.add_parser("schema", help="print the JSON Schema of .forgeflow.yaml").set_defaults(func=cmd_schema)
+    p = sub.add_parser("schema", help="print the JSON Schema of .forgeflow.yaml (for editors)")
+    p.add_argument("--output", "-o", help="write it to this file instead (e.g. .forgeflow/schema.json)")
+    p.set_defaults(func=cmd_schema)
     p = sub.add_parser("trigger", help="start a manual run of a repository's 'on: manual' jobs")
     add_trigger_arguments(p)
     p.set_defaults(func=cmd_trigger)

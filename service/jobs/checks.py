@@ -17,11 +17,11 @@ from typing import Any
 from service.argo.validation import template_errors
 from service.jobs.celcheck import check
 from service.jobs.errors import ConfigProblem, problem_at, problem_in_value
-from service.jobs.event_schema import EVENT, CelType, matrix_type
+from service.jobs.event_schema import EVENT, STEP_VARIABLES, CelType, matrix_type
 from service.jobs.expressions import EXPRESSION, SIMPLE, ExpressionError, expressions_in, parse_expression
 from service.jobs.handoff_checks import NEEDS_OUTPUT, output_problems
 from service.jobs.matrix import MatrixTooLarge, expand
-from service.jobs.model import JobFile, JobSpec
+from service.jobs.model import JOB_NAME, JobFile, JobSpec, job_name_problem
 from service.jobs.options import PARAMETER_NAME
 from service.jobs.suggest import did_you_mean, one_of
 from service.jobs.yaml_source import Limits, Located, Path
@@ -86,6 +86,9 @@ class _Checker:
         self.problems.append(problem_at(self.located, self.file, path, message))
 
     def run(self) -> list[ConfigProblem]:
+        for name in self.jobs:
+            if not JOB_NAME.match(name):
+                self.problem(("jobs", name), job_name_problem(name))
         self.needs()
         total = 0
         for name, raw in self.jobs.items():
@@ -198,10 +201,12 @@ class _Checker:
         for inside in expressions_in(text):
             simple = SIMPLE.match(inside)
             if simple is None or simple.group(1) != "matrix":
+                variable = STEP_VARIABLES.get(inside)
+                read = f"${variable}" if variable else "FORGEFLOW_* environment variables"
                 self.problem(
                     path,
                     f"only ${{{{ matrix.NAME }}}} can be used here, not {inside!r}: "
-                    "steps read event data from FORGEFLOW_* environment variables",
+                    f"steps read event data from {read}",
                 )
             elif simple.group(2) not in matrix:
                 hint = did_you_mean(simple.group(2), matrix) or (

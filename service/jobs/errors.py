@@ -41,6 +41,15 @@ class JobFileError(Exception):
         return f"{where}:{key} {first.message}{more}"
 
 
+class ValueErrorAt(ValueError):
+    """A validator's complaint about one key below the value it checks (``image`` of a job that
+    runs an Argo template): the problem is placed at that key, not at the whole value."""
+
+    def __init__(self, message: str, key: str | int) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 def dotted(path: Path) -> str:
     text = ""
     for part in path:

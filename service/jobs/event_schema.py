@@ -124,6 +124,28 @@ EVENT = record(
 )
 
 
+# The environment variable each event field reaches a step as (see jobs.plan.event_environment).
+STEP_VARIABLES = {
+    "event.forge": "FORGEFLOW_FORGE",
+    "event.repository.full_name": "FORGEFLOW_REPO",
+    "event.clone_url": "FORGEFLOW_CLONE_URL",
+    "event.kind": "FORGEFLOW_EVENT",
+    "event.action": "FORGEFLOW_ACTION",
+    "event.sha": "FORGEFLOW_SHA",
+    "event.ref": "FORGEFLOW_REF",
+    "event.branch": "FORGEFLOW_BRANCH",
+    "event.tag": "FORGEFLOW_TAG",
+    "event.before": "FORGEFLOW_BEFORE",
+    "event.sender": "FORGEFLOW_SENDER",
+    "event.pull_request.number": "FORGEFLOW_PR_NUMBER",
+    "event.pull_request.title": "FORGEFLOW_PR_TITLE",
+    "event.pull_request.author": "FORGEFLOW_PR_AUTHOR",
+    "event.pull_request.source_branch": "FORGEFLOW_PR_SOURCE_BRANCH",
+    "event.pull_request.target_branch": "FORGEFLOW_PR_TARGET_BRANCH",
+    "event.pull_request.fork": "FORGEFLOW_PR_FORK",
+}
+
+
 def matrix_type(keys: tuple[str, ...]) -> CelType:
     """``matrix`` in ``arguments`` and ``concurrency``: the cell's values, all text."""
     return record("matrix", **dict.fromkeys(keys, STRING))

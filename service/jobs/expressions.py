@@ -49,7 +49,12 @@ PATTERN = re.compile(
 
 
 class ExpressionError(Exception):
-    """An expression that does not parse, or fails when evaluated (the message says why)."""
+    """An expression that does not parse, or fails when evaluated (the message says why);
+    ``offset`` is where in the expression a syntax error is, when known (0-based)."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
 
 
 _ENVIRONMENT = celpy.Environment()
@@ -111,7 +116,8 @@ def parse_expression(text: str) -> Any:
         column = getattr(exc, "column", None)
         near = f" at character {column}" if isinstance(column, int) else ""
         raise ExpressionError(
-            f"not a valid CEL expression (syntax error{near}): {text!r}{syntax_hint(text)}"
+            f"not a valid CEL expression (syntax error{near}): {text!r}{syntax_hint(text)}",
+            column - 1 if isinstance(column, int) and column > 0 else None,
         ) from exc
     except Exception as exc:  # the parser's own errors, e.g. on odd escapes
         raise ExpressionError(f"not a valid CEL expression: {exc}") from exc

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, PrivateAttr, WithJsonSchema, field_validator, model_validator
 
 from service.jobs.conditions import check as check_condition
+from service.jobs.errors import ValueErrorAt
 from service.jobs.expressions import ExpressionError
 from service.jobs.handoff import Cache, Need, Service, needs_list, output_names, service_names
 from service.jobs.options import (
@@ -87,10 +88,14 @@ def _env_values(value: Any) -> Any:
 def _env_names(value: dict[str, str]) -> dict[str, str]:
     for key in value:
         if not ENV_NAME.match(key):
-            raise ValueError(f"{key!r} is not a valid environment variable name")
+            raise ValueErrorAt(f"{key!r} is not a valid environment variable name", key)
         if key.startswith("FORGEFLOW_"):
-            raise ValueError(f"{key!r}: names starting with FORGEFLOW_ are reserved")
+            raise ValueErrorAt(f"{key!r}: names starting with FORGEFLOW_ are reserved; pick another", key)
     return value
+
+
+def job_name_problem(name: str) -> str:
+    return f"job name {name!r}: use letters, digits, '-', '_' or '.', at most 63"
 
 
 class Defaults(Strict):
@@ -228,13 +233,16 @@ class JobSpec(Strict):
         if not kinds:
             raise ValueError("a job needs steps (or argo, or workflowTemplate)")
         if len(kinds) > 1:
-            raise ValueError(f"a job has one of steps, argo or workflowTemplate, not {' and '.join(kinds)}")
+            message = f"a job has one of steps, argo or workflowTemplate, not {' and '.join(kinds)}"
+            raise ValueErrorAt(message, kinds[-1])
         if kinds[0] != "steps":
             given = [k for k in RUNS_ELSEWHERE if getattr(self, k)]
             if given:
-                raise ValueError(f"{kinds[0]} jobs set {', '.join(given)} in their Argo templates")
+                raise ValueErrorAt(
+                    f"{kinds[0]} jobs set {', '.join(given)} in their Argo templates", given[0]
+                )
         elif self.arguments:
-            raise ValueError("arguments are for argo and workflowTemplate jobs")
+            raise ValueErrorAt("arguments are for argo and workflowTemplate jobs", "arguments")
         return self
 
     @property
@@ -260,7 +268,7 @@ class JobFile(Strict):
             raise ValueError("define at least one job")
         for name in value:
             if not JOB_NAME.match(name):
-                raise ValueError(f"job name {name!r}: use letters, digits, '-', '_' or '.', at most 63")
+                raise ValueErrorAt(job_name_problem(name), name)
         return value
 
     def remember(self, located: Located, file: str) -> None:

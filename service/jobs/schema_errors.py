@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from service.jobs.errors import ConfigProblem, dotted, problem_at
+from service.jobs.errors import ConfigProblem, ValueErrorAt, dotted, problem_at, problem_in_value
 from service.jobs.keys import known_keys
 from service.jobs.scalars import changed_text, quote_message
 from service.jobs.suggest import FOREIGN_KEYS, FOREIGN_STEP_KEYS, FOREIGN_TOP_KEYS, closest
@@ -126,6 +126,8 @@ class _Messages:
                     f"quote the whole command: - {quoted(written)}"
                 )
         known = known_keys(parent)
+        if len(parent) == 2 and parent[0] == "jobs" and key in FOREIGN_KEYS:
+            return f"unknown key {key!r}: {FOREIGN_KEYS[key]}"
         near = closest(key, known)
         if near:
             return f"unknown key {key!r}; did you mean {near!r}?"
@@ -136,8 +138,6 @@ class _Messages:
             if advice:
                 return f"unknown key {key!r}: {advice}"
             return f"unknown key {key!r} (the file takes {_list(known)})"
-        if len(parent) == 2 and parent[0] == "jobs" and key in FOREIGN_KEYS:
-            return f"unknown key {key!r}: {FOREIGN_KEYS[key]}"
         for depth in range(len(parent) - 1, 1, -1):  # a job key indented one level too deep
             if key in known_keys(parent[:depth]):
                 where = dotted(parent[:depth])
@@ -190,6 +190,11 @@ class _Messages:
             return f"{key} is a mapping of NAME: value, not a list: {key}: {{NAME: value}}"
         if len(path) == 2 and path[0] == "jobs":
             return f"a job is a mapping of keys (on:, steps:, ...), not {_kind(value)}"
+        if len(path) == 4 and path[2] == "on":
+            return (
+                f"{key} takes its filters as a mapping, not {_kind(value)}; to just turn it on, "
+                f"list it: on: [{key}] (or {key}: {{}})"
+            )
         return f"{key} is a mapping (key: value), not {_kind(value)}"
 
     def literal(self, path: Path, value: Any, error: ErrorDetails) -> str:
@@ -209,6 +214,9 @@ class _Messages:
             return self.missing(path)
         value_errors = [e for e in errors if e["type"] == "value_error"]
         if value_errors:
+            key = path[-1] if path else None
+            if path[-2:-1] == ("on",) and key != "on" and key in known_keys(("jobs", "*")):
+                return f"{key} is not an event: it belongs to the job, so indent it like on:"
             return str(value_errors[0]["msg"]).removeprefix("Value error, ")
         if types & SCALAR_TYPES or types & {"int_parsing", "float_parsing"}:
             if (types & LIST_TYPES or types & MAP_TYPES) and isinstance(value, list | dict):
@@ -257,13 +265,40 @@ def schema_problems(exc: ValidationError, located: Located, file: str) -> list[C
     """One problem per place the schema refused, in plain words."""
     grouped: dict[Path, list[ErrorDetails]] = {}
     for error in exc.errors(include_url=False):
-        grouped.setdefault(_raw_path(error["loc"], located.data), []).append(error)
+        path = _raw_path(error["loc"], located.data)
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, ValueErrorAt) and isinstance(_value_at(located.data, path), dict | list):
+            path = (*path, cause.key)
+        grouped.setdefault(path, []).append(error)
     messages = _Messages(located)
     problems = []
+    misspelt = {  # (parent, key) that an unknown key beside it is a slip for
+        (path[:-1], closest(str(path[-1]), known_keys(path[:-1])))
+        for path, errors in grouped.items()
+        if path and any(e["type"] == "extra_forbidden" for e in errors)
+    }
     for path, errors in grouped.items():
+        if path and (path[:-1], path[-1]) in misspelt and {e["type"] for e in errors} == {"missing"}:
+            continue  # "jobs is missing" beside "unknown key 'job'; did you mean 'jobs'?"
         if path[-1:] == ("run",) and {e["type"] for e in errors} == {"missing"}:
             step = _value_at(located.data, path[:-1])
             if isinstance(step, dict) and set(step) - {"name"}:
                 continue  # the step's other key is the problem, reported on its own
-        problems.append(problem_at(located, file, path, messages.one(path, errors)))
+        offset = _expression_offset(errors)
+        value = _value_at(located.data, path)
+        if offset is not None and isinstance(value, str):
+            problems.append(problem_in_value(located, file, path, value, offset, messages.one(path, errors)))
+        else:
+            problems.append(problem_at(located, file, path, messages.one(path, errors)))
     return problems
+
+
+def _expression_offset(errors: list[ErrorDetails]) -> int | None:
+    """Where in an expression its syntax error is, when the validator's cause says."""
+    for error in errors:
+        cause = (error.get("ctx") or {}).get("error")
+        inner = getattr(cause, "__cause__", None)
+        offset = getattr(inner, "offset", None)
+        if isinstance(offset, int):
+            return offset
+    return None

@@ -166,6 +166,7 @@ class _Resolver:
 
     def _inputs(self, uses: str, loaded: _Loaded, given: Any, base: Path) -> dict[str, Any] | None:
         declared = loaded.located.data.get("inputs") or {}
+        has_with = given is not None
         if not isinstance(declared, dict):
             self._template_problem(loaded, ("inputs",), "inputs is a mapping of input names")
             return None
@@ -192,7 +193,8 @@ class _Resolver:
                     self._template_problem(loaded, at, quote_message(written, spec["default"]))
                     ok = False
             else:
-                self.problem((*base, "with"), f"template {uses!r} needs input {key!r}")
+                place: Path = (*base, "with") if has_with else (*base, "uses")
+                self.problem(place, f"template {uses!r} needs input {key!r}: add with: {{{key}: ...}}")
                 ok = False
         for key, value in given.items():
             if key not in declared:

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from service.jobs.errors import ValueErrorAt
 from service.jobs.suggest import FOREIGN_EVENTS, closest
 
 EVENT_NAMES = ("push", "tag", "pull_request", "comment", "release", "manual", "schedule", "merge_group")
@@ -216,21 +217,26 @@ class Triggers(Strict):
     def _forms(cls, value: Any) -> Any:
         """``on: push``, ``on: [push, tag]`` or ``on: {push: {...}, tag: [v*]}``."""
         if isinstance(value, str):
+            if value not in EVENT_NAMES:
+                raise ValueError(_unknown_event(value))
             value = [value]
         if isinstance(value, list):
             names: dict[str, Any] = {}
-            for item in value:
+            for index, item in enumerate(value):
                 if not isinstance(item, str):
-                    raise ValueError("list items of 'on' are event names")
+                    raise ValueErrorAt(
+                        "on: is a list of event names (on: [push, tag]) or a mapping with each "
+                        "event's filters (on: {push: {}, tag: ['v*']}), not both in one",
+                        index,
+                    )
+                if item not in EVENT_NAMES:
+                    raise ValueErrorAt(_unknown_event(item), index)
                 names[item] = None
             value = names
         if isinstance(value, dict):
             unknown = [k for k in value if k not in EVENT_NAMES]
             if unknown:
-                word = str(unknown[0])
-                near = FOREIGN_EVENTS.get(word.lower()) or closest(word, EVENT_NAMES)
-                hint = f"; did you mean {near!r}?" if near else ""
-                raise ValueError(f"unknown event {word!r}{hint} (on: takes {', '.join(EVENT_NAMES)})")
+                raise ValueErrorAt(_unknown_event(str(unknown[0])), unknown[0])
             return {k: (({} if k != "schedule" else []) if v is None else v) for k, v in value.items()}
         return value
 
@@ -239,6 +245,12 @@ class Triggers(Strict):
         if self.schedule is not None and not self.schedule:
             raise ValueError("schedule needs times: on: {schedule: [{cron: '0 3 * * *', branch: main}]}")
         return self
+
+
+def _unknown_event(word: str) -> str:
+    near = FOREIGN_EVENTS.get(word.lower()) or closest(word, EVENT_NAMES)
+    hint = f"; did you mean {near!r}?" if near else ""
+    return f"unknown event {word!r}{hint} (on: takes {', '.join(EVENT_NAMES)})"
 
 
 def default_triggers() -> Triggers:

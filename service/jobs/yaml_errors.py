@@ -34,7 +34,21 @@ _KEY = re.compile(r"^(\s*)(- +)?([^\s#'\"][^:#]*?|'[^']*'|\"[^\"]*\"):(\s+|$)")
 
 
 def _line(lines: list[str], number: int) -> str:
-    return lines[number - 1] if 0 < number <= len(lines) else ""
+    """Line ``number`` (1-based) without its trailing comment."""
+    return _code(lines[number - 1]) if 0 < number <= len(lines) else ""
+
+
+def _code(text: str) -> str:
+    """``text`` without a `` # comment`` (one outside quotes)."""
+    quote = ""
+    for index, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"" and (index == 0 or text[index - 1] in " [{,:"):
+            quote = char
+        elif char == "#" and (index == 0 or text[index - 1] in " \t"):
+            return text[:index].rstrip()
+    return text.rstrip()
 
 
 def _indent(text: str) -> int:
@@ -162,16 +176,22 @@ def explain(exc: yaml.MarkedYAMLError, source: str) -> tuple[str, int, int]:
     if "flow sequence" in context or "flow mapping" in context:
         bracket, close = ("[", "]") if "sequence" in context else ("{", "}")
         return (
-            f"the {bracket} opened at line {context_line} is not closed with {close} "
+            f"the {bracket} opened here is not closed with {close} before line {line} "
             f"(or two of its items have no ',' between them)",
-            line,
-            column,
+            context_line or line,
+            context_mark.column + 1 if context_mark else column,
         )
     alias = "undefined alias" if "undefined alias" in problem else ""
     scanning = next((c for c in SCANNING if c in context), alias)
     if scanning:
         found = _value_of(text)
         fix = f": {found[0].strip()} {quoted(found[1])}" if found else ""
+        if found and found[1][:1] in "[{" and column:  # an item of [a, b]: quote that item
+            start = context_mark.column if context_mark and context_line == line else column - 1
+            end = min([i for i in (text.find(c, start) for c in ",]}") if i >= 0] or [len(text)])
+            item = text[start:end].strip()
+            fix = ": " + (text[:start] + quoted(item) + text[start + len(item) :]).strip()
+            column = start + 1
         return f"{SCANNING[scanning]}, so this value must be quoted{fix}", line, column
     if "could not find expected ':'" in problem:
         return (

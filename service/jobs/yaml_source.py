@@ -173,10 +173,7 @@ class _Builder:
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
                 raise YamlError(
-                    "a key here is itself a list or mapping; if this was meant as text with "
-                    "braces or brackets ({{ }}, [ ]), put it in quotes",
-                    key_node.start_mark.line + 1,
-                    key_node.start_mark.column + 1,
+                    _braces(self.source, node), node.start_mark.line + 1, node.start_mark.column + 1
                 )
             # Keys are names: keep the text as written, so YAML 1.1 does not turn the key
             # "on" (or "yes", "off") into a boolean.
@@ -214,3 +211,18 @@ def load_located(text: str | bytes, limits: Limits | None = None) -> Located:
     except RecursionError as exc:
         raise YamlError(f"nested deeper than {limits.max_depth} levels") from exc
     return Located(data, builder.positions, values=builder.values, texts=builder.texts, issues=builder.issues)
+
+
+def _braces(source: str, node: Node) -> str:
+    """What to say about ``{{ x }}`` (or ``[a]: b``), which YAML reads as a mapping in a key."""
+    written = source[node.start_mark.index : node.end_mark.index]
+    if written.startswith("{{"):
+        start = node.start_mark.index
+        key = source[source.rfind("\n", 0, start) + 1 : start].strip()
+        return (
+            f"YAML reads {written} as a mapping, not as text. forgeflow's expressions are written "
+            f"${{{{ ... }}}} and a value with one is best quoted: {key} {quoted('$' + written)}".replace(
+                ":  ", ": "
+            )
+        )
+    return "a key here is itself a list or mapping; if this is text with brackets, put it in quotes"

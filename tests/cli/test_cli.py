@@ -49,7 +49,7 @@ def test_validate_ok_and_errors_with_positions(tmp_path: Path, capsys):
     bad.write_text("version: 1\njobs:\n  a:\n    on: [pusj]\n    steps: []\n")
     assert main(["validate", str(bad)]) == 1
     err = capsys.readouterr().err
-    assert f"{bad}:4:5: jobs.a.on: unknown event 'pusj'" in err
+    assert f"{bad}:4:10: jobs.a.on[0]: unknown event 'pusj'; did you mean 'push'?" in err
     assert f"{bad}:5:5: jobs.a.steps: a job needs at least one step" in err
     assert main(["validate", str(tmp_path / "missing.yaml")]) == 2
 

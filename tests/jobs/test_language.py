@@ -72,7 +72,7 @@ def test_matrix_values_substitute_into_image_env_and_steps():
         ("matrix: {py: [a]}\n    steps: ['echo ${{ matrix.python }}']", "the job's matrix has no 'python'"),
         ("steps: ['echo ${{ matrix.py }}']", "the job's matrix has no 'py'"),
         ("steps: ['echo ${{ event.pull_request.title }}']", "only ${{ matrix.NAME }} can be used here"),
-        ("image: '${{ event.branch }}'\n    steps: [x]", "FORGEFLOW_* environment variables"),
+        ("image: '${{ event.branch }}'\n    steps: [x]", "steps read event data from $FORGEFLOW_BRANCH"),
         ("steps: [x]\n    branches: ['${{ matrix.x }}']", "only replaced in image, env, steps"),
         ("steps: [x]\n    if: '${{ event.branch }}'", "without ${{ }}"),
         ("steps: [x]\n    matrix: {}", "at least one axis"),
@@ -93,7 +93,7 @@ def test_a_cel_syntax_error_is_a_config_error_with_file_and_line():
         "version: 1\njobs:\n  a:\n    steps: [x]\n  b:\n    if: event.branch ==\n    steps: [x]\n"
     )
     assert found == [
-        ".forgeflow.yaml:6:5: jobs.b.if: not a valid CEL expression (syntax error at character 14): "
+        ".forgeflow.yaml:6:22: jobs.b.if: not a valid CEL expression (syntax error at character 14): "
         "'event.branch =='; the expression ends after '==': something is missing there"
     ]
 

@@ -52,7 +52,7 @@ def test_on_is_not_read_as_a_boolean():
 
 def test_errors_name_file_line_column_and_key():
     found = problems("version: 1\njobs:\n  lint:\n    on: [pull_request, pushh]\n    steps: [{rnu: make}]\n")
-    assert ".forgeflow.yaml:4:5: jobs.lint.on: unknown event 'pushh'" in found[0]
+    assert ".forgeflow.yaml:4:24: jobs.lint.on[1]: unknown event 'pushh'; did you mean 'push'?" in found[0]
     assert any(p.startswith(".forgeflow.yaml:5:14: jobs.lint.steps[0].rnu: unknown key") for p in found)
 
 

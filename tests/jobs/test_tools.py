@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from service import cli
-from service.cli.jobfile import SCHEMA_FILE, job_file_schema, schema_text
+from service.cli.schema import SCHEMA_FILE, job_file_schema, schema_text
 from service.jobs.yaml_source import load_located
 from tests.support import payloads
 from tests.support.gitrepo import GitRepo
@@ -51,7 +51,7 @@ def test_the_committed_schema_is_the_generated_one():
 
 
 def test_the_schema_accepts_every_golden_job_file_and_rejects_mistakes():
-    validator = jsonschema.Draft202012Validator(job_file_schema())
+    validator = jsonschema.Draft7Validator(job_file_schema())  # what yaml-language-server reads
     for _, text in CASES.values():
         errors = list(validator.iter_errors(load_located(text).data))
         assert errors == [], errors
@@ -75,7 +75,7 @@ def test_validate_reports_every_problem_with_file_line_and_column(
     code, _, err = run(capsys, "validate", str(tmp_path))
     assert code == 1
     assert err.splitlines()[:2] == [  # in file order
-        f"{path}:4:5: jobs.a.if: not a valid CEL expression (syntax error at character 14): "
+        f"{path}:4:22: jobs.a.if: not a valid CEL expression (syntax error at character 14): "
         "'event.branch =='; the expression ends after '==': something is missing there",
         f"{path}:7:5: jobs.b.uses: no template named 'nope' (looked for .forgeflow/templates/nope.yaml "
         "and in the service config)",
