@@ -132,7 +132,8 @@ def origin_repository(root: Path) -> str:
 
 
 def cmd_trigger(args: argparse.Namespace, settings: Any) -> int:
-    """Start a manual run through the API (``POST /api/runs``), as any client would."""
+    """Start a manual run through the API (``POST /api/runs``), as any client would, and say
+    which jobs run, or why none does (the API waits a little for the worker's decision)."""
     import requests
 
     url = (args.url or settings.public_url).rstrip("/") + "/api/runs"
@@ -152,8 +153,12 @@ def cmd_trigger(args: argparse.Namespace, settings: Any) -> int:
         inputs[name] = value
     if inputs:
         body["inputs"] = inputs  # typed and checked by the server, against the job file
+    if args.wait:
+        body["wait"] = min(args.wait, 30.0)
     try:
-        response = requests.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        response = requests.post(
+            url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30 + args.wait
+        )
     except requests.RequestException as exc:
         print(f"forgeflow trigger: {url}: {exc}", file=sys.stderr)
         return 1
@@ -165,7 +170,27 @@ def cmd_trigger(args: argparse.Namespace, settings: Any) -> int:
         print(f"forgeflow trigger: {response.status_code} {answer.get('error', answer)}", file=sys.stderr)
         return 1
     print(f"accepted: {answer.get('event', '')} (delivery {answer.get('accepted', '')})")
-    return 0
+    return _say_decision(answer, args, settings)
+
+
+def _say_decision(answer: dict[str, Any], args: argparse.Namespace, settings: Any) -> int:
+    if not args.wait:
+        return 0
+    decided = answer.get("decided")
+    base = (args.url or settings.public_url).rstrip("/")
+    if not decided:
+        print(f"queued: the worker has not decided yet (waited {args.wait:g}s); see {base}/runs")
+        return 0
+    run = decided.get("run")
+    if run and run.get("jobs"):
+        jobs = ", ".join(job["name"] for job in run["jobs"])
+        print(f"runs: {jobs} (run {run['id']}: {run['url']})")
+        return 0
+    outcome = str(decided.get("outcome") or "")
+    print(f"nothing runs: {outcome.removeprefix('no job matched: ')}")
+    if "not triggered manually" in outcome:
+        print("a job runs from forgeflow trigger only with manual in its on:, e.g. on: [push, manual]")
+    return 1
 
 
 def add_trigger_arguments(parser: argparse.ArgumentParser) -> None:
@@ -180,4 +205,10 @@ def add_trigger_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help="API token (default: FORGEFLOW_API_TOKEN)")
     parser.add_argument(
         "--input", action="append", metavar="NAME=VALUE", help="a value for one of the jobs' manual inputs"
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=15.0,
+        help="seconds to wait for which jobs run (default %(default)s; 0: do not wait)",
     )

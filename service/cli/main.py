@@ -6,8 +6,12 @@ forgeflow init [PATH] [--type T]                 write a commented starter .forg
 forgeflow validate [PATH]                        check a .forgeflow.yaml
 forgeflow schema                                 the JSON Schema of .forgeflow.yaml
 forgeflow trigger REPO REF [JOB...]              start a manual run (POST /api/runs)
-forgeflow render --event FILE [--forge F] [--type T] [--repo PATH] [--explain]
-forgeflow exec --event FILE --repo PATH          run it here with the local executor
+forgeflow render EVENT [--repo PATH] [--explain]   the Workflow an event would submit
+forgeflow explain EVENT [--repo PATH]            for each job: runs, waits, skipped, and why
+forgeflow exec EVENT [--repo PATH] [--job NAME] [--on-host]
+                                                 run it here, each job in its image
+  EVENT: --push BRANCH | --tag NAME | --pr N [--from-fork] [--author LOGIN]
+         | --comment "/forgeflow test lint" | --manual JOB... | --event FILE
 forgeflow replay FILE --url URL                  re-deliver a recorded webhook, signed
 forgeflow status [REPO SHA]                      statuses forgeflow reported for a commit, and
                                                  the API budget left per token/App installation
@@ -200,14 +204,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     from service.cli.preview import RenderError, render
 
+    settings = _settings(args)
     try:
-        manifest, explanation = render(
-            Path(args.event),
-            Path(args.repo),
-            forge=args.forge,
-            event_type=args.type,
-            run_id=args.run_id,
-        )
+        manifest, explanation = render(args, Path(args.repo), settings)
     except RenderError as exc:
         print(f"forgeflow render: {exc}", file=sys.stderr)
         return 1
@@ -219,17 +218,56 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from service.cli.preview import RenderError, preview
+
+    try:
+        found = preview(args, Path(args.repo), _settings(args))
+    except RenderError as exc:
+        print(f"forgeflow explain: {exc}", file=sys.stderr)
+        return 1
+    for line in found.lines:
+        print(line)
+    return 0
+
+
 def cmd_exec(args: argparse.Namespace) -> int:
-    from service.cli.preview import RenderError, execute
+    from service.cli.localrun import execute
+    from service.cli.preview import RenderError, preview
 
     settings = _settings(args)
     try:
-        phase = execute(Path(args.event), Path(args.repo), settings, forge=args.forge, event_type=args.type)
+        found = preview(args, Path(args.repo), settings)
+        return execute(found, Path(args.repo), settings, sys.stdout, on_host=args.on_host, engine=args.engine)
     except RenderError as exc:
+        sys.stdout.flush()
         print(f"forgeflow exec: {exc}", file=sys.stderr)
-        return 1
-    print(f"workflow {phase}")
-    return 0 if phase == "Succeeded" else 1
+        return 2 if "--on-host" in str(exc) else 1
+
+
+def add_event_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the event comes from: a webhook file, or made up from the checkout."""
+    events = parser.add_mutually_exclusive_group(required=True)
+    events.add_argument("--event", metavar="FILE", help="a webhook payload file (JSON)")
+    events.add_argument("--push", metavar="BRANCH", help="a push of BRANCH (its commits not yet on origin)")
+    events.add_argument("--tag", metavar="NAME", help="a pushed tag NAME")
+    events.add_argument(
+        "--pr", metavar="NUMBER", type=int, help="pull request NUMBER from the checked-out branch"
+    )
+    events.add_argument(
+        "--comment", metavar="TEXT", help='a comment on the pull request: "/forgeflow test lint"'
+    )
+    events.add_argument("--manual", metavar="JOB", nargs="+", help="a manual run of these jobs")
+    parser.add_argument(
+        "--from-fork", action="store_true", help="--pr/--comment: the pull request comes from a fork"
+    )
+    parser.add_argument(
+        "--author", metavar="LOGIN", help="who pushed or opened the pull request (default: you)"
+    )
+    parser.add_argument("--forge", choices=["github", "gitlab", "forgejo", "pagure", "local"])
+    parser.add_argument("--type", help="--event: the forge's event type (default: inferred from the payload)")
+    parser.add_argument("--repo", default=".", help="checkout with the job file (default: .)")
+    parser.add_argument("--job", metavar="NAME", action="append", help="only this job and the jobs it needs")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -340,16 +378,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, helptext in (
         ("render", cmd_render, "print the Workflow an event would submit"),
-        ("exec", cmd_exec, "run an event's jobs here with the local executor"),
+        ("explain", cmd_explain, "say for each job whether an event runs it, and why"),
+        ("exec", cmd_exec, "run an event's jobs here, each in its image (podman or docker)"),
     ):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--event", required=True, help="a webhook payload file (JSON)")
-        p.add_argument("--forge", choices=["github", "gitlab", "forgejo", "pagure", "local"])
-        p.add_argument("--type", help="the forge's event type (default: inferred from the payload)")
-        p.add_argument("--repo", default=".", help="checkout with the job file (default: .)")
+        add_event_arguments(p)
         if name == "render":
             p.add_argument("--explain", action="store_true", help="say why each job did or did not match")
             p.add_argument("--run-id", type=int, default=1)
+        if name == "exec":
+            p.add_argument(
+                "--on-host", action="store_true", help="run the steps on this machine, not in images"
+            )
+            p.add_argument("--engine", choices=["podman", "docker"], help="the container engine to use first")
         p.set_defaults(func=func)
 
     p = sub.add_parser("replay", help="deliver a recorded webhook payload, signed")

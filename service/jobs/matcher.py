@@ -20,6 +20,7 @@ from service.jobs.errors import ConfigProblem, JobFileError, dotted
 from service.jobs.expressions import ExpressionError, event_context
 from service.jobs.globs import matches_any
 from service.jobs.model import JobFile, JobSpec
+from service.jobs.suggest import did_you_mean
 
 ChangedFiles = Callable[[], Sequence[str] | None]
 PATH_EVENTS = (EventKind.PUSH, EventKind.PULL_REQUEST)
@@ -204,6 +205,17 @@ def decide(
     if uses_status(job.if_):
         note += f"; if: {job.if_} decides with its needs' results"
     return Decision(name, True, what + note, outcomes)
+
+
+def missing_requested(event: Event, job_file: JobFile) -> list[str]:
+    """What a manual run asked for that the job file does not have, said with the closest name."""
+    requested = (
+        [j for j in event.extra.get("jobs", "").split(",") if j] if event.kind is EventKind.MANUAL else []
+    )
+    jobs = list(job_file.jobs)
+    return [
+        f"no job named {name!r}{did_you_mean(name, jobs)}" for name in requested if name not in job_file.jobs
+    ]
 
 
 def match_jobs(event: Event, job_file: JobFile, changed_files: ChangedFiles | None = None) -> list[Decision]:

@@ -19,6 +19,7 @@ from service.events import Event, EventKind
 from service.executors.base import ExecutorError, RunSecret
 from service.forges.base import Forge
 from service.jobs.loader import JobFileError
+from service.jobs.matcher import missing_requested
 from service.jobs.plan import checkout_secret_name
 from service.logs import set_run
 from service.reporting.reporter import job_logs, report_run
@@ -98,7 +99,9 @@ def start_run(
     if planned is None:
         return Result(f"no {ctx.settings.job_file} at {trust.job_file_ref(event)[:12]}")
     if not planned.reports and not summary_awaited(ctx, event):
-        return Result("no job matched: " + "; ".join(f"{d.job}: {d.reason}" for d in planned.decisions))
+        said = [d for d in planned.decisions if not d.reason.startswith("not requested")]  # the asked ones
+        why = [*missing_requested(event, planned.job_file), *(f"{d.job}: {d.reason}" for d in said)]
+        return Result("no job matched: " + "; ".join(why))
     if planned.plan is None:  # only required jobs that were skipped: they pass at once
         run_id = record_skipped(ctx, event, instance, trigger_key, delivery_pk, planned.skipped)
         return resume_run(ctx, run_id)

@@ -4,12 +4,14 @@ Body: ``{"forge": "github", "repo": "octo/hello", "ref": "main", "jobs": ["deplo
 "inputs": {"target": "prod"}}`` (``inputs`` optional: the worker checks them against the
 ``on.manual.inputs`` of the jobs it starts, at that commit; ``jobs``
 optional: all ``on: manual`` jobs; ``instance`` optional: which configured instance of the
-forge; ``sender`` optional: who asked, for the run page). Authorised by ``Authorization: Bearer
-<api_token>`` (the service's token), or a user's personal token when that user may act on the
-repository (the sender is then that user); with neither an ``api_token`` nor a way to sign in,
-manual runs are disabled. The ref is resolved here (a wrong one is a 422 at once); then the run
-travels as a webhook delivery does: stored as a ``manual`` delivery, queued by the relay,
-processed by the worker, so it is durable and deduplicated the same way.
+forge; ``sender`` optional: who asked, for the run page; ``wait`` optional: up to 30 seconds to
+wait for the worker's decision, answered as ``decided``: which jobs run, or why none does).
+Authorised by ``Authorization: Bearer <api_token>`` (the service's token), or a user's personal
+token when that user may act on the repository (the sender is then that user); with neither an
+``api_token`` nor a way to sign in, manual runs are disabled. The ref is resolved here (a wrong
+one is a 422 at once); then the run travels as a webhook delivery does: stored as a ``manual``
+delivery, queued by the relay, processed by the worker, so it is durable and deduplicated the
+same way.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from service.store.deliveries import NewDelivery
 from service.store.models import DeliveryState, Run
 from service.web.auth import RepoKey, current_viewer, sign_in_methods
 from service.web.manual_models import parse_manual_run
+from service.web.outcome import wait_for_outcome
 
 bp = Blueprint("manual", __name__)
 SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -127,7 +130,7 @@ def start_run() -> tuple[Any, int]:
     if fields["inputs"]:  # typed and checked by the worker, against the job file at that commit
         event = replace(event, extra={**event.extra, "inputs": json.dumps(fields["inputs"], sort_keys=True)})
     delivery_id = f"manual-{uuid.uuid4().hex}"
-    ctx.delivery_writer.store(
+    delivery_pk = ctx.delivery_writer.store(
         NewDelivery(
             forge=kind,
             instance=instance,
@@ -140,4 +143,8 @@ def start_run() -> tuple[Any, int]:
         ),
     )
     local_wakeup.set()
-    return answer(202, accepted=delivery_id, event=event.describe(), sha=sha)
+    decided = None
+    if fields["wait"] and delivery_pk is not None:  # the caller wants to hear what runs
+        decided = wait_for_outcome(ctx.db, delivery_pk, fields["wait"], ctx.settings.public_url)
+    extra = {"decided": decided} if fields["wait"] else {}
+    return answer(202, accepted=delivery_id, event=event.describe(), sha=sha, **extra)

@@ -22,7 +22,9 @@ PROBLEMS = {
     "inputs": "inputs must be an object of names to strings or booleans",
     "instance": "instance and sender are strings",
     "sender": "instance and sender are strings",
+    "wait": "wait is a number of seconds, at most 30",
 }
+MAX_WAIT_SECONDS = 30.0
 
 
 class ManualRunRequest(BaseModel):
@@ -47,12 +49,39 @@ class ManualRunRequest(BaseModel):
         max_length=MAX_INPUTS,
         description="values for the jobs' `on.manual.inputs` (checked by the worker against the job file)",
     )
+    wait: Annotated[float, Field(ge=0, le=MAX_WAIT_SECONDS, strict=True)] = Field(
+        0.0, description="seconds (at most 30) to wait for the worker's decision, answered as `decided`"
+    )
+
+
+class DecidedJob(BaseModel):
+    name: str
+    context: str
+    state: str
+    description: str
+
+
+class DecidedRun(BaseModel):
+    id: int
+    phase: str
+    url: str
+    jobs: list[DecidedJob]
+
+
+class Decided(BaseModel):
+    outcome: str = Field(
+        description="the worker's outcome, e.g. 'no job matched: build: not triggered manually'"
+    )
+    run: DecidedRun | None = Field(None, description="the run it started, if any")
 
 
 class ManualRunAccepted(BaseModel):
     accepted: str = Field(description="the stored delivery's id")
     event: str
     sha: str
+    decided: Decided | None = Field(
+        None, description="with `wait`: what the worker decided (null: not within the wait)"
+    )
 
 
 def parse_manual_run(data: Any) -> tuple[ManualRunRequest | None, str]:

@@ -101,7 +101,9 @@ def exec_push(tmp_path: Path, git_repo: GitRepo, job_file: str) -> tuple[str, su
     sha = git_repo.commit({".forgeflow.yaml": job_file})
     event = tmp_path / "push.json"
     event.write_text(json.dumps(payloads.push("octo/hello", git_repo.url, sha)))
-    return sha, forgeflow("exec", "--event", str(event), "--repo", str(git_repo.work), env=_env(tmp_path))
+    return sha, forgeflow(
+        "exec", "--event", str(event), "--repo", str(git_repo.work), "--on-host", env=_env(tmp_path)
+    )
 
 
 def test_exec_runs_the_jobs_here_and_streams_output(tmp_path: Path, git_repo: GitRepo):

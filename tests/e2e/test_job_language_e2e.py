@@ -229,11 +229,22 @@ def test_a_real_projects_ci(stack: Stack, fake_github: FakeGitHub, git_repo: Git
         ]
     )
     assert code == 0, capsys.readouterr()
-    assert "accepted: octo/shop: manual run of feature" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "accepted: octo/shop: manual run of feature" in said
+    assert "runs: deploy (run " in said  # what the worker decided, not only "accepted"
     assert fake_github.wait_final(["forgeflow/deploy"], timeout=30)["forgeflow/deploy"] == "success"
     assert [s.sha for s in fake_github.statuses if s.context == "forgeflow/deploy"][-1] == head
     assert fake_github.statuses_for("forgeflow/lint")[-1] == "success"  # only deploy ran again
     assert len(fake_github.statuses_for("forgeflow/lint")) <= 3
+
+    # a job without `on: manual` is not started by naming it: trigger says so, and why
+    code = cli.main(
+        ["trigger", REPO, "feature", "lint", "--forge", "github", "--url", stack.url, "--token", API_TOKEN]
+    )
+    said = capsys.readouterr().out
+    assert code == 1, said
+    assert "nothing runs: lint: not triggered manually (add 'manual' to on)" in said
+    assert "a job runs from forgeflow trigger only with manual in its on:" in said
 
 
 def test_a_secret_the_service_config_forbids_is_a_config_status(

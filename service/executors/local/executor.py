@@ -181,8 +181,9 @@ class LocalExecutor:
             cwd=Path(service.__file__).resolve().parents[1],
         )
 
-    def run_foreground(self, manifest: Manifest, output: IO[str]) -> Manifest:
-        """Run the Workflow in this process, streaming each task's output to ``output``.
+    def run_foreground(self, manifest: Manifest, output: IO[str], sink: LineSink | None = None) -> Manifest:
+        """Run the Workflow in this process, streaming each task's output to ``output`` (or to
+        ``sink``, which may say more than the lines).
 
         Every line is prefixed ``[task] ``. Ctrl-C stops it as ``stop()`` would. Returns the
         final Workflow object. A finished Workflow of the same name is replaced (``exec`` runs
@@ -195,7 +196,7 @@ class LocalExecutor:
                 raise ExecutorError(f"workflow {ref.namespace}/{ref.name} is still running")
             self.store.delete(ref.namespace, ref.name)
             ref, _ = self.create(manifest)
-        final = self._runner(ref, sink=LineSink(output)).run()
+        final = self._runner(ref, sink=sink or LineSink(output)).run()
         if final is None:
             raise ExecutorError(f"workflow {ref.namespace}/{ref.name} was deleted while running")
         return final
