@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import jsonschema
@@ -14,13 +13,7 @@ from service.cli.init import KINDS, detect
 from service.cli.schema import schema_text
 from service.jobs.yaml_source import load_located
 
-
-@pytest.fixture(autouse=True)
-def settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for key in list(os.environ):
-        if key.startswith("FORGEFLOW_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("FORGEFLOW_DATA_DIR", str(tmp_path / "data"))
+pytestmark = pytest.mark.usefixtures("forgeflow_env")
 
 
 @pytest.mark.parametrize(

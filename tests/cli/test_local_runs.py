@@ -7,7 +7,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import yaml
 
 from service.cli.main import main
 from service.executors.local.engine import available_engine
+from tests.cli.test_cli import forgeflow as run_forgeflow
 from tests.support.gitrepo import GitRepo
 
 FIXTURES = Path(os.environ.get("FORGEFLOW_FIXTURES", "/work/shared/fixtures"))
@@ -41,12 +41,7 @@ jobs:
 """
 
 
-@pytest.fixture(autouse=True)
-def settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for key in list(os.environ):
-        if key.startswith("FORGEFLOW_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("FORGEFLOW_DATA_DIR", str(tmp_path / "data"))
+pytestmark = pytest.mark.usefixtures("forgeflow_env")
 
 
 @pytest.fixture
@@ -179,17 +174,8 @@ def test_a_release_of_a_branch_renders_a_valid_workflow(capsys, checkout: GitRep
 def forgeflow(
     *args: str, path: str | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PATH"}
-    env["PATH"] = path if path is not None else os.environ.get("PATH", "")
-    return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=120,
-        check=False,
-    )
+    """``forgeflow ARGS`` as a user runs it, with ``path`` as its PATH."""
+    return run_forgeflow(*args, cwd=cwd, env={**os.environ, "PATH": path or os.environ.get("PATH", "")})
 
 
 def no_engine_path(tmp_path: Path) -> str:

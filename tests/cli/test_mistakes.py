@@ -24,11 +24,7 @@ PROBLEM = re.compile(r"^(?P<file>[^:\s]+\.yaml):(?P<line>\d+):(?P<column>\d+): "
 
 
 @pytest.fixture(autouse=True)
-def settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for key in list(os.environ):
-        if key.startswith("FORGEFLOW_") and key != "FORGEFLOW_UPDATE_GOLDEN":
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("FORGEFLOW_DATA_DIR", str(tmp_path / "data"))
+def in_the_corpus(forgeflow_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(CORPUS)  # the output names the files as a user in that folder sees them
 
 
