@@ -67,7 +67,8 @@ def explain_lines(event: Event, trust: Trust, planned: Planned, settings: Settin
             lines.append(f"{name}: skipped: {decision.reason}")
             continue
         if name in refused and not cells[name]:
-            lines.append(f"{name}: not run: {refused[name]}")
+            why = refused[name]
+            lines.append(f"{name}: {why}" if why.startswith("skipped: ") else f"{name}: not run: {why}")
             continue
         verdict = "runs" if trust.approved else "waits for approval"
         if elsewhere:

@@ -24,7 +24,7 @@ HEADER = f"""\
 version: 1
 """
 TRIGGERS = """\
-    on: [push, pull_request]          # push | tag | pull_request | comment | release | manual
+    on: [push, pull_request]          # push, tag, pull_request, comment, release, manual, schedule
 """
 
 
@@ -33,6 +33,12 @@ def _python(root: Path) -> str:
     if not install and (root / "requirements.txt").exists():
         install = "pip install -r requirements.txt"
     install = f"{install or 'pip install .'} pytest"
+    hashed = next((f for f in ("pyproject.toml", "requirements.txt", "setup.py") if (root / f).exists()), "")
+    key = (
+        f"pip-${{{{ matrix.python }}}}-${{{{ hashFiles('{hashed}') }}}}"
+        if hashed
+        else "pip-${{ matrix.python }}"
+    )
     return f"""\
 defaults:
   image: docker.io/library/python:3.12  # the container every job runs in, unless it sets image:
@@ -46,6 +52,10 @@ jobs:
 {TRIGGERS}    matrix:                           # one job (and one commit status) per value
       python: ["3.11", "3.12", "3.13"]  # versions in quotes: 3.10 unquoted is the number 3.1
     image: "docker.io/library/python:${{{{ matrix.python }}}}"
+    env: {{PIP_CACHE_DIR: .cache/pip}}
+    cache:                            # pip's downloads, kept between runs of a branch
+      key: "{key}"
+      paths: [.cache/pip]
     steps:
       - name: install
         run: {install}

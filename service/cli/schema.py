@@ -62,6 +62,14 @@ KEY_DOCS: dict[str, dict[str, str]] = {
         "steps": "Scripts run in order with sh -e: [make, {name: test, run: pytest}].",
         "argo": "Argo templates run directly: {entrypoint, templates}.",
         "workflowTemplate": "An Argo WorkflowTemplate to run: NAME or {name, template, cluster-scope}.",
+        "outputs": "Names a step may write as name=value lines to $FORGEFLOW_OUTPUT; jobs that need "
+        "this one read them as ${{ needs.JOB.outputs.NAME }} in env values.",
+        "cache": "{key, paths, restore-keys}: restored before the steps, saved after them when the "
+        "key missed. The key may use ${{ hashFiles('requirements.txt') }}.",
+        "services": "Containers next to the job's, on localhost: {db: {image: postgres:16, env: {...}, "
+        "ports: [5432]}}.",
+        "continue-on-error": "The job's failure is reported but fails neither the run nor the jobs "
+        "that need it.",
         "arguments": "Parameters of argo and workflowTemplate jobs; ${{ }} with event allowed.",
     },
     "Step": {
@@ -75,7 +83,9 @@ KEY_DOCS: dict[str, dict[str, str]] = {
         "paths-ignore, labels}.",
         "comment": "A comment command: {command: WORD} runs on '/forgeflow WORD'.",
         "release": "A published release.",
-        "manual": "A manual run (API or forgeflow trigger).",
+        "manual": "A manual run (API or forgeflow trigger): {} or {inputs: {NAME: {type, options, "
+        "default, required}}}.",
+        "schedule": "Cron times (UTC): [{cron: '0 3 * * *', branch: main}].",
     },
     "PullRequestTrigger": {
         "types": "opened, synchronize, reopened, closed, labeled, ready_for_review "
@@ -116,6 +126,12 @@ DEF_DOCS: dict[str, str] = {
     "ArgoJob": KEY_DOCS["JobSpec"]["argo"],
     "WorkflowTemplateRef": KEY_DOCS["JobSpec"]["workflowTemplate"],
     "Concurrency": "A group name, or {group, cancel-in-progress}.",
+    "Need": "A job that must finish first: NAME, or {job, artifacts: false, optional: true}.",
+    "Cache": KEY_DOCS["JobSpec"]["cache"],
+    "Service": "A service container: {image, env, ports, command, args}.",
+    "ManualTrigger": "Manual runs, with typed inputs: {inputs: {NAME: {type: choice, options: [a, b]}}}.",
+    "ManualInput": "{type: string/boolean/choice, options, default, required, description}.",
+    "ScheduleEntry": "{cron: '0 3 * * *', branch: main}: five cron fields (UTC); the branch's head runs.",
 }
 
 

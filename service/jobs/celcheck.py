@@ -99,11 +99,14 @@ FOREIGN_FUNCTIONS = {
     "replace": "CEL has no replace(); test the text with matches('regex')",
     "trim": "CEL has no trim(); test the text with matches('^\\\\s*text\\\\s*$')",
     "join": "CEL has no join(); test a list with exists(x, ...) or 'x' in list",
-    "always": "this condition is decided before any job runs; always() is not known here",
-    "success": "this condition is decided before any job runs; success() is not known here",
-    "failure": "this condition is decided before any job runs; failure() is not known here",
     "format": "CEL has no format(); join text with +: 'v' + event.tag",
-    "hashFiles": "hashFiles() is not known in conditions",
+    "hashFiles": "hashFiles() is only known in cache keys",
+    "failed": "write failure(): true when a need failed",
+    "succeeded": "write success(): true when every need succeeded",
+    "passed": "write success(): true when every need succeeded",
+    "canceled": "cancelled() is spelt with two l",
+    "finished": "write always(): the job runs whatever its needs did",
+    "cancelled": "cancelled() is never true when a job could start (a stopped run starts no job)",
     "substring": "CEL has no substring(); event.short_sha is the commit's first 7 characters, "
     "and startsWith()/matches() test the start of text",
     "substr": "CEL has no substr(); test the start of text with startsWith() or matches('^...')",
@@ -169,9 +172,13 @@ def _same(a: CelType, b: CelType) -> bool:
     return a.kind == b.kind
 
 
+STATUS_FUNCTIONS = ("always", "success", "failure", "cancelled")
+
+
 class _Checker:
-    def __init__(self, source: str, variables: Mapping[str, CelType]) -> None:
+    def __init__(self, source: str, variables: Mapping[str, CelType], status: bool = False) -> None:
         self.source = source
+        self.status = status  # if: may ask how the job's needs ended (always(), failure(), ...)
         self.scopes: list[dict[str, CelType]] = [dict(variables)]
         self.issues: list[CelIssue] = []
 
@@ -343,7 +350,7 @@ class _Checker:
             fields = target.field_map
             if name in fields:
                 return fields[name]
-            hint = did_you_mean(name, fields) or f" (its fields: {', '.join(fields)})"
+            hint = target.hint or did_you_mean(name, fields) or f" (its fields: {', '.join(fields)})"
             return self.issue(at, f"{target.name or self.show(target_tree)} has no field {name!r}{hint}")
         if target.kind == "map":
             return target.item or DYN
@@ -438,8 +445,15 @@ class _Checker:
             self.visit(args[0])
             return BOOL
         types = [self.visit(a) for a in args]
+        if self.status and name in STATUS_FUNCTIONS:
+            if args:
+                return self.issue(tree, f"{name}() takes no arguments")
+            return BOOL
         if name not in FUNCTIONS:
-            return self.unknown_function(name_token, name, FUNCTIONS, method=False)
+            known = (*FUNCTIONS, *STATUS_FUNCTIONS) if self.status else FUNCTIONS
+            if name in STATUS_FUNCTIONS:
+                return self.issue(name_token, f"{name}() is only known in a job's if:")
+            return self.unknown_function(name_token, name, known, method=False)
         if name == "size":
             if len(args) == 1:
                 self.expect(args[0], types[0], SIZED, "size() counts text or a list")
@@ -574,9 +588,12 @@ def _list_literal(tree: Node) -> list[Node]:
     return []
 
 
-def check(tree: Node, source: str, variables: Mapping[str, CelType], want_bool: bool) -> list[CelIssue]:
-    """Everything certainly wrong with the parsed expression ``tree`` (of ``source``)."""
-    checker = _Checker(source, variables)
+def check(
+    tree: Node, source: str, variables: Mapping[str, CelType], want_bool: bool, status: bool = False
+) -> list[CelIssue]:
+    """Everything certainly wrong with the parsed expression ``tree`` (of ``source``);
+    ``status``: the status functions of a job's ``if:`` are known."""
+    checker = _Checker(source, variables, status)
     try:
         result = checker.visit(tree)
     except (RecursionError, IndexError, AttributeError, ValueError):  # a tree shape not foreseen: no verdict

@@ -17,7 +17,7 @@ from typing import Any
 from service.argo.validation import template_errors
 from service.jobs.celcheck import check
 from service.jobs.errors import ConfigProblem, problem_at, problem_in_value
-from service.jobs.event_schema import EVENT, STEP_VARIABLES, CelType, matrix_type
+from service.jobs.event_schema import STEP_VARIABLES, CelType, event_with_inputs, matrix_type
 from service.jobs.expressions import EXPRESSION, SIMPLE, ExpressionError, expressions_in, parse_expression
 from service.jobs.handoff_checks import NEEDS_OUTPUT, output_problems
 from service.jobs.matrix import MatrixTooLarge, expand
@@ -73,6 +73,20 @@ def need_names(value: Any) -> list[tuple[int | None, str]]:
     return found
 
 
+def declared_inputs(jobs: Mapping[str, Any]) -> dict[str, str]:
+    """The manual inputs the file's jobs declare (``on: {manual: {inputs: ...}}``), name: type;
+    one declared with two types is "dyn"."""
+    found: dict[str, str] = {}
+    for raw in jobs.values():
+        on = raw.get("on") if isinstance(raw, dict) else None
+        manual = on.get("manual") if isinstance(on, dict) else None
+        inputs = manual.get("inputs") if isinstance(manual, dict) else None
+        for name, spec in inputs.items() if isinstance(inputs, dict) else ():
+            kind = str(spec.get("type", "string")) if isinstance(spec, dict) else "string"
+            found[str(name)] = kind if found.get(str(name), kind) == kind else "dyn"
+    return found
+
+
 class _Checker:
     def __init__(self, located: Located, file: str, limits: Limits, valid: Mapping[str, JobSpec]) -> None:
         self.located, self.file, self.limits, self.valid = located, file, limits, valid
@@ -80,7 +94,21 @@ class _Checker:
         self.data = data
         jobs = data.get("jobs")
         self.jobs: dict[str, Any] = {str(k): v for k, v in jobs.items()} if isinstance(jobs, dict) else {}
+        self.inputs = declared_inputs(self.jobs)
         self.problems: list[ConfigProblem] = []
+
+    def as_declared(self) -> JobFile:
+        """The job file for checks across jobs: valid jobs as they are, the others with the
+        outputs and matrix they declare (so a typo elsewhere in them hides nothing)."""
+        jobs: dict[str, JobSpec] = {}
+        for name, raw in self.jobs.items():
+            if name in self.valid:
+                jobs[name] = self.valid[name]
+            elif isinstance(raw, dict):
+                outputs = raw.get("outputs")
+                declared = tuple(str(o) for o in outputs) if isinstance(outputs, list) else ()
+                jobs[name] = JobSpec.model_construct(outputs=declared, matrix=raw.get("matrix"))
+        return JobFile.model_construct(version=1, jobs=jobs)
 
     def problem(self, path: Path, message: str) -> None:
         self.problems.append(problem_at(self.located, self.file, path, message))
@@ -110,7 +138,7 @@ class _Checker:
         group = concurrency.get("group") if isinstance(concurrency, dict) else concurrency
         if isinstance(group, str):
             path: Path = ("concurrency", "group") if isinstance(concurrency, dict) else ("concurrency",)
-            self.cel_in(path, group, {"event": EVENT, "matrix": matrix_type(())})
+            self.cel_in(path, group, {"event": event_with_inputs(self.inputs), "matrix": matrix_type(())})
         self.no_expressions(("defaults",), self.data.get("defaults"))
         return self.problems
 
@@ -157,16 +185,24 @@ class _Checker:
         """``if:``: CEL over ``event``, checked against its schema; it must be true or false."""
         if not isinstance(text, str) or "${{" in text:
             return  # the schema says what is wrong
-        self.static_check(path, text, text, 0, {"event": EVENT}, want_bool=True)
+        event = event_with_inputs(self.inputs)
+        self.static_check(path, text, text, 0, {"event": event}, want_bool=True, status=True)
 
     def static_check(
-        self, path: Path, whole: str, text: str, start: int, variables: dict[str, CelType], want_bool: bool
+        self,
+        path: Path,
+        whole: str,
+        text: str,
+        start: int,
+        variables: dict[str, CelType],
+        want_bool: bool,
+        status: bool = False,
     ) -> None:
         try:
             tree = parse_expression(text)
         except ExpressionError:
             return  # a syntax error: reported by the schema (if:) or by cel_in
-        for issue in check(tree, text, variables, want_bool):
+        for issue in check(tree, text, variables, want_bool, status):
             self.problems.append(
                 problem_in_value(self.located, self.file, path, whole, start + issue.offset, issue.message)
             )
@@ -184,15 +220,14 @@ class _Checker:
     def expression(self, path: Path, text: str, matrix: tuple[str, ...], rel: Path) -> None:
         place = rel[0] if rel else ""
         if place == "arguments":
-            self.cel_in(path, text, {"event": EVENT, "matrix": matrix_type(matrix)})
+            self.cel_in(path, text, {"event": event_with_inputs(self.inputs), "matrix": matrix_type(matrix)})
             return
         if place in ("if", "cache"):
             return  # the schema says what is wrong
         if place == "env" and any(NEEDS_OUTPUT.match(inside) for inside in expressions_in(text)):
             job = self.valid.get(str(path[1]))
             if job is not None:
-                whole = JobFile.model_construct(version=1, jobs=dict(self.valid))
-                for message in output_problems(whole, job, expressions_in(text)):
+                for message in output_problems(self.as_declared(), job, expressions_in(text)):
                     self.problem(path, message)
             return
         if place not in MATRIX_PLACES:

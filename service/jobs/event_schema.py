@@ -22,6 +22,7 @@ class CelType:
     fields: tuple[tuple[str, CelType], ...] = ()
     name: str = ""  # a record's path, for messages: "event.pull_request"
     values: tuple[str, ...] = ()  # the only values a string field takes, when known
+    hint: str = ""  # what to say when a record has no field of the name asked
 
     @property
     def field_map(self) -> dict[str, CelType]:
@@ -77,7 +78,7 @@ def record(path: str, /, **fields: CelType) -> CelType:
 
 STRINGS = list_of(STRING)
 FORGES = ("github", "gitlab", "forgejo", "pagure", "local")
-EVENT_KINDS = ("push", "tag", "pull_request", "comment", "release", "manual", "rerun")
+EVENT_KINDS = ("push", "tag", "pull_request", "comment", "release", "manual", "rerun", "schedule")
 
 EVENT = record(
     "event",
@@ -96,6 +97,9 @@ EVENT = record(
     labels=STRINGS,
     clone_url=STRING,
     jobs=STRINGS,
+    files=STRINGS,
+    inputs=map_of(DYN),
+    schedule=STRING,
     repository=record(
         "event.repository",
         namespace=STRING,
@@ -144,6 +148,23 @@ STEP_VARIABLES = {
     "event.pull_request.target_branch": "FORGEFLOW_PR_TARGET_BRANCH",
     "event.pull_request.fork": "FORGEFLOW_PR_FORK",
 }
+
+
+INPUT_TYPES = {"string": STRING, "choice": STRING, "boolean": BOOL}
+
+
+def event_with_inputs(declared: dict[str, str]) -> CelType:
+    """The event whose ``inputs`` are the manual inputs the job file declares (name: type)."""
+    fields = {name: INPUT_TYPES.get(kind, DYN) for name, kind in declared.items()}
+    inputs = CelType(
+        "record",
+        fields=tuple(fields.items()),
+        name="event.inputs",
+        hint="" if fields else ": no job declares manual inputs (on: {manual: {inputs: {NAME: {}}}})",
+    )
+    return CelType(
+        "record", fields=tuple((k, inputs if k == "inputs" else v) for k, v in EVENT.fields), name="event"
+    )
 
 
 def matrix_type(keys: tuple[str, ...]) -> CelType:

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 
 from service.jobs.expressions import SIMPLE
 from service.jobs.model import JobFile, JobSpec
+from service.jobs.suggest import did_you_mean
 
 NEEDS_OUTPUT = re.compile(r"^\s*needs\.([A-Za-z0-9][A-Za-z0-9_.-]*?)\.outputs\.([A-Za-z_][A-Za-z0-9_-]*)\s*$")
 
@@ -34,4 +35,5 @@ def output_problems(job_file: JobFile, job: JobSpec, expressions: Sequence[str])
         if producer.matrix is not None:
             yield f"{need!r} is a matrix job: its cells' outputs cannot be told apart"
         elif output not in producer.outputs:
-            yield f"{need!r} declares no output {output!r} (outputs: {list(producer.outputs)})"
+            hint = did_you_mean(output, producer.outputs)
+            yield f"{need!r} declares no output {output!r}{hint} (outputs: {list(producer.outputs)})"

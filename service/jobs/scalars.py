@@ -25,6 +25,7 @@ TEXT_PLACES: tuple[tuple[str, ...], ...] = (
     ("with", "*"),
     ("env", "*"),
     ("arguments", "*"),
+    ("services", "*", "env", "*"),
 )
 
 

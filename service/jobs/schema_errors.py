@@ -191,8 +191,9 @@ class _Messages:
         if len(path) == 2 and path[0] == "jobs":
             return f"a job is a mapping of keys (on:, steps:, ...), not {_kind(value)}"
         if len(path) == 4 and path[2] == "on":
+            keys = ", ".join(known_keys(path)) or "no keys"
             return (
-                f"{key} takes its filters as a mapping, not {_kind(value)}; to just turn it on, "
+                f"{key} takes a mapping ({keys}), not {_kind(value)}; to just turn it on, "
                 f"list it: on: [{key}] (or {key}: {{}})"
             )
         return f"{key} is a mapping (key: value), not {_kind(value)}"

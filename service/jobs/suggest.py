@@ -21,8 +21,13 @@ FOREIGN_KEYS: dict[str, str] = {
     "stage": "forgeflow has no stages: order jobs with needs: [other-job]",
     "stages": "forgeflow has no stages: order jobs with needs: [other-job]",
     "depends_on": "write needs: [other-job]",
+    "allow_failure": "write continue-on-error: true",
+    "allow-failure": "write continue-on-error: true",
+    "schedule": "schedules are events: on: {schedule: [{cron: '0 3 * * *', branch: main}]}",
+    "inputs": "manual inputs go under on: on: {manual: {inputs: {NAME: {type: string}}}}",
     "depends-on": "write needs: [other-job]",
-    "dependencies": "write needs: [other-job]",
+    "dependencies": "write needs: [other-job] (its artifacts come along; {job: other-job, "
+    "artifacts: false} when they should not)",
     "requires": "write needs: [other-job]",
     "after": "write needs: [other-job]",
     "variables": "write env: {NAME: value}",
@@ -44,7 +49,6 @@ FOREIGN_KEYS: dict[str, str] = {
     "working-directory": "change directory in the step: run: cd sub && make",
     "permissions": "forgeflow jobs get no forge token; the service config decides what a job may use",
     "on_push": "write on: push",
-    "cache": "this forgeflow has no cache: key yet; keep files between jobs with artifacts:",
     "parallel": "write a matrix: matrix: {shard: ['1', '2', '3']}",
     "interruptible": "write concurrency: {group: ..., cancel-in-progress: true} at the top of the file",
 }
@@ -66,7 +70,7 @@ FOREIGN_STEP_KEYS: dict[str, str] = {
     "working-directory": "change directory in the step: run: cd sub && make",
     "timeout-minutes": "timeouts are per job: timeout: 30m on the job",
     "timeout": "timeouts are per job: timeout: 30m on the job",
-    "continue-on-error": "let the command fail softly: run: make lint || true",
+    "continue-on-error": "continue-on-error: true belongs to the job (its failure then blocks nothing)",
     "id": "steps have no id",
 }
 
@@ -102,6 +106,8 @@ FOREIGN_EVENTS: dict[str, str] = {
     "create": "tag",
     "releases": "release",
     "pushes": "push",
+    "cron": "schedule",
+    "nightly": "schedule",
     "commit": "push",
 }
 

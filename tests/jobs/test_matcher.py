@@ -247,7 +247,7 @@ def test_conditions_are_checked_against_the_event_before_any_event_arrives():
     assert [str(p) for p in caught.value.problems] == [
         ".forgeflow.yaml:4:15: jobs.a.if: event has no field 'nope' (its fields: forge, kind, action, sha, "
         "short_sha, ref, branch, tag, before, sender, created, target_branch, labels, clone_url, jobs, "
-        "repository, pull_request, comment)",
+        "files, inputs, schedule, repository, pull_request, comment)",
         ".forgeflow.yaml:7:9: jobs.b.if: event.branch is text, not true/false; an if: condition must be "
         "true or false: compare it, e.g. event.branch == 'main', or test it, e.g. "
         "event.branch.startsWith('release/')",
