@@ -125,6 +125,7 @@ class _Checker:
             job = self.valid.get(name)
             total += self.cells(name, job) if job is not None else 1
             self.expressions(("jobs", name), raw, _matrix_keys(raw.get("matrix")), ())
+            self.joined_lines(name, raw.get("steps"))
             self.condition(("jobs", name, "if"), raw.get("if"))
             if job is not None and job.argo is not None:
                 self.argo(name, job)
@@ -141,6 +142,21 @@ class _Checker:
             self.cel_in(path, group, {"event": event_with_inputs(self.inputs), "matrix": matrix_type(())})
         self.no_expressions(("defaults",), self.data.get("defaults"))
         return self.problems
+
+    def joined_lines(self, name: str, steps: Any) -> None:
+        """``run: make`` with more commands on the lines below: YAML joins them into one line."""
+        for index, step in enumerate(steps if isinstance(steps, list) else []):
+            path: Path = ("jobs", name, "steps", index)
+            text = step
+            if isinstance(step, dict):
+                path, text = (*path, "run"), step.get("run")
+            if path in self.located.folded and isinstance(text, str):
+                shown = text if len(text) <= 60 else text[:57] + "..."
+                self.problem(
+                    path,
+                    f"YAML joins these lines into one command ({shown!r}); for one command per line "
+                    "write run: | and indent the commands below it",
+                )
 
     def no_expressions(self, path: Path, value: Any) -> None:
         if isinstance(value, dict):
@@ -162,6 +178,9 @@ class _Checker:
                 path: Path = ("jobs", name, "needs") if index is None else ("jobs", name, "needs", index)
                 if need == name:
                     self.problem(path, "a job cannot need itself")
+                elif "," in need and need not in self.jobs:
+                    listed = ", ".join(n.strip() for n in need.split(",") if n.strip())
+                    self.problem(path, f"no job named {need!r}: several jobs are a list: needs: [{listed}]")
                 elif need not in self.jobs:
                     others = [n for n in names if n != name]
                     hint = did_you_mean(need, others) or (f" (jobs: {one_of(others)})" if others else "")

@@ -96,7 +96,12 @@ def load_job_file(
         kept = [p for p in schema if not _about(p, failed) and not _covered(p.path, reported)]
         problems += kept if kept or problems else schema
     valid = dict(job_file.jobs) if job_file is not None else _valid_jobs(located)
-    problems += [p for p in semantic_problems(located, file, limits, valid) if not _about(p, failed)]
+    unknown = {p.path for p in problems if p.message.startswith("unknown key")}  # nothing below counts
+    problems += [
+        p
+        for p in semantic_problems(located, file, limits, valid)
+        if not _about(p, failed) and not _covered(p.path, unknown)
+    ]
     if problems or job_file is None:
         raise JobFileError(in_file_order(problems, file))
     job_file.remember(located, file)
@@ -104,7 +109,8 @@ def load_job_file(
 
 
 def _covered(path: str, reported: set[str]) -> bool:
-    """A problem about a value already reported (``env.X`` when ``env.X`` said "quote it")."""
+    """A problem about a value already reported (``env.X`` when ``env.X`` said "quote it"), or
+    below a key already reported as unknown."""
     return path in reported or any(
         path.startswith(f"{r}.") or path.startswith(f"{r}[") for r in reported if r
     )

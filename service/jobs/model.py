@@ -16,6 +16,7 @@ section is the reference; ``config/schema/forgeflow.schema.json`` is generated f
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -186,7 +187,10 @@ class JobSpec(Strict):
     def _condition(cls, value: str | None) -> str | None:
         if value is not None:
             if "${{" in value:
-                raise ValueError("if is a CEL expression already: write it without ${{ }}")
+                bare = value.strip()
+                inner = bare[3:-2].strip() if bare.startswith("${{") and bare.endswith("}}") else ""
+                fix = f": if: {json.dumps(inner)}" if inner and "${{" not in inner else ""
+                raise ValueError(f"if is a CEL expression already: write it without ${{{{ }}}}{fix}")
             try:
                 check_condition(value)
             except ExpressionError as exc:

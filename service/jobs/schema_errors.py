@@ -132,6 +132,14 @@ class _Messages:
         if near:
             return f"unknown key {key!r}; did you mean {near!r}?"
         if parent == ():
+            job_keys = set(known_keys(("jobs", "*"))) | set(FOREIGN_KEYS)
+            if key.startswith("."):
+                return (
+                    f"unknown key {key!r}: forgeflow has no hidden keys; share a job body with a "
+                    "template (uses:), or anchor a real job (&name) and merge it (<<: *name)"
+                )
+            if isinstance(self.data.get(key), dict) and set(self.data[key]) & job_keys:
+                return f"unknown key {key!r}: it looks like a job; jobs go under jobs: (jobs: {{{key}: ...}})"
             advice = FOREIGN_TOP_KEYS.get(key)
             if advice is None and key in known_keys(("jobs", "*")):
                 advice = f"{key} belongs to a job: jobs: {{NAME: {{{key}: ...}}}} (or under defaults:)"
@@ -182,6 +190,10 @@ class _Messages:
 
     def map_expected(self, path: Path, value: Any) -> str:
         key = str(path[-1]) if path else "the file"
+        if key in ("env", "arguments") and isinstance(value, str) and "=" in value:
+            name, _, item = value.partition("=")
+            fixed = f"{key}: {{{name.strip()}: {quoted(item.strip())}}}"
+            return f"{key} is a mapping of NAME: value, not text: {fixed}"
         if key in ("env", "arguments") and isinstance(value, list):
             pairs = [str(v).split("=", 1) for v in value if isinstance(v, str) and "=" in v]
             if pairs and len(pairs) == len(value):

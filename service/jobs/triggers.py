@@ -248,6 +248,9 @@ class Triggers(Strict):
 
 
 def _unknown_event(word: str) -> str:
+    if "," in word:
+        names = ", ".join(w.strip() for w in word.split(",") if w.strip())
+        return f"unknown event {word!r}: several events are a list: on: [{names}]"
     near = FOREIGN_EVENTS.get(word.lower()) or closest(word, EVENT_NAMES)
     hint = f"; did you mean {near!r}?" if near else ""
     return f"unknown event {word!r}{hint} (on: takes {', '.join(EVENT_NAMES)})"

@@ -66,6 +66,8 @@ class Located:
     texts: dict[Path, str] = field(default_factory=dict)
     # (path, line, column, message) of slips that did not stop the loading
     issues: list[tuple[Path, int, int, str]] = field(default_factory=list)
+    # plain scalars written over several lines, which YAML joins into one with spaces
+    folded: set[Path] = field(default_factory=set)
 
     def position(self, path: Path) -> tuple[int, int]:
         """The position of ``path``, or of its nearest ancestor that has one."""
@@ -98,6 +100,7 @@ class _Builder:
         self.values: dict[Path, tuple[int, int, str]] = {}
         self.texts: dict[Path, str] = {}
         self.issues: list[tuple[Path, int, int, str]] = []
+        self.folded: set[Path] = set()
         self.constructor = SafeConstructor()
 
     def build(self, node: Node, path: Path, depth: int) -> Any:
@@ -126,6 +129,8 @@ class _Builder:
     def _scalar(self, node: ScalarNode, path: Path) -> Any:
         line, column = node.start_mark.line + 1, node.start_mark.column + 1
         style = node.style or ""  # libyaml says "" for plain scalars, PyYAML None
+        if not style and node.start_mark.line != node.end_mark.line:
+            self.folded.add(path)
         if node.start_mark.line == node.end_mark.line and style in ("", "'", '"'):
             written = self.source[node.start_mark.index : node.end_mark.index]
             if written[len(style) : len(written) - len(style)] == node.value:  # no escapes in it
@@ -210,7 +215,14 @@ def load_located(text: str | bytes, limits: Limits | None = None) -> Located:
         data = builder.build(node, (), 0)
     except RecursionError as exc:
         raise YamlError(f"nested deeper than {limits.max_depth} levels") from exc
-    return Located(data, builder.positions, values=builder.values, texts=builder.texts, issues=builder.issues)
+    return Located(
+        data,
+        builder.positions,
+        values=builder.values,
+        texts=builder.texts,
+        issues=builder.issues,
+        folded=builder.folded,
+    )
 
 
 def _braces(source: str, node: Node) -> str:

@@ -1,7 +1,8 @@
 """The corpus of mistakes people make in job files, each with the exact ``forgeflow validate``
 output as golden text.
 
-Every line that holds a mistake ends with ``# <- mistake: ...``; one run of ``validate`` must
+Every line that holds a mistake ends with ``# <- mistake: ...`` (or follows a line
+``# mistake on the next line: ...``, where a comment would change the value); one run of ``validate`` must
 report a problem on each of those lines, and on no other line (no cascade of follow-up errors),
 in file order. Regenerate the golden outputs after an intended change with
 ``FORGEFLOW_UPDATE_GOLDEN=1 make unit`` and review the diff: the messages are the product.
@@ -20,6 +21,7 @@ from service import cli
 CORPUS = Path(__file__).resolve().parents[1] / "golden" / "mistakes"
 FILES = sorted(CORPUS.glob("*.yaml"))
 MARK = "# <- mistake"
+MARK_BELOW = "# mistake on the next line"  # where a comment cannot go (inside a multi-line value)
 PROBLEM = re.compile(r"^(?P<file>[^:\s]+\.yaml):(?P<line>\d+):(?P<column>\d+): ")
 
 
@@ -36,7 +38,7 @@ def validate(capsys: pytest.CaptureFixture[str], name: str) -> tuple[int, str]:
 
 
 def test_the_corpus_holds_at_least_forty_mistakes():
-    marked = sum(path.read_text(encoding="utf-8").count(MARK) for path in FILES)
+    marked = sum(path.read_text(encoding="utf-8").count(m) for path in FILES for m in (MARK, MARK_BELOW))
     assert marked >= 40, marked
 
 
@@ -45,7 +47,7 @@ def test_every_mistake_is_reported_in_one_pass(capsys: pytest.CaptureFixture[str
     code, err = validate(capsys, path.name)
     assert code == 1
     lines = path.read_text(encoding="utf-8").splitlines()
-    marked = [number for number, text in enumerate(lines, 1) if MARK in text]
+    marked = [n for n, text in enumerate(lines, 1) if MARK in text or (n > 1 and MARK_BELOW in lines[n - 2])]
     reported = [
         (int(m["line"]), int(m["column"]))
         for m in map(PROBLEM.match, err.splitlines())
