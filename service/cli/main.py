@@ -247,15 +247,15 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 def add_event_arguments(parser: argparse.ArgumentParser) -> None:
     """Where the event comes from: a webhook file, or made up from the checkout."""
-    events = parser.add_mutually_exclusive_group(required=True)
+    events = parser.add_mutually_exclusive_group()
     events.add_argument("--event", metavar="FILE", help="a webhook payload file (JSON)")
     events.add_argument("--push", metavar="BRANCH", help="a push of BRANCH (its commits not yet on origin)")
     events.add_argument("--tag", metavar="NAME", help="a pushed tag NAME")
     events.add_argument(
         "--pr", metavar="NUMBER", type=int, help="pull request NUMBER from the checked-out branch"
     )
-    events.add_argument(
-        "--comment", metavar="TEXT", help='a comment on the pull request: "/forgeflow test lint"'
+    parser.add_argument(
+        "--comment", metavar="TEXT", help='a comment on pull request --pr (default 1): "/forgeflow test lint"'
     )
     events.add_argument("--manual", metavar="JOB", nargs="+", help="a manual run of these jobs")
     parser.add_argument(

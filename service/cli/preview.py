@@ -64,6 +64,8 @@ def event_of(args: argparse.Namespace, repo: Path) -> synthetic.Synthetic:
     """The event the arguments describe: a webhook file or one made up from the checkout."""
     forge = getattr(args, "forge", None) or ""
     author = getattr(args, "author", None) or ""
+    if args.comment and (args.event or args.push or args.tag or args.manual):
+        raise RenderError("--comment is a comment on a pull request: use it alone or with --pr NUMBER")
     try:
         if args.event:
             event, _ = event_from_file(Path(args.event), forge or None, getattr(args, "type", None))

@@ -118,6 +118,17 @@ def test_a_comment_command_is_previewed(capsys, checkout: GitRepo):
     assert "only the server knows; name them instead: /forgeflow test JOB" in out
 
 
+def test_a_comment_on_a_fork_runs_the_target_branch_job_file(capsys, checkout: GitRepo):
+    checkout.commit({"src/app.py": "print('fork')\n"}, branch="feature")
+    args = ["--comment", "/forgeflow test build", "--pr", "9", "--from-fork", "--author", "eve"]
+    code, out, _ = run(capsys, "explain", *args, "--repo", str(checkout.work))
+    assert code == 0
+    assert "comment on #9 by test (from the fork eve/shop by eve, into main)" in out
+    assert "  - the job file and templates are read from main, not from the pull request" in out
+    assert "ok-to-test" not in out  # a maintainer's command is the approval
+    assert "build: runs, from main's job file: asked by @test with /forgeflow test" in out
+
+
 def test_a_manual_run_names_what_it_cannot_start(capsys, checkout: GitRepo):
     code, out, _ = run(capsys, "explain", "--manual", "deploy", "--repo", str(checkout.work))
     assert code == 0
