@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import Any
 
 from service.argo.validation import template_errors
-from service.jobs.celcheck import check
+from service.jobs.celcheck import CelIssue, check
 from service.jobs.errors import ConfigProblem, problem_at, problem_in_value
 from service.jobs.event_schema import STEP_VARIABLES, CelType, event_with_inputs, matrix_type
 from service.jobs.expressions import EXPRESSION, SIMPLE, ExpressionError, expressions_in, parse_expression
@@ -217,11 +218,7 @@ class _Checker:
         want_bool: bool,
         status: bool = False,
     ) -> None:
-        try:
-            tree = parse_expression(text)
-        except ExpressionError:
-            return  # a syntax error: reported by the schema (if:) or by cel_in
-        for issue in check(tree, text, variables, want_bool, status):
+        for issue in _checked(text, tuple(variables.items()), want_bool, status):
             self.problems.append(
                 problem_in_value(self.located, self.file, path, whole, start + issue.offset, issue.message)
             )
@@ -290,6 +287,18 @@ class _Checker:
                 ("jobs", name, "argo", "entrypoint"),
                 f"no template named {job.argo.entrypoint!r}{did_you_mean(job.argo.entrypoint, known)}",
             )
+
+
+@lru_cache(maxsize=1024)
+def _checked(
+    text: str, variables: tuple[tuple[str, CelType], ...], want_bool: bool, status: bool
+) -> tuple[CelIssue, ...]:
+    """The static check of an expression (the same conditions come with every event)."""
+    try:
+        tree = parse_expression(text)
+    except ExpressionError:
+        return ()  # a syntax error: reported by the schema (if:) or by cel_in
+    return tuple(check(tree, text, dict(variables), want_bool, status))
 
 
 def _spans(text: str) -> Iterator[tuple[str, int]]:

@@ -71,7 +71,7 @@ def problem_in_value(
 ) -> ConfigProblem:
     """A problem at character ``offset`` of the text value ``text`` at ``path``: its own column
     when the value is written on one line as it reads, else where the key is."""
-    found = located.values.get(path)
+    found = located.value_at(path)
     if found is not None and 0 <= offset <= len(text):
         line, column, style = found
         return ConfigProblem(

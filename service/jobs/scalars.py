@@ -44,7 +44,7 @@ def what_yaml_read(value: Any) -> str:
 
 def changed_text(located: Located, path: Path, value: Any) -> str | None:
     """The text written at ``path`` when YAML read it as a value that reads back otherwise."""
-    written = located.texts.get(path)
+    written = located.text_of(path)
     if written is None:
         return None
     if isinstance(value, bool | int | float) and text_value(value) == written:
@@ -58,37 +58,37 @@ def quote_message(written: str, value: Any) -> str:
     return f"YAML reads {written} as {what_yaml_read(value)}; quote it: {quoted(written)}"
 
 
-def _walk(value: Any, pattern: tuple[str, ...], path: Path) -> Iterator[tuple[Path, Any]]:
-    if not pattern:
-        yield path, value
-        return
-    head, rest = pattern[0], pattern[1:]
-    if isinstance(value, dict):
-        items = value.items() if head == "*" else ((head, value[head]),) if head in value else ()
-        for key, item in items:
-            if head == "*" and key in ("include", "exclude") and pattern == ("*", "*"):
-                continue  # matrix.include is a list of cells, walked by its own pattern
-            yield from _walk(item, rest, (*path, key))
-    elif isinstance(value, list) and head == "*":
-        for index, item in enumerate(value):
-            yield from _walk(item, rest, (*path, index))
+def _matches(rest: Path, pattern: tuple[str, ...]) -> bool:
+    if len(rest) != len(pattern):
+        return False
+    if pattern == ("matrix", "*", "*") and rest[1] in ("include", "exclude"):
+        return False  # matrix.include is a list of cells, matched by its own pattern
+    return all(want == "*" or want == part for part, want in zip(rest, pattern, strict=True))
+
+
+PLACE_KEYS = frozenset(p[0] for p in TEXT_PLACES)
+
+
+def _text_place(path: Path) -> bool:
+    if path[:2] == ("defaults", "env") and len(path) == 3:
+        return True
+    if len(path) < 4 or path[0] != "jobs" or path[2] not in PLACE_KEYS:
+        return False
+    return any(_matches(path[2:], p) for p in TEXT_PLACES)
+
+
+def _value(data: Any, path: Path) -> Any:
+    for part in path:
+        data = data[part]
+    return data
 
 
 def changed_values(located: Located) -> Iterator[tuple[Path, str, Any]]:
-    """(path, text written, value read) of every value in a text place that YAML changed."""
-    data = located.data if isinstance(located.data, dict) else {}
-    places: list[tuple[Path, Any, tuple[str, ...]]] = []
-    defaults = data.get("defaults")
-    if isinstance(defaults, dict):
-        places.append((("defaults",), defaults, ("env", "*")))
-    jobs = data.get("jobs")
-    for name, job in jobs.items() if isinstance(jobs, dict) else ():
-        if isinstance(job, dict):
-            places += [(("jobs", name), job, pattern) for pattern in TEXT_PLACES]
-    for base, value, pattern in places:
-        for path, item in _walk(value, pattern, base):
-            if isinstance(item, dict | list | str):
+    """(path, text written, value read) of every value in a text place that YAML changed; only
+    the scalars that read back otherwise are looked at (``located.lossy``), not the whole file."""
+    for path, written in located.lossy.items():
+        if _text_place(path):
+            try:
+                yield path, written, _value(located.data, path)
+            except (KeyError, IndexError, TypeError):
                 continue
-            written = changed_text(located, path, item)
-            if written is not None:
-                yield path, written, item

@@ -159,7 +159,7 @@ class _Messages:
     def scalar(self, path: Path, types: set[str], value: Any) -> str:
         written = changed_text(self.located, path, value)
         if written is None and types == {"string_type"}:
-            written = self.located.texts.get(path)  # read back alike (1.0), but text is wanted
+            written = self.located.text_of(path)  # read back alike (1.0), but text is wanted
         if written is not None and "string_type" in types:
             return quote_message(written, value)
         if written is not None and not written.strip():

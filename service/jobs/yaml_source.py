@@ -60,10 +60,12 @@ class Located:
     data: Any
     positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
     files: dict[Path, str] = field(default_factory=dict)
-    # where each scalar value starts (line, column, style: "" plain, "'" or '"'), single-line ones
-    values: dict[Path, tuple[int, int, str]] = field(default_factory=dict)
-    # the text of scalars YAML typed as something else than text (numbers, booleans, null, dates)
-    texts: dict[Path, str] = field(default_factory=dict)
+    # the node of each scalar value and the text it is in, for :meth:`value_at`
+    scalars: dict[Path, ScalarNode] = field(default_factory=dict)
+    source: str = ""
+    # the text of scalars YAML typed as something that does not read back as written: 3.10 (the
+    # number 3.1), yes (true), 010 (8), null, dates
+    lossy: dict[Path, str] = field(default_factory=dict)
     # (path, line, column, message) of slips that did not stop the loading
     issues: list[tuple[Path, int, int, str]] = field(default_factory=list)
     # plain scalars written over several lines, which YAML joins into one with spaces
@@ -78,6 +80,27 @@ class Located:
             probe = probe[:-1]
         return self.positions.get((), (1, 1))
 
+    def text_of(self, path: Path) -> str | None:
+        """The text written for a scalar YAML typed as a number, boolean, null or date."""
+        node = self.scalars.get(path)
+        if node is None or node.tag == STR_TAG or node.style:
+            return None
+        return str(node.value)
+
+    def value_at(self, path: Path) -> tuple[int, int, str] | None:
+        """Where the text value at ``path`` starts (line, column, its quote: "", "'" or '"'),
+        when it is written on one line exactly as it reads (no escapes, no folding)."""
+        node = self.scalars.get(path)
+        if node is None or node.start_mark.line != node.end_mark.line:
+            return None
+        style = node.style or ""
+        if style not in ("", "'", '"'):
+            return None
+        written = self.source[node.start_mark.index : node.end_mark.index]
+        if written[len(style) : len(written) - len(style)] != node.value:
+            return None
+        return node.start_mark.line + 1, node.start_mark.column + 1, style
+
     def file_of(self, path: Path, default: str) -> str:
         """The file ``path`` was written in: ``default`` unless a template supplied it."""
         probe = tuple(path)
@@ -91,14 +114,23 @@ class Located:
 STR_TAG = "tag:yaml.org,2002:str"
 
 
+def _reads_otherwise(value: Any, written: str) -> bool:
+    """Whether a typed scalar reads back as other text than was written (3.10 -> "3.1")."""
+    if isinstance(value, bool):
+        return written not in ("true", "false")
+    if isinstance(value, int | float):
+        return str(value) != written
+    return True  # null, dates, timestamps
+
+
 class _Builder:
     def __init__(self, limits: Limits, source: str) -> None:
         self.limits = limits
         self.source = source
         self.count = 0
         self.positions: dict[Path, tuple[int, int]] = {}
-        self.values: dict[Path, tuple[int, int, str]] = {}
-        self.texts: dict[Path, str] = {}
+        self.scalars: dict[Path, ScalarNode] = {}
+        self.lossy: dict[Path, str] = {}
         self.issues: list[tuple[Path, int, int, str]] = []
         self.folded: set[Path] = set()
         self.constructor = SafeConstructor()
@@ -127,15 +159,13 @@ class _Builder:
         raise YamlError("unsupported YAML node", node.start_mark.line + 1, node.start_mark.column + 1)
 
     def _scalar(self, node: ScalarNode, path: Path) -> Any:
-        line, column = node.start_mark.line + 1, node.start_mark.column + 1
+        self.scalars[path] = node  # where its value is written, worked out when a problem asks
         style = node.style or ""  # libyaml says "" for plain scalars, PyYAML None
-        if not style and node.start_mark.line != node.end_mark.line:
+        start, end = node.start_mark, node.end_mark
+        if not style and start.line != end.line:
             self.folded.add(path)
-        if node.start_mark.line == node.end_mark.line and style in ("", "'", '"'):
-            written = self.source[node.start_mark.index : node.end_mark.index]
-            if written[len(style) : len(written) - len(style)] == node.value:  # no escapes in it
-                self.values[path] = (line, column, style)
-        if node.tag.startswith("!"):  # `if: !event.draft` is a tag, not the text it looks like
+        line, column = start.line + 1, start.column + 1
+        if node.tag[0] == "!":  # `if: !event.draft` is a tag, not the text it looks like
             written = self.source[node.start_mark.index : node.end_mark.index].strip()
             self.issues.append(
                 (
@@ -151,8 +181,8 @@ class _Builder:
             value = self.constructor.construct_object(node, deep=True)
         except ConstructorError as exc:
             raise YamlError(str(exc.problem), line, column) from exc
-        if node.tag != STR_TAG and not style:
-            self.texts[path] = node.value
+        if node.tag != STR_TAG and not style and _reads_otherwise(value, node.value):
+            self.lossy[path] = node.value
         return value
 
     def _mapping(self, node: MappingNode, path: Path, depth: int) -> dict[Any, Any]:
@@ -218,8 +248,9 @@ def load_located(text: str | bytes, limits: Limits | None = None) -> Located:
     return Located(
         data,
         builder.positions,
-        values=builder.values,
-        texts=builder.texts,
+        scalars=builder.scalars,
+        source=source,
+        lossy=builder.lossy,
         issues=builder.issues,
         folded=builder.folded,
     )
