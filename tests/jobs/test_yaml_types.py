@@ -8,20 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from service.events import Event, EventKind, Repository
 from service.jobs.loader import JobFileError, load_job_file
 from service.jobs.matcher import match_jobs
-from service.jobs.plan import PlanOptions, plan_workflow
+from service.jobs.plan import plan_workflow
+from tests.test_compiler import EVENTS, OPTIONS
 
-REPO = Repository("octo", "hello", "https://github.com/octo/hello.git")
-PUSH = Event("github", EventKind.PUSH, REPO, "a" * 40, ref="refs/heads/main", branch="main")
-OPTIONS = PlanOptions(
-    namespace="ci",
-    service_account="runner",
-    default_image="fedora:41",
-    default_timeout_seconds=600,
-    ttl_seconds=3600,
-)
+PUSH = EVENTS["push"]
 JOB = """\
 version: 1
 jobs:
