@@ -24,7 +24,7 @@ HEADER = f"""\
 version: 1
 """
 TRIGGERS = """\
-    on: [push, pull_request]          # push, tag, pull_request, comment, release, manual, schedule
+    on: [push, pull_request]          # also: tag, comment, release, manual, schedule, merge_group
 """
 
 

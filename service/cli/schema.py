@@ -86,6 +86,7 @@ KEY_DOCS: dict[str, dict[str, str]] = {
         "manual": "A manual run (API or forgeflow trigger): {} or {inputs: {NAME: {type, options, "
         "default, required}}}.",
         "schedule": "Cron times (UTC): [{cron: '0 3 * * *', branch: main}].",
+        "merge_group": "GitHub's merge queue: the merge group's head commit; {branches, branches-ignore}.",
     },
     "PullRequestTrigger": {
         "types": "opened, synchronize, reopened, closed, labeled, ready_for_review "

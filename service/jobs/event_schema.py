@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from service.events import EventKind
+
 
 @dataclass(frozen=True)
 class CelType:
@@ -78,7 +80,7 @@ def record(path: str, /, **fields: CelType) -> CelType:
 
 STRINGS = list_of(STRING)
 FORGES = ("github", "gitlab", "forgejo", "pagure", "local")
-EVENT_KINDS = ("push", "tag", "pull_request", "comment", "release", "manual", "rerun", "schedule")
+EVENT_KINDS = tuple(kind.value for kind in EventKind)
 
 EVENT = record(
     "event",
