@@ -35,7 +35,6 @@ jobs:
     steps: [echo lint]
   deploy:
     on: [manual]
-    secrets: [deploy-key]
     steps: [echo deploy]
 """
 
