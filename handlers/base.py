@@ -100,8 +100,15 @@ def signature_matches(expected_hex: str, received: str) -> bool:
     return hmac.compare_digest(expected_hex.encode(), received.strip().lower().encode())
 
 
+MAX_JSON_DEPTH = 1024  # orjson's own limit; deeper nesting is refused, never recursed into
+
+
 def load_json_object(delivery: Delivery) -> dict[str, Any]:
-    """The delivery's JSON object, accepting GitHub-style ``payload=`` form bodies too."""
+    """The delivery's JSON object, accepting GitHub-style ``payload=`` form bodies too.
+
+    Whatever a body holds, the answer is the object or a :class:`BadPayload` saying why not:
+    nesting deeper than :data:`MAX_JSON_DEPTH`, text that is not Unicode (invalid UTF-8, a lone
+    surrogate escape such as ``\\ud800``), numbers Python cannot hold, bad JSON."""
     body = delivery.body
     content_type = delivery.header("content-type").split(";")[0].strip().lower()
     if content_type == "application/x-www-form-urlencoded":
@@ -112,33 +119,51 @@ def load_json_object(delivery: Delivery) -> dict[str, Any]:
         values = form.get("payload")
         if not values:
             raise BadPayload("form body has no 'payload' field")
-        text = values[0]
-    else:
-        try:
-            # the common case, parsed fast; anything orjson refuses (lone surrogates, NaN, a
-            # BOM, invalid UTF-8, bad JSON) takes the standard parser below, which accepts
-            # what it always did and words the errors as it always did
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            pass
-        else:
-            if not isinstance(data, dict):
-                raise BadPayload(f"body is JSON but not an object (got {type(data).__name__})")
-            return data
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BadPayload(f"body is not UTF-8: {exc}") from exc
-    if not text.strip():
-        raise BadPayload("body is empty; expected a JSON object")
+        return parse_json_object(values[0].encode("utf-8", "surrogatepass"))
+    return parse_json_object(body)
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """A JSON object from bytes (see :func:`load_json_object`)."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno} column {exc.colno}"
-        raise BadPayload(f"body is not valid JSON: {exc.msg} at {where}") from exc
+        # the common case, parsed fast; anything orjson refuses (NaN, a BOM, invalid UTF-8,
+        # bad JSON) takes the standard parser below, which accepts what it always did and
+        # words the errors as it always did
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        refused = str(exc)
+        if "depth limit" in refused:
+            raise BadPayload(f"body is nested deeper than {MAX_JSON_DEPTH} levels") from exc
+        data = _standard_json(body, refused)
     if not isinstance(data, dict):
         raise BadPayload(f"body is JSON but not an object (got {type(data).__name__})")
     return data
+
+
+def _standard_json(body: bytes, refused: str) -> Any:
+    """What orjson refused (``refused``: why), parsed by the standard library, or why not."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadPayload(f"body is not UTF-8: {exc}") from exc
+    if "surrogate" in refused:
+        # a lone surrogate escape ("\\ud800"): JSON syntax, but not Unicode text; no forge
+        # sends it, and it could be neither stored nor shown
+        raise BadPayload(f"body is not valid Unicode: {refused}")
+    if not text.strip():
+        raise BadPayload("body is empty; expected a JSON object")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise BadPayload(f"body is not valid JSON: {exc.msg} at {where}") from exc
+    except RecursionError as exc:
+        raise BadPayload(f"body is nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise BadPayload(f"body is not valid JSON: {exc}") from exc
+
+
+MAX_INT = 2**31 - 1  # the largest number an Integer column holds: PR numbers, ids
 
 
 class Payload:
@@ -195,13 +220,19 @@ class Payload:
         return default
 
     def int(self, default: builtins.int = 0) -> builtins.int:
-        if isinstance(self.data, bool):
+        """A whole number a database column can hold (32 bits), else ``default``."""
+        value = self.data
+        if isinstance(value, bool):
             return default
-        if isinstance(self.data, int):
-            return self.data
-        if isinstance(self.data, str) and self.data.strip().isdigit():
-            return int(self.data)
-        return default
+        if isinstance(value, str):
+            text = value.strip()
+            # ASCII digits only: "²".isdigit() is true, but int("²") fails
+            if not (text.isascii() and text.isdigit() and len(text) <= 10):
+                return default
+            value = int(text)
+        if not isinstance(value, int):
+            return default
+        return value if -MAX_INT <= value <= MAX_INT else default
 
     def bool(self, default: builtins.bool = False) -> builtins.bool:
         return self.data if isinstance(self.data, bool) else default

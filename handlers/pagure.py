@@ -19,7 +19,6 @@ comments are ignored). The instance is ``msg.pagure_instance`` / ``X-Pagure`` / 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +36,7 @@ from handlers.base import (
     draft_title,
     hmac_sha256_hex,
     load_json_object,
+    parse_json_object,
     signature_matches,
     web_root,
 )
@@ -77,10 +77,10 @@ def verify(delivery: Delivery, secret: str) -> bool:
 def delivery_id(delivery: Delivery) -> str:
     """The message id (``msg_id`` of a web-hook, ``id`` of a bus message), else a hash."""
     try:
-        data = json.loads(delivery.body)
-    except (ValueError, UnicodeDecodeError):
+        data: dict[str, object] | None = parse_json_object(delivery.body)
+    except BadPayload:
         data = None
-    if isinstance(data, dict):
+    if data is not None:
         for key in ("msg_id", "id"):
             value = data.get(key)
             if isinstance(value, str) and value.strip():

@@ -271,6 +271,11 @@ class Settings(_Model):
     log_format: Literal["text", "json"] = "text"
     live_log_seconds: int = Field(default=5, ge=0, le=300)  # argo: running jobs' logs copied this often
 
+    # hostile input and faults (issue 18): every wait has a bound
+    request_read_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    request_min_bytes_per_second: int = Field(default=256 * 1024, ge=1024)
+    replay_window_seconds: int = Field(default=3600, ge=0)
+
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

@@ -7,14 +7,16 @@ import threading
 from typing import Any
 
 from celery import Celery
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer
 
 from service.context import Context
 from service.health import Heartbeat, serve_health
 from service.relay import DeliveryRelay, RelayThread
 from service.tasks import delivery_enqueuer, make_celery
 from service.watcher import Watcher
-from service.web.app import create_app
+from service.web.app import create_app, read_deadlines
+from service.web.read_deadlines import ReadDeadlines
+from service.web.server import dev_server
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +40,13 @@ def start_relay(ctx: Context, poll_seconds: float = 1.0) -> RelayThread:
 
 
 class WebThread:
-    """The web app on a werkzeug server in a thread (``serve`` and tests)."""
+    """The web app on a werkzeug server in a thread (``serve`` and tests); ``deadlines`` bound
+    how long a request's bytes may take (default: the app's own)."""
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
-        self.server: BaseWSGIServer = make_server(host, port, app, threaded=True)
+    def __init__(self, app: Any, host: str, port: int, deadlines: ReadDeadlines | None = None) -> None:
+        if deadlines is None:
+            deadlines = read_deadlines(app)
+        self.server: BaseWSGIServer = dev_server(app, host, port, deadlines)
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, name="forgeflow-web", daemon=True)
 

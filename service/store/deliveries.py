@@ -2,8 +2,9 @@
 
 This is the only write a webhook request makes, so it is plain SQL through the driver (the
 ORM costs more CPU than the rest of the request): ``INSERT ... ON CONFLICT DO NOTHING
-RETURNING id`` stores the delivery, or returns nothing for a repeated delivery id. The web
-tier shares such statements between concurrent requests on PostgreSQL
+RETURNING id`` stores the delivery, or returns nothing for a repeated delivery id or a
+replayed body (the unique ``replay_key``). The web tier shares such statements between
+concurrent requests on PostgreSQL
 (:mod:`service.store.delivery_writer`); this module writes one delivery at a time. On
 PostgreSQL it is one statement in one round trip, committed on its own (autocommit; the
 server answers after the commit is flushed): the insert and ``pg_notify('forgeflow_deliveries')``
@@ -13,6 +14,7 @@ broker. The raw body is kept compressed (it is read only to re-deliver a stored 
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,19 +38,21 @@ POSTGRES_PARAMS = (
     "body",
     "headers_json",
     "state",
+    "replay_key",
 )
-POSTGRES_TYPES = ("text", "text", "text", "text", "text", "bytea", "text", "text")
-POSTGRES_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, 0, '', timezone('utc', now()))"
+POSTGRES_TYPES = ("text", "text", "text", "text", "text", "bytea", "text", "text", "text")
+POSTGRES_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, 0, '', timezone('utc', now()))"
 POSTGRES_INSERT = (
     "WITH stored AS (INSERT INTO deliveries (forge, instance, delivery_id, event_type, event_json,"
-    " body, headers_json, state, attempts, outcome, received_at) VALUES {values}"
+    " body, headers_json, state, replay_key, attempts, outcome, received_at) VALUES {values}"
     " ON CONFLICT DO NOTHING RETURNING id, forge, instance, delivery_id)"
     " SELECT id, forge, instance, delivery_id, pg_notify('forgeflow_deliveries', '') FROM stored"
 )
 _SQLITE = (
     "INSERT INTO deliveries (forge, instance, delivery_id, event_type, event_json, body, headers_json,"
-    " state, attempts, outcome, received_at) VALUES (:forge, :instance, :delivery_id, :event_type,"
-    " :event_json, :body, :headers_json, :state, 0, '', strftime('%Y-%m-%d %H:%M:%f', 'now'))"
+    " state, replay_key, attempts, outcome, received_at) VALUES (:forge, :instance, :delivery_id,"
+    " :event_type, :event_json, :body, :headers_json, :state, :replay_key, 0, '',"
+    " strftime('%Y-%m-%d %H:%M:%f', 'now'))"
     " ON CONFLICT DO NOTHING RETURNING id"
 )
 
@@ -63,6 +67,14 @@ class NewDelivery:
     body: bytes
     headers_json: str
     state: str
+    # a signed webhook's body digest (:func:`replay_key`): the same body again within the
+    # replay window is a duplicate whatever its delivery id; None (manual runs) never is
+    replay_key: str | None = None
+
+
+def replay_key(body: bytes) -> str:
+    """What makes a signed body a replay: its SHA-256."""
+    return hashlib.sha256(body).hexdigest()
 
 
 def compress_body(body: bytes) -> bytes:
@@ -87,6 +99,7 @@ def delivery_params(delivery: NewDelivery) -> dict[str, Any]:
         "body": compress_body(delivery.body),
         "headers_json": delivery.headers_json,
         "state": delivery.state,
+        "replay_key": delivery.replay_key,
     }
 
 

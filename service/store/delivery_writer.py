@@ -137,6 +137,12 @@ class DeliveryWriter:
                     waiter.signal.release()
         return me.outcome()
 
+    def refuses_data(self, exc: BaseException) -> bool:
+        """Whether ``exc`` (raised by :meth:`store`) is the database refusing this delivery's
+        data (a 4xx for the sender) rather than the database failing (a 503)."""
+        dbapi = self.db.engine.dialect.loaded_dbapi
+        return isinstance(exc, dbapi.DataError)
+
     @property
     def queued(self) -> int:
         """Deliveries waiting for a statement in flight to finish."""

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -41,7 +42,17 @@ class Delivery(Base):
     """One accepted webhook delivery, stored before the forge gets its 202."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("forge", "instance", "delivery_id", name="uq_delivery"),)
+    __table_args__ = (
+        UniqueConstraint("forge", "instance", "delivery_id", name="uq_delivery"),
+        # issue 18: a signed body seen again within the replay window is a duplicate
+        UniqueConstraint("forge", "instance", "replay_key", name="uq_delivery_replay"),
+        Index(
+            "ix_deliveries_replay_open",
+            "received_at",
+            postgresql_where=text("replay_key IS NOT NULL"),
+            sqlite_where=text("replay_key IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     forge: Mapped[str] = mapped_column(String(32))
@@ -56,6 +67,9 @@ class Delivery(Base):
     outcome: Mapped[str] = mapped_column(Text, default="")
     received_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # the SHA-256 of the signed body while the replay window is open (the sweep clears it
+    # after ``replay_window_seconds``); None for manual runs, which carry no signed body
+    replay_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class RunPhase:

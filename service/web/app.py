@@ -28,8 +28,10 @@ from service.settings import session_secret
 from service.web.api_models import BadQuery, validation_reason
 from service.web.auth import Access, BadCredentials, viewer_of_request
 from service.web.forge_access import AccessUnknown
+from service.web.read_deadlines import ReadDeadlines
 
 log = logging.getLogger(__name__)
+DEADLINES = "forgeflow.read_deadlines"  # app.extensions key: the app's ReadDeadlines
 NO_VIEWER = ("/livez", "/readyz", "/healthz", "/metrics", "/static/")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -65,6 +67,9 @@ def create_app(ctx: Context, access: Access | None = None) -> Flask:
     )
     app.extensions["forgeflow"] = ctx
     app.extensions["forgeflow.access"] = access or Access(ctx)
+    # how long a request's bytes may take (slow clients); the servers arm it, the routes use it
+    deadlines = ReadDeadlines(settings.request_read_timeout_seconds, settings.request_min_bytes_per_second)
+    app.extensions[DEADLINES] = deadlines
 
     from service.web.actions import bp as actions_bp
     from service.web.api import bp as api_bp
@@ -129,7 +134,7 @@ def create_app(ctx: Context, access: Access | None = None) -> Flask:
         log.exception("%s %s failed", request.method, request.path)
         return error(500, "forgeflow failed to answer this request; the error is in its log")
 
-    app.wsgi_app = WebhookRoute(ctx, app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = WebhookRoute(ctx, app.wsgi_app, deadlines)  # type: ignore[method-assign]
     return app
 
 
@@ -158,3 +163,9 @@ def app_response(body: Any, status: int) -> Any:
 
     response = make_response(body, status)
     return response
+
+
+def read_deadlines(app: Flask) -> ReadDeadlines:
+    """The read deadlines of an app made by :func:`create_app` (for the server glue)."""
+    deadlines: ReadDeadlines = app.extensions[DEADLINES]
+    return deadlines
