@@ -13,6 +13,7 @@ from service.forges.registry import ForgeRegistry
 from service.settings import Settings
 from service.store.db import Database
 from service.store.delivery_writer import DeliveryWriter
+from service.store.timeouts import Bounds
 
 Enqueue = Callable[[int], None]
 
@@ -81,6 +82,14 @@ class Context:
         self.db.dispose()
 
 
+def database_bounds(settings: Settings) -> Bounds:
+    """How long this process waits for the database (see :mod:`service.store.timeouts`)."""
+    return Bounds(
+        connect=settings.database_connect_timeout_seconds,
+        statement=settings.database_statement_timeout_seconds,
+    )
+
+
 def build_context(
     settings: Settings,
     *,
@@ -90,7 +99,7 @@ def build_context(
     """The parts of one process; ``executor_factory`` for the processes that run or watch
     Workflows (``service.executors.factory.build_executor``), none for the web tier."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.database)
+    db = Database(settings.database, bounds=database_bounds(settings))
     if migrate:
         db.migrate()
     return Context(

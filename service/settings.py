@@ -275,6 +275,8 @@ class Settings(_Model):
     request_read_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
     request_min_bytes_per_second: int = Field(default=256 * 1024, ge=1024)
     replay_window_seconds: int = Field(default=3600, ge=0)
+    database_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    database_statement_timeout_seconds: float = Field(default=30.0, gt=0, le=86400)
 
     @field_validator("public_url")
     @classmethod

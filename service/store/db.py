@@ -2,6 +2,8 @@
 
 ``Database(url)`` owns the engine and session factory; ``migrate()`` brings the schema to the
 newest Alembic revision (under an advisory lock on PostgreSQL, so concurrent starts are safe).
+On PostgreSQL every wait is bounded (``bounds``; see :mod:`service.store.timeouts`): a database
+that is unreachable or stops answering is an error within seconds, never a hang.
 """
 
 from __future__ import annotations
@@ -18,15 +20,19 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.store import timeouts
+from service.store.timeouts import Bounds
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK_ID = 7_406_531  # pg_advisory_lock key for schema upgrades
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+    def __init__(self, url: str, *, pool_size: int = 5, bounds: Bounds | None = None) -> None:
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self.bounds = bounds or Bounds()
         # No pre-ping (it costs a round trip per checkout on the web's hot path): a connection
         # the server dropped fails once, is discarded by the pool, and the caller retries.
         kwargs: dict[str, Any] = {"future": True, "pool_recycle": 1800}
@@ -37,6 +43,10 @@ class Database:
         else:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size * 2
+            kwargs["pool_timeout"] = self.bounds.connect  # every connection busy: fail, not queue
+            if parsed.get_driver_name() == "psycopg2":
+                kwargs["connect_args"] = timeouts.connect_args(self.bounds)
+                timeouts.install(self.bounds)
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -56,9 +66,11 @@ class Database:
             session.close()
 
     def migrate(self) -> None:
-        """Upgrade the schema to the newest revision."""
-        with self.engine.begin() as connection:
+        """Upgrade the schema to the newest revision (no time bound: another process may hold
+        the lock while it migrates, and a migration may rewrite a large table)."""
+        with timeouts.deadline(None), self.engine.begin() as connection:
             if not self.is_sqlite:
+                connection.execute(text("SET LOCAL statement_timeout = 0"))
                 connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_ID})
             config = Config()
             config.set_main_option("script_location", str(MIGRATIONS))

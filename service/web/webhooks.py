@@ -26,8 +26,9 @@ from service.context import Context
 from service.metrics import DELIVERIES
 from service.relay import local_wakeup
 from service.store.deliveries import NewDelivery, replay_key
-from service.store.delivery_writer import DeliveryWriter
+from service.store.delivery_writer import STATEMENT_TIMEOUT, DeliveryWriter
 from service.store.models import DeliveryState
+from service.store.timeouts import deadline
 from service.web.read_deadlines import ReadDeadlines, Ticket
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ PREFIX = "/api/webhooks/"
 Answer = tuple[int, dict[str, Any]]
 MAX_ID_CHARS, MAX_EVENT_TYPE_CHARS = 255, 64  # the columns' sizes
 EVENT_KIND = "forgeflow.event_kind"  # what receive() parsed, kept in the WSGI environ
+
+# A request waits this long at most for the database (connecting included): a webhook is
+# stored, or answered 503, before the forge gives up on it (Gitea waits 5 s).
+WEB_DATABASE_BUDGET = STATEMENT_TIMEOUT
 
 # Never stored: they carry the secret itself or credentials.
 SECRET_HEADERS = frozenset({"x-gitlab-token", "authorization", "cookie", "proxy-authorization"})
@@ -79,7 +84,8 @@ class WebhookRoute:
         path: str = environ.get("PATH_INFO", "")
         forge = path[len(PREFIX) :] if path.startswith(PREFIX) else ""
         if not forge or "/" in forge:
-            return self.app(environ, start_response)
+            with deadline(WEB_DATABASE_BUDGET):  # a page never waits longer for the database
+                return self.app(environ, start_response)
         headers = [("Content-Type", "application/json")]
         if environ.get("REQUEST_METHOD") != "POST":
             status, body = answer(405, error="webhooks are delivered with POST")
@@ -261,19 +267,20 @@ def receive(
         return answer(400, error="the event type has control characters")
     instance = ctx.forges.choose_instance(forge, verified, result.event.instance)
     try:
-        pk = writer.store(
-            NewDelivery(
-                forge=forge,
-                instance=instance,
-                delivery_id=delivery_id,
-                event_type=result.event_type,
-                event_json=result.event.to_json(),
-                body=body,
-                headers_json=orjson.dumps(_kept_headers(headers)).decode(),
-                state=DeliveryState.RECEIVED,
-                replay_key=replay_key(body) if ctx.settings.replay_window_seconds > 0 else None,
-            ),
-        )
+        with deadline(WEB_DATABASE_BUDGET):  # stored in time, or 503 before the forge gives up
+            pk = writer.store(
+                NewDelivery(
+                    forge=forge,
+                    instance=instance,
+                    delivery_id=delivery_id,
+                    event_type=result.event_type,
+                    event_json=result.event.to_json(),
+                    body=body,
+                    headers_json=orjson.dumps(_kept_headers(headers)).decode(),
+                    state=DeliveryState.RECEIVED,
+                    replay_key=replay_key(body) if ctx.settings.replay_window_seconds > 0 else None,
+                ),
+            )
     except Exception as exc:
         if not writer.refuses_data(exc):
             raise  # the database's own trouble: 503
