@@ -191,7 +191,10 @@ jobs:
           container: {image: "quay.io/example/tools:1", command: [prepare]}
         - name: check
           inputs: {parameters: [{name: revision}]}
-          container: {image: "quay.io/example/tools:1", command: [check, "{{inputs.parameters.revision}}"]}
+          container:
+            image: "quay.io/example/tools:1"
+            command: [check]
+            env: [{name: REVISION, value: "{{inputs.parameters.revision}}"}]
 """,
     ),
     # a job that runs an Argo WorkflowTemplate, its arguments from the tag
@@ -392,7 +395,10 @@ def test_raw_argo_templates_are_prefixed_and_referenced():
     }
     inner = {t["name"]: t for t in templates["smoke-smoke"]["dag"]["tasks"]}
     assert inner["prepare"]["template"] == "smoke-prepare" and inner["check"]["template"] == "smoke-check"
-    assert templates["smoke-check"]["container"]["command"] == ["check", "{{inputs.parameters.revision}}"]
+    assert templates["smoke-check"]["container"]["command"] == ["check"]
+    assert templates["smoke-check"]["container"]["env"] == [
+        {"name": "REVISION", "value": "{{inputs.parameters.revision}}"}
+    ]
 
 
 def test_workflow_template_jobs_are_template_ref_tasks():

@@ -1,4 +1,5 @@
-"""What the schema alone cannot check: needs, conditions, ``${{ }}`` placement, raw Argo, sizes.
+"""What the schema alone cannot check: needs, conditions, ``${{ }}`` placement, raw Argo (and
+event data that would run as code there: :mod:`service.jobs.event_data`), sizes.
 
 These checks read the file as written (plain data), not the validated model, so that they run
 even when the schema refused something elsewhere: a file with an unknown key in one job and a
@@ -18,6 +19,7 @@ from typing import Any
 from service.argo.validation import template_errors
 from service.jobs.celcheck import CelIssue, check
 from service.jobs.errors import ConfigProblem, problem_at, problem_in_value
+from service.jobs.event_data import leaks
 from service.jobs.event_schema import STEP_VARIABLES, CelType, event_with_inputs, matrix_type
 from service.jobs.expressions import EXPRESSION, SIMPLE, ExpressionError, expressions_in, parse_expression
 from service.jobs.handoff_checks import NEEDS_OUTPUT, output_problems
@@ -287,6 +289,8 @@ class _Checker:
                 ("jobs", name, "argo", "entrypoint"),
                 f"no template named {job.argo.entrypoint!r}{did_you_mean(job.argo.entrypoint, known)}",
             )
+        for leak in leaks(templates, job.argo.entrypoint, job.arguments):
+            self.problem((*base, *leak.path), leak.message)
 
 
 @lru_cache(maxsize=1024)

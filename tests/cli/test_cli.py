@@ -136,7 +136,10 @@ jobs:
                 arguments: {parameters: [{name: what, value: "{{inputs.parameters.extra}}"}]}
         - name: say
           inputs: {parameters: [{name: what}]}
-          container: {image: "alpine:3", command: [echo, "{{inputs.parameters.what}}"]}
+          container:
+            image: "alpine:3"
+            command: [sh, -c, 'echo "$WHAT"']
+            env: [{name: WHAT, value: "{{inputs.parameters.what}}"}]
 """
 
 

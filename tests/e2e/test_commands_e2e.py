@@ -133,7 +133,14 @@ def test_cancel_ends_running_jobs_as_error(stack, fake_github, git_repo, pull):
 
 def test_one_comment_delivered_twice_starts_once(stack, fake_github, git_repo, pull):
     comment(stack, git_repo, "/forgeflow smoke", MAINTAINER, comment_id=9, delivery="first")
-    comment(stack, git_repo, "/forgeflow smoke", MAINTAINER, comment_id=9, delivery="second")
+    payload = payloads.issue_comment(REPO, git_repo.url, 7, "/forgeflow smoke", MAINTAINER, 9)
+    # the same signed body under another delivery id (a replay) is a duplicate at the door...
+    replay = stack.post("github", payload, "issue_comment", secret=WEBHOOK_SECRET, delivery="second")
+    assert replay.status_code == 200 and replay.json()["duplicate"] is True
+    # ...and the same comment in a body that differs elsewhere is handled once by the worker
+    payload["installation"] = {"id": 1}
+    again = stack.post("github", payload, "issue_comment", secret=WEBHOOK_SECRET, delivery="third")
+    assert again.status_code == 202, again.text
     fake_github.wait_final(["forgeflow/smoke"])
     time.sleep(2)  # let the second delivery be processed too
     assert runs(stack) == 1

@@ -326,6 +326,7 @@ def test_gitlab_fork_without_access_gets_one_note_however_often_it_is_reported(
 
     for attempt in range(2):  # the same merge request delivered twice: two runs, one note
         delivery = f"fork-{target_path}-{attempt}"
+        payload["attempt"] = attempt  # not a replay of the same signed body
         assert stack.post("gitlab", payload, "Merge Request Hook", secret=WEBHOOK_SECRET, delivery=delivery)
         assert fakes.gitlab.wait_for(
             lambda n=attempt + 1: (
