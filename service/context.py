@@ -33,6 +33,8 @@ class Context:
     # watcher process, which may not create Workflows or Secrets, so a worker submits them;
     # None: submit here (``serve``, tests)
     hand_off_run: Enqueue | None = None
+
+    queue_depth: Callable[[], int] | None = None  # the broker seam: messages waiting in the queue
     _executor: Executor | None = field(default=None, repr=False)
     _writer: DeliveryWriter | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

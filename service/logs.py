@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -71,3 +72,27 @@ def setup_logging(level: str, log_format: str = "text") -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler])
+
+
+class Trouble:
+    """One kind of failure that is retried (a database or broker away): logged when it starts
+    and when it ends, not at every attempt."""
+
+    def __init__(self, what: str, logger: logging.Logger | None = None) -> None:
+        self.what = what
+        self.log = logger or logging.getLogger(__name__)
+        self.since: float | None = None
+
+    def failed(self, exc: BaseException) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            self.log.warning("%s: %s; retrying with backoff", self.what, exc)
+
+    def ok(self) -> None:
+        if self.since is not None:
+            self.log.info("%s: works again after %.0f s", self.what, time.monotonic() - self.since)
+            self.since = None
+
+    @property
+    def failing(self) -> bool:
+        return self.since is not None

@@ -7,7 +7,13 @@ insert's transaction), on an in-process signal when web and relay share a proces
 least every ``poll_seconds``. While the broker is down deliveries simply stay ``received``:
 nothing is lost and they are queued when it returns. Several relays may run: a claim is a
 conditional update, so each delivery is queued by one of them (a rare second queueing is
-harmless: processing is idempotent).
+harmless: processing is idempotent, under a lease).
+
+The relay never dies: a lost database connection (the ``LISTEN`` one included: a restarted
+server, ``pg_terminate_backend``) or an unreachable broker is logged once, retried with
+backoff (polling meanwhile), and logged again when it works. :func:`resend` is the sweep's
+side: deliveries nobody holds that are stuck (:func:`service.store.leases.stuck_deliveries`)
+go to the broker again.
 """
 
 from __future__ import annotations
@@ -22,15 +28,23 @@ from typing import Any
 from sqlalchemy import select as sql_select
 from sqlalchemy import update
 
+from service.clock import now
+from service.logs import Trouble
 from service.store.db import Database
 from service.store.deliveries import NOTIFY_CHANNEL
+from service.store.leases import mark_sent, stuck_deliveries
 from service.store.models import Delivery, DeliveryState
 
 log = logging.getLogger(__name__)
 BATCH = 200
+FIRST_BACKOFF, MAX_BACKOFF = 0.5, 30.0  # seconds between attempts while the database or broker is away
 
 # Wakes a relay in this process right after the web tier stored a delivery.
 local_wakeup = threading.Event()
+
+
+class BrokerDown(Exception):
+    """The broker refused a delivery; it waits in the database."""
 
 
 class DeliveryRelay:
@@ -39,6 +53,9 @@ class DeliveryRelay:
         self.enqueue = enqueue
         self.poll_seconds = poll_seconds
         self._listener: Any = None
+        self.database = Trouble("relay: the database is unreachable", log)
+        self.broker = Trouble("relay: the broker is unreachable, deliveries wait in the database", log)
+        self.listening = Trouble("relay: cannot LISTEN for new deliveries, polling", log)
 
     def relay_once(self) -> int:
         """Queue every received delivery (in batches); returns how many were queued."""
@@ -54,36 +71,18 @@ class DeliveryRelay:
                     )
                 )
             if not pks:
+                self.broker.ok()
                 return queued
             for pk in pks:
-                if not self._claim(pk):
+                if not claim(self.db, pk):
                     continue  # another relay took it
                 try:
                     self.enqueue(pk)
                 except Exception as exc:
-                    self._release(pk)
-                    log.warning("broker unreachable (%s); deliveries wait in the database", exc)
+                    release(self.db, pk)
+                    self.broker.failed(exc)
                     return queued
                 queued += 1
-
-    def _claim(self, pk: int) -> bool:
-        with self.db.session() as session:
-            result = session.execute(
-                update(Delivery)
-                .where(Delivery.id == pk, Delivery.state == DeliveryState.RECEIVED)
-                .values(state=DeliveryState.QUEUED)
-                .execution_options(synchronize_session=False)
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
-
-    def _release(self, pk: int) -> None:
-        with self.db.session() as session:
-            session.execute(
-                update(Delivery)
-                .where(Delivery.id == pk, Delivery.state == DeliveryState.QUEUED)
-                .values(state=DeliveryState.RECEIVED)
-                .execution_options(synchronize_session=False)
-            )
 
     # -- waiting for work ------------------------------------------------------------------
 
@@ -99,31 +98,44 @@ class DeliveryRelay:
             self._listener = (raw, connection)
         return self._listener[1]
 
-    def wait(self, stop: threading.Event) -> None:
-        """Until a new delivery is announced, ``poll_seconds`` pass, or ``stop`` is set."""
+    def wait(self, stop: threading.Event, timeout: float | None = None) -> None:
+        """Until a new delivery is announced, ``timeout`` (default ``poll_seconds``) passes, or
+        ``stop`` is set. A broken ``LISTEN`` connection is closed (and opened again next time):
+        the wait then ends like a poll."""
+        timeout = self.poll_seconds if timeout is None else timeout
         if local_wakeup.is_set():
             local_wakeup.clear()
             return
-        try:
-            connection = self._listen()
-        except Exception as exc:  # no LISTEN: fall back to polling
-            log.warning("cannot LISTEN for deliveries (%s); polling", exc)
-            connection = None
-            self._close_listener()
+        connection = None
+        if not self.database.failing:
+            fresh = self._listener is None
+            try:
+                connection = self._listen()
+                self.listening.ok()
+            except Exception as exc:  # no LISTEN: fall back to polling
+                self.listening.failed(exc)
+                self._close_listener()
+            if connection is not None and fresh:
+                return  # what arrived while nobody listened: look at the table once more
         if connection is None:
-            local_wakeup.wait(self.poll_seconds)
+            local_wakeup.wait(timeout)
             local_wakeup.clear()
             return
-        deadline = time.monotonic() + self.poll_seconds
-        while not stop.is_set() and not local_wakeup.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            readable, _, _ = select.select([connection], [], [], min(remaining, 0.25))
-            if readable:
-                connection.poll()
-                connection.notifies.clear()
-                return
+        deadline = time.monotonic() + timeout
+        try:
+            while not stop.is_set() and not local_wakeup.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                readable, _, _ = select.select([connection], [], [], min(remaining, 0.25))
+                if readable:
+                    connection.poll()  # raises when the server closed the connection
+                    connection.notifies.clear()
+                    return
+        except Exception as exc:  # terminated, restarted, unreachable: LISTEN again later
+            self.listening.failed(exc)
+            self._close_listener()
+            return
         local_wakeup.clear()
 
     def _close_listener(self) -> None:
@@ -135,15 +147,71 @@ class DeliveryRelay:
             self._listener = None
 
     def run(self, stop: threading.Event) -> None:
+        """Relay until ``stop``; never gives up (see the module's docstring)."""
+        backoff = 0.0  # seconds before the next attempt while something is away
         while not stop.is_set():
             try:
                 self.relay_once()
-            except Exception:
-                log.exception("relaying deliveries failed")
+                self.database.ok()
+            except Exception as exc:
+                self.database.failed(exc)
                 self._close_listener()
+            if self.database.failing or self.broker.failing:
+                backoff = min(backoff * 2, MAX_BACKOFF) if backoff else FIRST_BACKOFF
+            else:
+                backoff = 0.0
+            try:
+                self.wait(stop, min(backoff, self.poll_seconds) if backoff else None)
+            except Exception as exc:  # nothing may end this thread
+                log.debug("relay: waiting failed: %s", exc)
                 stop.wait(self.poll_seconds)
-            self.wait(stop)
         self._close_listener()
+
+
+def claim(db: Database, pk: int) -> bool:
+    """Take a received delivery to queue it (False: another relay took it)."""
+    with db.session() as session:
+        result = session.execute(
+            update(Delivery)
+            .where(Delivery.id == pk, Delivery.state == DeliveryState.RECEIVED)
+            .values(state=DeliveryState.QUEUED, sent_at=now())
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release(db: Database, pk: int) -> None:
+    """The broker did not take it: received again."""
+    with db.session() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == pk, Delivery.state == DeliveryState.QUEUED)
+            .values(state=DeliveryState.RECEIVED, sent_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def resend(db: Database, enqueue: Callable[[int], None], waiting_in_broker: int) -> int:
+    """The sweep's part: send again the deliveries nobody holds that are stuck (see
+    :func:`service.store.leases.stuck_deliveries`); how many went. Raises :class:`BrokerDown`
+    when the broker refuses (the rest wait for the next sweep)."""
+    received, late = stuck_deliveries(db, waiting_in_broker)
+    sent = 0
+    for pk in received + late:
+        if pk in received and not claim(db, pk):
+            continue  # a relay queued it meanwhile
+        try:
+            enqueue(pk)
+        except Exception as exc:
+            if pk in received:
+                release(db, pk)
+            raise BrokerDown(str(exc)) from exc
+        if pk in late:
+            mark_sent(db, [pk])
+        sent += 1
+    if sent:
+        log.warning("sent %d stuck deliveries to the broker again (%d never queued)", sent, len(received))
+    return sent
 
 
 class RelayThread:

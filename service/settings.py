@@ -277,6 +277,9 @@ class Settings(_Model):
     replay_window_seconds: int = Field(default=3600, ge=0)
     database_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     database_statement_timeout_seconds: float = Field(default=30.0, gt=0, le=86400)
+    retention_delivery_body_days: float = Field(default=7, ge=0)
+    retention_run_days: float = Field(default=90, ge=0)
+    retention_log_days: float = Field(default=90, ge=0)
 
     @field_validator("public_url")
     @classmethod

@@ -34,8 +34,10 @@ TRANSIENT = (TransientForgeError, TransientExecutorError, OperationalError, Conn
 
 def _transport_options(broker: str) -> dict[str, Any]:
     if broker.startswith(("redis://", "rediss://")):
-        # a task not acked within this long is redelivered (acks_late + killed worker)
-        return {"visibility_timeout": 3600, "socket_connect_timeout": 5}
+        # a task not acked within this long is redelivered (acks_late + killed worker; the
+        # delivery leases in the database notice a dead worker long before this); every wait
+        # on Redis is bounded: a silent server is an error, not a hang
+        return {"visibility_timeout": 3600, "socket_connect_timeout": 5, "socket_timeout": 15}
     return {}
 
 
@@ -54,7 +56,7 @@ def _backoff(task: Task, exc: Exception) -> float:
 
 
 def process_delivery_task(self: Task, delivery_pk: int) -> str:
-    from service.worker import fail_delivery, process_delivery
+    from service.worker import fail_delivery, process_delivery, retry_later
 
     ctx = _context(self)
     try:
@@ -62,7 +64,12 @@ def process_delivery_task(self: Task, delivery_pk: int) -> str:
     except TRANSIENT as exc:
         if self.request.retries < ctx.settings.task_max_retries:
             log.warning("delivery %s: transient error, retrying: %s", delivery_pk, exc)
-            raise self.retry(exc=exc, countdown=_backoff(self, exc)) from exc
+            countdown = _backoff(self, exc)
+            try:
+                retry_later(ctx, delivery_pk, countdown)
+            except Exception as held:  # the database is away too: the sweep may send it early
+                log.warning("delivery %s: could not hold it for its retry: %s", delivery_pk, held)
+            raise self.retry(exc=exc, countdown=countdown) from exc
         reason = f"gave up after {self.request.retries} retries: {exc}"
     except Exception as exc:
         # A bug or bad input: retrying will not help. Never leave a status pending.
@@ -154,6 +161,29 @@ def run_starter(app: Celery) -> Callable[[int], None]:
         app.send_task(START_RUN, args=[run_id], retry=False)
 
     return hand_off
+
+
+def queue_depth(app: Celery) -> Callable[[], int]:
+    """How many messages wait in forgeflow's queue (a missing queue: none). Raises when the
+    broker is unreachable."""
+
+    def depth() -> int:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1)
+            channel = connection.channel()
+            try:
+                return int(channel.queue_declare(queue=QUEUE, passive=True).message_count)
+            except connection.connection_errors:
+                raise
+            except Exception:  # the queue does not exist (yet, or any more): nothing waits
+                return 0
+            finally:
+                try:
+                    channel.close()
+                except Exception:
+                    log.debug("closing the channel failed", exc_info=True)
+
+    return depth
 
 
 def delivery_enqueuer(app: Celery) -> Callable[[int], None]:

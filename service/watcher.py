@@ -41,7 +41,7 @@ from service.logs import log_context
 from service.metrics import RESYNCS, RUN_DURATION, WATCH_EVENTS, WATCH_LAG
 from service.reporting.reporter import job_logs, report_jobs, report_run
 from service.runs.progress import apply_workflow
-from service.runs.sweep import fail_lost_runs, start_waiting_runs, sweep
+from service.runs.sweep import Sweeper, fail_lost_runs, start_waiting_runs
 from service.store.models import Job, JobState, Run
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,7 @@ class Watcher:
         self.resource_version = ""
         self.last_resync = 0.0
         self.last_sweep = 0.0
+        self.sweeper = Sweeper()
         self.relists = 0  # lists taken (the first, resyncs, after 410 Gone): for operators and tests
         self.expired = 0  # 410 Gone answers seen
         self.heartbeat = Heartbeat("watcher", stale_after=max(3 * self.watch_timeout, 180))
@@ -257,10 +258,7 @@ class Watcher:
 
     def sweep(self) -> None:
         self.last_sweep = time.monotonic()
-        try:
-            sweep(self.ctx)
-        except Exception:
-            log.exception("sweep failed")
+        self.sweeper(self.ctx)  # each step on its own; failures logged once
 
     def run(self, stop: threading.Event) -> None:
         if self.ctx.settings.live_log_seconds and self.ctx.settings.executor == "argo":

@@ -24,6 +24,7 @@ from service.logs import log_context
 from service.metrics import TIME_TO_FIRST_STATUS
 from service.runs.start import Result, handle_event, run_id_for_delivery
 from service.runs.stopping import fail_run
+from service.store.leases import DeliveryLeases
 from service.store.models import Delivery, DeliveryState
 
 log = logging.getLogger(__name__)
@@ -62,31 +63,40 @@ def note_installation(ctx: Context, event: Event, instance: str) -> None:
 
 
 def process_delivery(ctx: Context, delivery_pk: int) -> Result:
-    """Handle one stored delivery, once."""
-    with ctx.db.session() as session:
-        delivery = session.get(Delivery, delivery_pk)
-        if delivery is None:
-            return Result(f"no delivery {delivery_pk}")
-        if delivery.state in (DeliveryState.DONE, DeliveryState.FAILED):
-            return Result(f"already processed: {delivery.outcome}")
-        delivery.attempts += 1
-        event = Event.from_json(delivery.event_json)
-        instance, received = delivery.instance, delivery.received_at
-    note_installation(ctx, event, instance)
-    handler = HANDLERS.get(event.kind, handle_event)
-    with log_context(delivery=delivery_pk):
-        result = handler(ctx, event, instance, f"delivery:{delivery_pk}", delivery_pk)
-    if result.run_id is not None and received is not None:
-        # a run's statuses are posted before the handler returns (queued, or the config error)
-        TIME_TO_FIRST_STATUS.observe(max((now() - received).total_seconds(), 0.0))
-    with ctx.db.session() as session:
-        delivery = session.get(Delivery, delivery_pk)
-        if delivery is not None:
-            delivery.state = DeliveryState.DONE
-            delivery.outcome = result.outcome
-            delivery.processed_at = now()
+    """Handle one stored delivery, once: under its lease (:mod:`service.store.leases`), kept
+    fresh while it runs, so a second copy of the message, or the sweep, leaves it alone."""
+    leases = DeliveryLeases(ctx.db, ctx.db.leases)
+    taken = leases.take(delivery_pk)
+    if not taken.held:
+        return Result(taken.reason)
+    with leases.keep(delivery_pk):
+        with ctx.db.session() as session:
+            delivery = session.get(Delivery, delivery_pk)
+            assert delivery is not None
+            event = Event.from_json(delivery.event_json)
+            instance, received = delivery.instance, delivery.received_at
+        note_installation(ctx, event, instance)
+        handler = HANDLERS.get(event.kind, handle_event)
+        with log_context(delivery=delivery_pk):
+            result = handler(ctx, event, instance, f"delivery:{delivery_pk}", delivery_pk)
+        if result.run_id is not None and received is not None:
+            # a run's statuses are posted before the handler returns (queued, or the config error)
+            TIME_TO_FIRST_STATUS.observe(max((now() - received).total_seconds(), 0.0))
+        with ctx.db.session() as session:
+            delivery = session.get(Delivery, delivery_pk)
+            if delivery is not None:
+                delivery.state = DeliveryState.DONE
+                delivery.outcome = result.outcome
+                delivery.processed_at = now()
+                delivery.lease_until = None
     log.info("delivery %s: %s", delivery_pk, result.outcome)
     return result
+
+
+def retry_later(ctx: Context, delivery_pk: int, seconds: float) -> None:
+    """The delivery's task will be retried in ``seconds``: the sweep leaves it alone until
+    then, and takes it over if the retry never comes (the worker holding it died)."""
+    DeliveryLeases(ctx.db, ctx.db.leases).hold_for(delivery_pk, seconds)
 
 
 def fail_delivery(ctx: Context, delivery_pk: int, reason: str) -> int | None:
@@ -97,6 +107,7 @@ def fail_delivery(ctx: Context, delivery_pk: int, reason: str) -> int | None:
             delivery.state = DeliveryState.FAILED
             delivery.outcome = reason
             delivery.processed_at = now()
+            delivery.lease_until = None
     run_id = run_id_for_delivery(ctx, delivery_pk)
     if run_id is not None:
         fail_run(ctx, run_id, reason)

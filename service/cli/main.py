@@ -21,7 +21,6 @@ forgeflow migrate                                bring the database schema up to
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -144,7 +143,7 @@ def cmd_watcher(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from service.cli.processes import prepare
+    from service.cli.processes import prepare, run_until_stopped
     from service.context import build_context
     from service.executors.factory import build_executor
     from service.logs import setup_logging
@@ -167,8 +166,7 @@ def cmd_watcher(args: argparse.Namespace) -> int:
     from service.metrics import DatabaseCollector
 
     serve_health(settings.health_port, [watcher.heartbeat], [DatabaseCollector(ctx.db)])
-    with contextlib.suppress(KeyboardInterrupt):
-        watcher.run(stop)
+    run_until_stopped(watcher.run, stop, "forgeflow-watcher")
     return 0
 
 

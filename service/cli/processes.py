@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
@@ -12,7 +13,7 @@ from werkzeug.serving import BaseWSGIServer
 from service.context import Context
 from service.health import Heartbeat, serve_health
 from service.relay import DeliveryRelay, RelayThread
-from service.tasks import delivery_enqueuer, make_celery
+from service.tasks import delivery_enqueuer, make_celery, queue_depth
 from service.watcher import Watcher
 from service.web.app import create_app, read_deadlines
 from service.web.read_deadlines import ReadDeadlines
@@ -25,6 +26,7 @@ def prepare(ctx: Context) -> Celery:
     """The Celery app for these settings; the context's broker seam now enqueues through it."""
     app = make_celery(ctx)
     ctx.enqueue = delivery_enqueuer(app)
+    ctx.queue_depth = queue_depth(app)
     return app
 
 
@@ -109,6 +111,27 @@ class WorkerThread:
             self.thread.join(timeout=30)
         finally:
             state.should_stop = None
+
+
+STOP_GRACE = 3.0  # seconds a stopping process gives the work in hand to finish
+
+
+def run_until_stopped(target: Callable[[threading.Event], None], stop: threading.Event, name: str) -> None:
+    """Run ``target(stop)`` in a thread until ``stop`` is set (SIGTERM) or Ctrl-C, then give it
+    :data:`STOP_GRACE` seconds and return (the process exits; Kubernetes waits 30 s, forgeflow
+    takes at most a few). Whatever was cut short is safe: the watcher's work is replayed by the
+    next one (states only move forward, reports are leased and checked against the forge)."""
+    thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
+    thread.start()
+    log.info("%s started (SIGTERM stops it within %.0f s)", name, STOP_GRACE + 1)
+    try:
+        while thread.is_alive() and not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        stop.set()
+    thread.join(STOP_GRACE)
+    if thread.is_alive():
+        log.info("%s: stopping now; what it was doing is picked up again on the next start", name)
 
 
 class WatcherThread:

@@ -1,8 +1,10 @@
 """Post job states to the forge as commit statuses (or check runs): each change once, none lost.
 
 The job rows are an outbox. :func:`report_job` takes a short lease on a row (a conditional
-UPDATE, so several workers or watchers never post the same change twice), posts the difference
-between what forgeflow knows and what the forge was last told, and records what it posted.
+UPDATE, so several workers or watchers never post the same change twice; renewed while the post
+is in flight, see :mod:`service.store.leases`), posts the difference between what forgeflow
+knows and what the forge was last told, and records what it posted. After an attempt that failed
+or died, the forge's statuses are read first: an identical status is never posted twice.
 A transient forge error releases the lease and is raised for the caller to retry; the periodic
 sweep picks up anything left behind. A rate limit's short ``Retry-After`` is waited out here and
 the post made once more; a long one keeps the lease until then, so nobody tries earlier.
@@ -27,18 +29,19 @@ from service.clock import now
 from service.context import Context
 from service.events import Event, Repository
 from service.executors.base import WorkflowRef
-from service.forges.base import ForgeError, StatusReport, TransientForgeError
+from service.forges.base import Forge, ForgeError, StatusReport, TransientForgeError
 from service.forges.checks import CheckRunForge
 from service.forges.ratelimits import MAX_INLINE_WAIT
 from service.forges.registry import ForgeRegistry
 from service.reporting.check_runs import JobLogs, JobView, build_check_run, external_id, needs_new_check_run
 from service.reporting.forge_states import for_forge
 from service.reporting.links import job_url
+from service.store import leases
 from service.store.db import Database
 from service.store.models import Job, Run
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(seconds=60)
+LEASE = leases.LEASE  # renewed while a post is in flight (service/store/leases.py)
 
 
 @dataclass(frozen=True)
@@ -135,18 +138,27 @@ def report_job(
     check_run_id = leased.check_run_id
     try:
         forge = forges.get(event.forge, leased.instance)
-        for attempt in (1, 2):
-            try:
-                if getattr(forge, "reports_check_runs", False):
-                    check_run_id = _post_check_run(cast(CheckRunForge, forge), leased, logs)
-                else:
-                    forge.set_status(status_repo(event), leased.sha, for_forge(forge.kind, report))
-                break
-            except TransientForgeError as exc:
-                if attempt == 2 or exc.retry_after is None or exc.retry_after > MAX_INLINE_WAIT:
-                    raise
-                log.info("%s: rate limited, posting again in %.1fs", report.context, exc.retry_after)
-                time.sleep(exc.retry_after)
+        check_runs = getattr(forge, "reports_check_runs", False)
+        with db.leases.keep(Job, job_id):  # renewed however long the forge takes
+            if (
+                not check_runs
+                and leased.troubled
+                and _already_shown(forge, leased, for_forge(forge.kind, report))
+            ):
+                _release(db, job_id, report, "")  # the reporter that died had posted it
+                return False
+            for attempt in (1, 2):
+                try:
+                    if check_runs:
+                        check_run_id = _post_check_run(cast(CheckRunForge, forge), leased, logs)
+                    else:
+                        forge.set_status(status_repo(event), leased.sha, for_forge(forge.kind, report))
+                    break
+                except TransientForgeError as exc:
+                    if attempt == 2 or exc.retry_after is None or exc.retry_after > MAX_INLINE_WAIT:
+                        raise
+                    log.info("%s: rate limited, posting again in %.1fs", report.context, exc.retry_after)
+                    time.sleep(exc.retry_after)
     except TransientForgeError as exc:
         error = str(exc)
         _release(db, job_id, None, error, hold=exc.retry_after)
@@ -160,6 +172,18 @@ def report_job(
         raise
     _release(db, job_id, report, error, check_run_id=check_run_id)
     return not error
+
+
+def _already_shown(forge: Forge, leased: _Leased, report: StatusReport) -> bool:
+    """Whether the forge shows ``report`` already (an earlier reporter posted it and died, or
+    its answer was lost, before recording that): then it is not posted a second time."""
+    try:
+        shown = forge.statuses(status_repo(leased.event), leased.sha)
+    except ForgeError as exc:  # cannot tell: post it (a repeat is harmless, a gap is not)
+        log.info("could not read the statuses of %s: %s", leased.sha[:7], exc)
+        return False
+    wanted = (report.context, report.state, report.description)
+    return any((s.context, s.state, s.description) == wanted for s in shown)
 
 
 def _post_check_run(forge: CheckRunForge, leased: _Leased, logs: JobLogs | None) -> str:

@@ -1,13 +1,19 @@
 """The periodic sweep: nothing stored is left unqueued, nothing known is left unreported.
 
-- deliveries queued long ago and never processed are queued again (processing is idempotent);
+- deliveries nobody holds that are stuck (never queued, or lost or dropped by the broker) are
+  sent again, within a minute (:func:`service.relay.resend`, leases in
+  :mod:`service.store.leases`; processing is idempotent);
 - job states the forge was not told (a transient forge error) are reported;
 - local workflows whose runner process died end as ``Error``;
 - runs whose Workflow disappeared end as ``error`` instead of staying pending forever
   (checked against the watcher's full lists);
 - scheduled jobs fire, each tick once across replicas (:mod:`service.runs.schedules`);
 - runs waiting for their concurrency group are submitted once it is free (see
-  :mod:`service.runs.stopping`; the watcher also does this as soon as a run ends).
+  :mod:`service.runs.stopping`; the watcher also does this as soon as a run ends);
+- old rows are forgotten in small batches (:mod:`service.store.retention`).
+
+Each step runs on its own: one that fails (the database or the broker away) is logged once,
+tried again at the next sweep, and does not keep the others from running.
 """
 
 from __future__ import annotations
@@ -20,50 +26,28 @@ from sqlalchemy import select
 
 from service.clock import now
 from service.context import Context
-from service.executors.base import TransientExecutorError
+from service.executors.base import TransientExecutorError, WorkflowRef
 from service.forges.base import TransientForgeError
-from service.relay import local_wakeup
+from service.logs import Trouble
+from service.relay import local_wakeup, resend
 from service.reporting.reporter import job_logs, report_run, unreported_run_ids
 from service.runs.schedules import fire_schedules
 from service.runs.start import resume_run
 from service.runs.stopping import concurrency_blocker, fail_run
-from service.store.models import Delivery, DeliveryState, Run, RunPhase
+from service.store.models import Run, RunPhase
+from service.store.retention import Retention, forget, forget_replay_keys
 
 log = logging.getLogger(__name__)
-STALE_QUEUED = timedelta(minutes=10)
 LOST_WORKFLOW_GRACE = timedelta(minutes=2)
 
 
 def requeue_deliveries(ctx: Context, enqueue: Callable[[int], None] | None = None) -> int:
-    """Queue again deliveries queued long ago and never processed (a broker that lost them).
-
-    Deliveries the broker never got (``received``) are the relay's (service/relay.py)."""
+    """Send again the deliveries nobody holds that are stuck: how many went."""
     send = enqueue or ctx.enqueue
     if send is None:
         return 0
-    moment = now()
-    with ctx.db.session() as session:
-        pks = list(
-            session.scalars(
-                select(Delivery.id)
-                .where(Delivery.state == DeliveryState.QUEUED, Delivery.received_at < moment - STALE_QUEUED)
-                .order_by(Delivery.id)
-                .limit(500)
-            )
-        )
-    queued = 0
-    for pk in pks:
-        try:
-            send(pk)
-        except Exception as exc:
-            log.warning("broker still unreachable (%s); %d deliveries wait", exc, len(pks) - queued)
-            break
-        with ctx.db.session() as session:
-            delivery = session.get(Delivery, pk)
-            if delivery is not None and delivery.state == DeliveryState.QUEUED:
-                delivery.received_at = now()  # restart the staleness clock
-        queued += 1
-    return queued
+    waiting = ctx.queue_depth() if ctx.queue_depth is not None else 0  # raises: broker away
+    return resend(ctx.db, send, waiting)
 
 
 def report_leftovers(ctx: Context) -> int:
@@ -133,12 +117,69 @@ def start_waiting_runs(ctx: Context) -> list[int]:
     return started
 
 
-def sweep(ctx: Context) -> None:
-    if fire_schedules(ctx.db, now()):
+def fire_due_schedules(ctx: Context) -> int:
+    fired = fire_schedules(ctx.db, now())
+    if fired:
         local_wakeup.set()  # the relay queues them now rather than at its next poll
-    requeue_deliveries(ctx)
+    return len(fired)
+
+
+def reap_orphans(ctx: Context) -> int:
     reaper = getattr(ctx.executor, "reap_orphans", None)
-    if callable(reaper):
-        reaper()
-    start_waiting_runs(ctx)
-    report_leftovers(ctx)
+    return len(reaper()) if callable(reaper) else 0
+
+
+def forget_old_rows(ctx: Context) -> int:
+    """Retention (see :mod:`service.store.retention`); how many rows were changed."""
+    settings = ctx.settings
+    forgotten = 0
+    if settings.replay_window_seconds > 0:
+        forgotten += forget_replay_keys(ctx.db, settings.replay_window_seconds)
+    retention = Retention(
+        delivery_body_days=settings.retention_delivery_body_days,
+        run_days=settings.retention_run_days,
+        log_days=settings.retention_log_days,
+    )
+    delete = getattr(ctx.executor, "delete", None) if settings.executor == "local" else None
+
+    def forget_workflow(namespace: str, name: str) -> None:  # its files, logs and workspaces
+        if callable(delete):
+            delete(WorkflowRef(namespace, name))
+
+    done = forget(ctx.db, retention, forget_workflow)
+    return forgotten + done.bodies + done.runs + done.deliveries + done.logs
+
+
+STEPS: tuple[tuple[str, Callable[[Context], object]], ...] = (
+    ("firing scheduled jobs", fire_due_schedules),
+    ("sending stuck deliveries again", requeue_deliveries),
+    ("reaping orphaned local workflows", reap_orphans),
+    ("starting runs that waited for their group", start_waiting_runs),
+    ("reporting what the forge was not told", report_leftovers),
+    ("forgetting old rows", forget_old_rows),
+)
+
+
+class Sweeper:
+    """Runs the sweep's steps, each on its own; a step's failure is logged when it starts
+    failing and when it works again, not at every sweep."""
+
+    def __init__(self) -> None:
+        self.troubles = {name: Trouble(f"sweep: {name}", log) for name, _ in STEPS}
+
+    def __call__(self, ctx: Context) -> None:
+        for name, step in STEPS:
+            trouble = self.troubles[name]
+            try:
+                step(ctx)
+            except Exception as exc:
+                if not trouble.failing:
+                    log.debug("sweep: %s failed", name, exc_info=True)
+                trouble.failed(exc)
+            else:
+                trouble.ok()
+
+
+def sweep(ctx: Context) -> None:
+    """One sweep (see :class:`Sweeper` for one that remembers what failed)."""
+    Sweeper()(ctx)

@@ -8,6 +8,7 @@ that is unreachable or stops answering is an error within seconds, never a hang.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.store import timeouts
+from service.store.leases import LeaseKeeper
 from service.store.timeouts import Bounds
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -51,6 +53,17 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._lock = threading.Lock()
+        self._leases: LeaseKeeper | None = None
+
+    @property
+    def leases(self) -> LeaseKeeper:
+        """Renews the leases this process holds on rows of this database (see
+        :mod:`service.store.leases`)."""
+        with self._lock:
+            if self._leases is None:
+                self._leases = LeaseKeeper(self)
+            return self._leases
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -52,6 +52,13 @@ class Delivery(Base):
             postgresql_where=text("replay_key IS NOT NULL"),
             sqlite_where=text("replay_key IS NOT NULL"),
         ),
+        # issue 18: the bodies retention clears (only rows that still have one)
+        Index(
+            "ix_deliveries_body_kept",
+            "received_at",
+            postgresql_where=text("body IS NOT NULL"),
+            sqlite_where=text("body IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -70,6 +77,11 @@ class Delivery(Base):
     # the SHA-256 of the signed body while the replay window is open (the sweep clears it
     # after ``replay_window_seconds``); None for manual runs, which carry no signed body
     replay_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # issue 18, who is responsible for a delivery not yet done (service/store/leases.py): the
+    # broker since ``sent_at``; a worker (or a retry it scheduled) until ``lease_until``
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    leased_by: Mapped[str] = mapped_column(String(255), default="")
 
 
 class RunPhase:
@@ -92,6 +104,7 @@ class Run(Base):
     __table_args__ = (
         Index("ix_runs_repo_sha", "repo", "sha"),
         Index("ix_runs_pr", "repo", "pr_number"),
+        Index("ix_runs_delivery_pk", "delivery_pk"),  # issue 18: retention of deliveries
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,28 +1,60 @@
-"""What the database forgets, and when: in small batches, so no sweep holds locks for long.
+"""What the database forgets, and when: old rows go in small batches, so no sweep holds locks
+for long or runs for minutes (a backlog is worked off over several sweeps).
 
 - a delivery's replay key once its replay window has passed (``replay_window_seconds``): the
-  same signed body is then accepted again (see :mod:`service.web.webhooks`).
+  same signed body is then accepted again (see :mod:`service.web.webhooks`);
+- a delivery's raw body (up to 25 MiB, kept only to re-deliver it) after
+  ``retention_delivery_body_days``;
+- runs (with their jobs) created more than ``retention_run_days`` ago, then the deliveries of
+  that age no run refers to any more;
+- archived job logs (``workflow_logs``) stored more than ``retention_log_days`` ago.
+
+A retention of 0 days keeps those rows for ever.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, exists, select, update
 
 from service.clock import now
 from service.store.db import Database
-from service.store.models import Delivery
+from service.store.models import Delivery, DeliveryState, Job, Run, WorkflowLog
 
 BATCH = 500  # rows per statement
-MAX_BATCHES = 20  # per call: a large backlog is worked off over several sweeps
+MAX_BATCHES = 4  # statements per kind and call
+
+ForgetWorkflow = Callable[[str, str], None]  # (namespace, name) of a deleted run's Workflow
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long things are kept, in days (0: for ever)."""
+
+    delivery_body_days: float = 7
+    run_days: float = 90
+    log_days: float = 90
+    batch: int = BATCH  # rows per statement
+
+
+@dataclass
+class Forgotten:
+    replay_keys: int = 0
+    bodies: int = 0
+    runs: int = 0
+    deliveries: int = 0
+    logs: int = 0
 
 
 def forget_replay_keys(db: Database, window_seconds: float) -> int:
     """Clear the replay keys of deliveries received more than ``window_seconds`` ago."""
     cutoff = now() - timedelta(seconds=window_seconds)
-    forgotten = 0
-    for _ in range(MAX_BATCHES):
+
+    def batch() -> int:
         with db.session() as session:
             ids = list(
                 session.scalars(
@@ -33,13 +65,116 @@ def forget_replay_keys(db: Database, window_seconds: float) -> int:
                 )
             )
             if ids:
-                session.execute(
-                    update(Delivery)
-                    .where(Delivery.id.in_(ids))
-                    .values(replay_key=None)
-                    .execution_options(synchronize_session=False)
-                )
-        forgotten += len(ids)
-        if len(ids) < BATCH:
+                session.execute(_set(Delivery, ids, replay_key=None))
+        return len(ids)
+
+    return _batches(batch, BATCH, MAX_BATCHES * 5)  # a busy hour of deliveries per sweep
+
+
+def forget(db: Database, retention: Retention, forget_workflow: ForgetWorkflow | None = None) -> Forgotten:
+    """Apply ``retention``: what was forgotten."""
+    done = Forgotten()
+    moment, size = now(), retention.batch
+    if retention.delivery_body_days > 0:
+        body_cutoff = moment - timedelta(days=retention.delivery_body_days)
+        done.bodies = _batches(lambda: _drop_bodies(db, body_cutoff, size), size)
+    if retention.run_days > 0:
+        cutoff = moment - timedelta(days=retention.run_days)
+        done.runs = _batches(lambda: _drop_runs(db, cutoff, forget_workflow, size), size)
+        done.deliveries = _batches(lambda: _drop_deliveries(db, cutoff, size), size)
+    if retention.log_days > 0:
+        log_cutoff = moment - timedelta(days=retention.log_days)
+        done.logs = _batches(lambda: _drop_logs(db, log_cutoff, size), size)
+    return done
+
+
+def _batches(one: Callable[[], int], size: int = BATCH, limit: int = MAX_BATCHES) -> int:
+    total = 0
+    for _ in range(limit):
+        count = one()
+        total += count
+        if count < size:
             break
-    return forgotten
+    return total
+
+
+def _set(model: Any, ids: list[int], **values: object) -> Any:
+    statement = update(model).where(model.id.in_(ids)).values(**values)
+    return statement.execution_options(synchronize_session=False)
+
+
+def _drop_bodies(db: Database, cutoff: object, size: int) -> int:
+    with db.session() as session:
+        ids = list(
+            session.scalars(
+                select(Delivery.id)
+                .where(Delivery.body.is_not(None), Delivery.received_at < cutoff)
+                .order_by(Delivery.received_at)
+                .limit(size)
+            )
+        )
+        if ids:
+            session.execute(_set(Delivery, ids, body=None))
+    return len(ids)
+
+
+def _drop_runs(db: Database, cutoff: object, forget_workflow: ForgetWorkflow | None, size: int) -> int:
+    with db.session() as session:
+        rows = session.execute(
+            select(Run.id, Run.namespace, Run.workflow_name)
+            .where(Run.created_at < cutoff)
+            .order_by(Run.id)
+            .limit(size)
+        ).all()
+        ids = [row.id for row in rows]
+        if ids:
+            session.execute(
+                delete(Job).where(Job.run_id.in_(ids)).execution_options(synchronize_session=False)
+            )
+            session.execute(delete(Run).where(Run.id.in_(ids)).execution_options(synchronize_session=False))
+    if forget_workflow is not None:
+        for row in rows:
+            if row.workflow_name:
+                forget_workflow(row.namespace, row.workflow_name)
+    return len(ids)
+
+
+def _drop_deliveries(db: Database, cutoff: object, size: int) -> int:
+    referenced = exists().where(Run.delivery_pk == Delivery.id)
+    with db.session() as session:
+        ids = list(
+            session.scalars(
+                select(Delivery.id)
+                .where(
+                    Delivery.received_at < cutoff,
+                    Delivery.state.in_((DeliveryState.DONE, DeliveryState.FAILED)),
+                    ~referenced,
+                )
+                .order_by(Delivery.id)
+                .limit(size)
+            )
+        )
+        if ids:
+            session.execute(
+                delete(Delivery).where(Delivery.id.in_(ids)).execution_options(synchronize_session=False)
+            )
+    return len(ids)
+
+
+def _drop_logs(db: Database, cutoff: object, size: int) -> int:
+    with db.session() as session:
+        ids = list(
+            session.scalars(
+                select(WorkflowLog.id)
+                .where(WorkflowLog.stored_at < cutoff)
+                .order_by(WorkflowLog.id)
+                .limit(size)
+            )
+        )
+        if ids:
+            session.execute(
+                delete(WorkflowLog)
+                .where(WorkflowLog.id.in_(ids))
+                .execution_options(synchronize_session=False)
+            )
+    return len(ids)

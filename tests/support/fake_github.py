@@ -73,6 +73,7 @@ class FakeGitHub(GithubAppFake, FakeForge):
             ("GET", r"^/repos/([^/]+/[^/]+)/contents/(.+)$", self.get_contents),
             ("GET", r"^/repos/([^/]+/[^/]+)/commits/([0-9a-f]{40})$", self.get_commit),
             ("GET", r"^/repos/([^/]+/[^/]+)/commits/([0-9a-f]{40})/statuses$", self.list_statuses),
+            ("GET", r"^/repos/([^/]+/[^/]+)/statuses/([0-9a-f]{40})$", self.list_statuses),  # PyGithub's
             ("POST", r"^/repos/([^/]+/[^/]+)/statuses/([0-9a-f]{40})$", self.post_status),
             ("GET", r"^/repos/([^/]+/[^/]+)/pulls/(\d+)$", self.get_pull),
             ("GET", r"^/repos/([^/]+/[^/]+)/pulls/(\d+)/files$", self.list_pull_files),

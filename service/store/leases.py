@@ -1,0 +1,231 @@
+"""Leases: who is working on a row right now, kept in the row itself.
+
+A lease is a ``*_until`` timestamp on a row. A process takes it with a conditional UPDATE
+(free, or lapsed), keeps it fresh while it works and clears it when done; a process that dies
+lets it lapse within :data:`LEASE`, and then anyone may take the row over. Two kinds:
+
+- a **delivery** not yet done (``deliveries.lease_until``, ``leased_by``): taken by the worker
+  that processes it (:meth:`DeliveryLeases.take`), or by a retry the worker scheduled
+  (:meth:`DeliveryLeases.hold_for`). ``sent_at`` says when the relay or the sweep last handed
+  it to the broker. A delivery that is neither done nor held is *stuck* once the broker has had
+  it for longer than a grace period and it is not among the messages still waiting in the
+  broker's queue: the sweep sends it again (:func:`stuck_deliveries`);
+- a **job's report** (``jobs.report_lease_until``): held while its state is posted to the forge
+  (:mod:`service.reporting.reporter`).
+
+While a lease is held, :class:`LeaseKeeper` (one thread per process, started on first use)
+renews it every :data:`RENEW_EVERY` seconds with one UPDATE per table, however long the work
+takes (a slow forge, a large job file). So a lease can be short: a SIGKILLed worker's
+deliveries and reports are taken over within ``LEASE`` seconds, not after a broker's
+visibility timeout (an hour on Redis). Broker timeouts no longer decide anything; a message the
+broker hands over twice finds the delivery held or done and is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from service.clock import now
+from service.store.models import Delivery, DeliveryState, Job
+
+
+class Database(Protocol):
+    """What leases need of :class:`service.store.db.Database` (which owns a keeper)."""
+
+    def session(self) -> AbstractContextManager[Session]: ...
+
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=20)  # a holder that stops renewing loses its lease this long after
+RENEW_EVERY = 5.0  # seconds between renewals of every lease a process holds
+GRACE = timedelta(seconds=10)  # the broker's time to hand a message to a worker
+OPEN = (DeliveryState.RECEIVED, DeliveryState.QUEUED)
+
+# what each kind of lease renews: the table's lease column
+LEASE_COLUMNS: dict[type[Any], Any] = {Delivery: Delivery.lease_until, Job: Job.report_lease_until}
+
+
+def holder() -> str:
+    """Who this thread is, for ``leased_by``: host, process and thread."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"[:255]
+
+
+class LeaseKeeper:
+    """Renews the leases this process holds until they are released; thread-safe."""
+
+    def __init__(self, db: Database, renew_every: float = RENEW_EVERY) -> None:
+        self.db = db
+        self.renew_every = renew_every
+        self._held: dict[type[Any], dict[int, int]] = {model: {} for model in LEASE_COLUMNS}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self.failing = False  # the last renewal failed (the database is away): logged once
+
+    @contextmanager
+    def keep(self, model: type[Any], pk: int) -> Iterator[None]:
+        """Renew the lease on row ``pk`` of ``model`` while the block runs."""
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._renew_loop, name="forgeflow-leases", daemon=True)
+                self._thread.start()
+            held = self._held[model]
+            held[pk] = held.get(pk, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                held[pk] -= 1
+                if not held[pk]:
+                    del held[pk]
+
+    def held(self, model: type[Any]) -> list[int]:
+        with self._lock:
+            return sorted(self._held[model])
+
+    def renew(self) -> None:
+        """Push every held lease :data:`LEASE` into the future (one UPDATE per table)."""
+        until = now() + LEASE
+        for model, column in LEASE_COLUMNS.items():
+            pks = self.held(model)
+            if not pks:
+                continue
+            with self.db.session() as session:
+                session.execute(
+                    update(model)
+                    .where(model.id.in_(pks), column.is_not(None))  # released meanwhile: stays free
+                    .values({column.key: until})
+                    .execution_options(synchronize_session=False)
+                )
+
+    def _renew_loop(self) -> None:
+        while not self._wake.wait(self.renew_every):
+            try:
+                self.renew()
+                if self.failing:
+                    log.info("renewing leases works again")
+                self.failing = False
+            except Exception as exc:  # the database is away: leases lapse, others take over
+                if not self.failing:
+                    log.warning("cannot renew leases (%s); retrying every %.0f s", exc, self.renew_every)
+                self.failing = True
+
+
+@dataclass(frozen=True)
+class Taken:
+    """The outcome of trying to take a delivery: ``held`` by this thread, else why not."""
+
+    held: bool
+    reason: str = ""
+
+
+class DeliveryLeases:
+    """Taking, keeping and giving back deliveries (the worker's side of a lease)."""
+
+    def __init__(self, db: Database, keeper: LeaseKeeper) -> None:
+        self.db, self.keeper = db, keeper
+
+    def take(self, pk: int, owner: str | None = None) -> Taken:
+        """Take an open delivery that nobody holds (counting an attempt)."""
+        moment = now()
+        with self.db.session() as session:
+            result = session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == pk,
+                    Delivery.state.in_(OPEN),
+                    or_(Delivery.lease_until.is_(None), Delivery.lease_until < moment),
+                )
+                .values(
+                    lease_until=moment + LEASE, leased_by=owner or holder(), attempts=Delivery.attempts + 1
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                return Taken(True)
+            row = session.execute(
+                select(Delivery.state, Delivery.outcome, Delivery.leased_by, Delivery.lease_until).where(
+                    Delivery.id == pk
+                )
+            ).first()
+        if row is None:
+            return Taken(False, f"no delivery {pk}")
+        state, outcome, by, until = row
+        if state not in OPEN:
+            return Taken(False, f"already processed: {outcome}")
+        return Taken(False, f"held by {by or 'a retry'} until {until:%H:%M:%S} UTC")
+
+    @contextmanager
+    def keep(self, pk: int) -> Iterator[None]:
+        with self.keeper.keep(Delivery, pk):
+            yield
+
+    def hold_for(self, pk: int, seconds: float) -> None:
+        """A retry of this delivery is due in ``seconds``: nobody else takes it until then."""
+        with self.db.session() as session:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id == pk, Delivery.state.in_(OPEN))
+                .values(lease_until=now() + timedelta(seconds=seconds), leased_by="a retry")
+                .execution_options(synchronize_session=False)
+            )
+
+
+def stuck_deliveries(db: Database, waiting_in_broker: int, limit: int = 500) -> tuple[list[int], list[int]]:
+    """(received, queued): deliveries nobody holds that should be on their way and are not.
+
+    Received ones the relay should have queued at once; queued ones the broker has had for
+    longer than :data:`GRACE` that are not among the ``waiting_in_broker`` messages still in
+    its queue (the newest ones sent: a queue is first in, first out). Both kinds are sent
+    again; a delivery that turns up twice is dropped by :meth:`DeliveryLeases.take`."""
+    moment = now()
+    free = or_(Delivery.lease_until.is_(None), Delivery.lease_until < moment - GRACE)
+    with db.session() as session:
+        received = list(
+            session.scalars(
+                select(Delivery.id)
+                .where(Delivery.state == DeliveryState.RECEIVED, Delivery.received_at < moment - GRACE, free)
+                .order_by(Delivery.id)
+                .limit(limit)
+            )
+        )
+        queued = session.execute(
+            select(Delivery.id, Delivery.sent_at)
+            .where(Delivery.state == DeliveryState.QUEUED, free)
+            .order_by(Delivery.sent_at.desc(), Delivery.id.desc())
+            .offset(max(0, waiting_in_broker))
+            .limit(limit)
+        ).all()
+    late = [pk for pk, sent_at in queued if _before(sent_at, moment - GRACE)]
+    return received, sorted(late)
+
+
+def _before(moment: datetime | None, limit: datetime) -> bool:
+    return moment is None or moment < limit
+
+
+def mark_sent(db: Database, pks: list[int]) -> None:
+    """The broker has these deliveries now (queued)."""
+    if not pks:
+        return
+    with db.session() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(pks), Delivery.state.in_(OPEN))
+            .values(state=DeliveryState.QUEUED, sent_at=now())
+            .execution_options(synchronize_session=False)
+        )
