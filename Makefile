@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench profile lock clean schema browsers
+.PHONY: run test lint typecheck unit bench chaos profile lock clean schema browsers
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# Hostile requests and failing parts, on demand (about 15 minutes): benchmarks/CHAOS.md
+chaos: $(STAMP)
+	$(BIN)/python -m benchmarks.chaos
 
 profile: $(STAMP)
 	$(BIN)/python -m benchmarks.profile

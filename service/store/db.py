@@ -99,6 +99,8 @@ class Database:
             return False
 
     def dispose(self) -> None:
+        if self._leases is not None:
+            self._leases.close()
         self.engine.dispose()
 
 

@@ -81,7 +81,10 @@ class LeaseKeeper:
         with self._lock:
             if self._thread is None or self._pid != os.getpid():
                 self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._renew_loop, name="forgeflow-leases", daemon=True)
+                self._wake = threading.Event()
+                self._thread = threading.Thread(
+                    target=self._renew_loop, args=(self._wake,), name="forgeflow-leases", daemon=True
+                )
                 self._thread.start()
             held = self._held[model]
             held[pk] = held.get(pk, 0) + 1
@@ -112,8 +115,14 @@ class LeaseKeeper:
                     .execution_options(synchronize_session=False)
                 )
 
-    def _renew_loop(self) -> None:
-        while not self._wake.wait(self.renew_every):
+    def close(self) -> None:
+        """Stop renewing (the database is being closed); a later :meth:`keep` starts again."""
+        with self._lock:
+            self._wake.set()
+            self._thread = None
+
+    def _renew_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(self.renew_every):
             try:
                 self.renew()
                 if self.failing:

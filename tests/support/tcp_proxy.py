@@ -46,6 +46,10 @@ class TcpProxy:
     def restore(self) -> None:
         self._forwarding.set()
 
+    @property
+    def forwarding(self) -> bool:
+        return self._forwarding.is_set()
+
     def drop(self) -> None:
         """Reset every open connection (new ones are still accepted)."""
         with self._lock:
