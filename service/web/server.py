@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from service.web import memory
 from service.web.read_deadlines import ReadDeadlines
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ def run_gunicorn(ctx: Context, bind: str, workers: int, threads: int) -> None:
 
     wsgi = create_app(ctx)
     worker_class = gunicorn_worker(read_deadlines(wsgi), threads)
+    memory.limit_arenas()  # before the workers are forked: they inherit it
 
     class ForgeflowWeb(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -85,7 +87,11 @@ def gunicorn_worker(deadlines: ReadDeadlines, threads: int) -> type:
         class DeadlineThreadWorker(ThreadWorker):  # type: ignore[misc]
             def init_process(self) -> None:
                 deadlines.after_fork()
+                memory.trim_now_and_then()
                 super().init_process()
+
+            def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+                super().handle_error(req, client, addr, client_fault(exc))
 
             def handle(self, conn: Any) -> Any:
                 ticket = deadlines.arm(conn.sock)
@@ -99,7 +105,11 @@ def gunicorn_worker(deadlines: ReadDeadlines, threads: int) -> type:
     class DeadlineSyncWorker(SyncWorker):  # type: ignore[misc]
         def init_process(self) -> None:
             deadlines.after_fork()
+            memory.trim_now_and_then()
             super().init_process()
+
+        def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+            super().handle_error(req, client, addr, client_fault(exc))
 
         def handle(self, listener: Any, client: Any, addr: Any) -> None:
             ticket = deadlines.arm(client)
@@ -109,6 +119,17 @@ def gunicorn_worker(deadlines: ReadDeadlines, threads: int) -> type:
                 deadlines.disarm(ticket)
 
     return DeadlineSyncWorker
+
+
+def client_fault(exc: BaseException) -> BaseException:
+    """What gunicorn answers for a request it cannot parse: a transfer coding it does not know
+    is the client's fault too (gunicorn says 501; forgeflow never answers 5xx for bad input)."""
+    from gunicorn.http.errors import InvalidHeader, UnsupportedTransferCoding
+
+    if isinstance(exc, UnsupportedTransferCoding):
+        refused: BaseException = InvalidHeader(f"Transfer-Encoding: {exc} is not supported")
+        return refused
+    return exc
 
 
 # -- the development server (forgeflow serve) ----------------------------------------------

@@ -112,6 +112,8 @@ class Mutator:
 
     def _paths(self, value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
         yield path
+        if len(path) > 30:  # a deep value an earlier mutation made: its top will do
+            return
         if isinstance(value, dict):
             for key, item in value.items():
                 yield from self._paths(item, (*path, key))
