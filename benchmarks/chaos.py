@@ -67,15 +67,15 @@ def faults_section(results: list[faults.FaultResult]) -> list[str]:
         "### Faults (web, worker, watcher as processes; PostgreSQL, own Redis, argo executor, emulator)",
         "",
         "| scenario | fault | sent | accepted | processed | lost | duplicate runs | duplicate transitions "
-        "| recovery | slowest answer | answers |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| recovery | all done | slowest answer | answers |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         answers = ", ".join(f"{s or 'no answer'}: {n}" for s, n in sorted(r.answers.items()))
         lines.append(
             f"| {r.name} | {r.fault} | {r.sent} | {r.accepted} | {r.processed} | {r.lost} "
             f"| {r.duplicate_runs} | {r.duplicate_transitions} | {r.recovery_seconds:.1f} s "
-            f"| {r.slowest_answer:.1f} s | {answers} |"
+            f"| {r.drained_seconds:.1f} s | {r.slowest_answer:.1f} s | {answers} |"
         )
     ok = all(
         r.lost == 0 and r.duplicate_runs == 0 and r.duplicate_transitions == 0 and r.recovery_seconds < 60
@@ -84,8 +84,9 @@ def faults_section(results: list[faults.FaultResult]) -> list[str]:
     lines += [
         "",
         f"Targets 0 lost, 0 duplicate runs, 0 duplicate transitions, recovery < 60 s: {verdict(ok)}. "
-        "Recovery is from the end of the fault (restart, restore) to the last final status; a sender "
-        "delivers again after a 5xx or a broken connection, as forges do.",
+        "Recovery is from the end of the fault (restart, restore) until every delivery it stranded moved "
+        "again (done, taken by a worker, or sent to the broker anew); all done is until the last final "
+        "status, backlog included. A sender delivers again after a 5xx or a broken connection, as forges do.",
     ]
     for r in results:
         lines += [f"- {r.name}: {note}" for note in r.notes]

@@ -10,8 +10,10 @@ Argo's controller: every Workflow runs, then succeeds.
 Each scenario delivers signed pull requests (one run, one job each), as a forge would: a 5xx or
 a broken connection is delivered again a second later. It reports what was sent, accepted and
 processed (the job's ``success`` reached the forge), what was lost, duplicate runs, duplicate
-transitions (the same state and description posted twice in a row for one commit) and the
-recovery time: from the end of the fault (the restart, the restore) to the last final status.
+transitions (the same state and description posted twice in a row for one commit), the recovery
+time (from the end of the fault -- the restart, the restore -- until every delivery it stranded
+moved again: done, taken by a worker, or sent to the broker anew) and the time until the last
+final status (which includes working off the backlog).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import os
 import shutil
 import signal
@@ -51,6 +54,7 @@ REPO, NAMESPACE, CONTEXT = "octo/hello", "ci", "forgeflow/unit"
 CLONE = "https://github.com/octo/hello.git"
 JOB_FILE = "version: 1\njobs:\n  unit:\n    on: [pull_request]\n    steps: [{run: 'true'}]\n"
 SETTLE = 300.0  # seconds to wait for everything to finish after a fault, at most
+OPEN = "('received', 'queued')"  # delivery states not yet done
 
 
 class AnyCommit:
@@ -72,10 +76,19 @@ class FaultResult:
     lost: int = 0
     duplicate_runs: int = 0
     duplicate_transitions: int = 0
-    recovery_seconds: float = 0.0
+    recovery_seconds: float = 0.0  # until every delivery the fault stranded moved again
+    drained_seconds: float = 0.0  # until the last final status (the backlog's length, too)
     answers: Counter[int] = field(default_factory=Counter)
     slowest_answer: float = 0.0  # seconds, of any delivery attempt
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Heal:
+    """When a fault ended, and the deliveries then open: id -> (attempts, sent_at)."""
+
+    at: float
+    stranded: dict[int, tuple[int, Any]]
 
 
 class RedisServer:
@@ -141,6 +154,7 @@ class Pipeline:
         self.server = HTTPServer(host="127.0.0.1", port=free_port(), threaded=True)
         self.server.start()
         exits.callback(self.server.stop)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.github = FakeGitHub(self.server)
         self.github.add_repo(REPO, AnyCommit())  # type: ignore[arg-type]
         port = free_port()
@@ -276,7 +290,43 @@ class Pipeline:
                 s.sha: s.at for s in self.github.statuses if s.context == CONTEXT and s.state == "success"
             }
 
-    def settle(self, shas: list[str], healed: float, result: FaultResult) -> None:
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """On this scenario's database, directly (not through the proxy)."""
+        connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=self.database)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                return list(cursor.fetchall())
+        finally:
+            connection.close()
+
+    def healed(self) -> Heal:
+        """The fault is over: what it left unfinished (open deliveries, how far each had got)."""
+        rows = self.query(
+            "SELECT id, attempts, sent_at FROM deliveries WHERE state IN ('received', 'queued')"
+        )
+        return Heal(time.monotonic(), {pk: (attempts, sent_at) for pk, attempts, sent_at in rows})
+
+    def recovered(self, heal: Heal) -> float:
+        """Seconds from the heal until every delivery it stranded moved again: done, taken by a
+        worker again, or sent to the broker again."""
+        deadline = time.monotonic() + SETTLE
+        waiting = dict(heal.stranded)
+        while waiting and time.monotonic() < deadline:
+            rows = self.query(
+                "SELECT id, state, attempts, sent_at FROM deliveries WHERE id = ANY(%s)", (list(waiting),)
+            )
+            for pk, state, attempts, sent_at in rows:
+                before_attempts, before_sent = waiting[pk]
+                moved = sent_at is not None and (before_sent is None or sent_at > before_sent)
+                if state not in ("received", "queued") or attempts > before_attempts or moved:
+                    del waiting[pk]
+            if waiting:
+                time.sleep(0.5)
+        return time.monotonic() - heal.at
+
+    def settle(self, shas: list[str], heal: Heal, result: FaultResult) -> None:
+        result.recovery_seconds = self.recovered(heal)
         wanted = set(shas)
         self.github.wait_for(lambda: wanted <= set(self.finals()), SETTLE)
         time.sleep(5)  # late duplicates would arrive now
@@ -284,7 +334,7 @@ class Pipeline:
         done = [finals[sha] for sha in shas if sha in finals]
         result.processed = len(done)
         result.lost = result.accepted - result.processed
-        result.recovery_seconds = max(0.0, max(done, default=healed) - healed)
+        result.drained_seconds = max(0.0, max(done, default=heal.at) - heal.at)
         with self.github.lock:
             posts: dict[str, list[tuple[str, str]]] = {}
             for s in self.github.statuses:
@@ -293,15 +343,10 @@ class Pipeline:
         result.duplicate_transitions = sum(
             1 for seq in posts.values() for a, b in itertools.pairwise(seq) if a == b
         )
-        admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=self.database)
-        try:
-            with admin.cursor() as cursor:
-                cursor.execute(
-                    "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) n FROM runs GROUP BY sha) r"
-                )
-                result.duplicate_runs = int(cursor.fetchone()[0])
-        finally:
-            admin.close()
+        [(duplicates,)] = self.query(
+            "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) n FROM runs GROUP BY sha) r"
+        )
+        result.duplicate_runs = int(duplicates)
         workflows = Counter(
             w["metadata"]["labels"].get("forgeflow.dev/sha") for w in self.k8s.objects(NAMESPACE)
         )
@@ -340,8 +385,7 @@ def broker_killed(count: int = 1000) -> FaultResult:
         )
         time.sleep(5)
         pipe.redis.start()
-        healed = time.monotonic()
-        pipe.settle(commits, healed, result)
+        pipe.settle(commits, pipe.healed(), result)
     return result
 
 
@@ -352,13 +396,13 @@ def connections_killed(count: int = 300) -> FaultResult:
     with ExitStack() as exits:
         pipe = Pipeline("backends", exits)
         commits = shas("backends", count)
-        healed = [time.monotonic()]
+        healed = [pipe.healed()]
         terminated: list[int] = []
 
         def kill(accepted: int) -> None:
             if len(terminated) < 3 and accepted >= count * (len(terminated) + 1) // 4:
                 terminated.append(pipe.terminate_backends())
-                healed[0] = time.monotonic()
+                healed[0] = pipe.healed()
 
         pipe.burst(commits, result, kill)
         result.notes.append(f"backends terminated: {terminated}")
@@ -373,7 +417,7 @@ def database_silent(count: int = 300, seconds: float = 20.0) -> FaultResult:
     with ExitStack() as exits:
         pipe = Pipeline("silent", exits)
         commits = shas("silent", count)
-        healed = [time.monotonic()]
+        healed = [pipe.healed()]
 
         def silence() -> None:
             pipe.proxy.silence()
@@ -381,7 +425,7 @@ def database_silent(count: int = 300, seconds: float = 20.0) -> FaultResult:
             def restore() -> None:
                 time.sleep(seconds)
                 pipe.proxy.restore()
-                healed[0] = time.monotonic()
+                healed[0] = pipe.healed()
 
             threading.Thread(target=restore, daemon=True).start()
 
@@ -397,13 +441,13 @@ def part_killed(part: str, count: int = 300) -> FaultResult:
     with ExitStack() as exits:
         pipe = Pipeline(part, exits)
         commits = shas(part, count)
-        healed = [time.monotonic()]
+        healed = [pipe.healed()]
 
         def kill() -> None:
             pipe.kill(part)
             time.sleep(1)
             pipe.start(part)
-            healed[0] = time.monotonic()
+            healed[0] = pipe.healed()
 
         pipe.burst(commits, result, once(lambda accepted: accepted >= count // 2, kill))
         pipe.settle(commits, healed[0], result)

@@ -15,11 +15,12 @@ from pathlib import Path
 from sqlalchemy import select
 
 from service.events import Repository
-from service.forges.base import ForgeError, PullRequestInfo, ReportedStatus, StatusReport
+from service.forges.base import ForgeError, PullRequestInfo, ReportedStatus, StatusReport, TransientForgeError
 from service.forges.checkout import CheckoutCredential
 from service.store.db import Database
 from service.store.models import LocalStatus
 
+GIT_TIMEOUT = 60.0  # seconds for one git command on a repository of this machine
 HOOK = """#!/bin/sh
 # forgeflow: deliver a signed push event for every updated ref (see service/forges/local_hook.py)
 exec {python} -m service.forges.local_hook --url {url} --secret-file {secret_file} \\
@@ -44,12 +45,18 @@ class LocalForge:
         return path
 
     def _git(self, repo: Repository, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["git", "--git-dir", str(self.git_dir(repo)), *args],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        try:
+            return subprocess.run(
+                ["git", "--git-dir", str(self.git_dir(repo)), *args],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=GIT_TIMEOUT,  # every wait has a bound: a stuck git is retried later
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise TransientForgeError(
+                f"git {args[0]} in {repo.full_name} took over {GIT_TIMEOUT:.0f} s"
+            ) from exc
 
     def read_file(self, repo: Repository, path: str, ref: str) -> str | None:
         result = self._git(repo, "show", f"{ref}:{path}")

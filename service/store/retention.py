@@ -53,20 +53,10 @@ class Forgotten:
 def forget_replay_keys(db: Database, window_seconds: float) -> int:
     """Clear the replay keys of deliveries received more than ``window_seconds`` ago."""
     cutoff = now() - timedelta(seconds=window_seconds)
+    condition = (Delivery.replay_key.is_not(None), Delivery.received_at < cutoff)
 
     def batch() -> int:
-        with db.session() as session:
-            ids = list(
-                session.scalars(
-                    select(Delivery.id)
-                    .where(Delivery.replay_key.is_not(None), Delivery.received_at < cutoff)
-                    .order_by(Delivery.received_at)
-                    .limit(BATCH)
-                )
-            )
-            if ids:
-                session.execute(_set(Delivery, ids, replay_key=None))
-        return len(ids)
+        return _update(db, Delivery, condition, Delivery.received_at, BATCH, replay_key=None)
 
     return _batches(batch, BATCH, MAX_BATCHES * 5)  # a busy hour of deliveries per sweep
 
@@ -98,24 +88,26 @@ def _batches(one: Callable[[], int], size: int = BATCH, limit: int = MAX_BATCHES
     return total
 
 
-def _set(model: Any, ids: list[int], **values: object) -> Any:
-    statement = update(model).where(model.id.in_(ids)).values(**values)
-    return statement.execution_options(synchronize_session=False)
+Where = tuple[Any, ...]  # the conditions of a batch's rows
+
+
+def _update(db: Database, model: Any, where: Where, order: Any, size: int, **values: object) -> int:
+    """Set ``values`` on up to ``size`` rows matching ``where`` (first by ``order``); or delete
+    them when no values are given."""
+    with db.session() as session:
+        ids = list(session.scalars(select(model.id).where(*where).order_by(order).limit(size)))
+        if ids:
+            chosen = model.id.in_(ids)
+            statement = (
+                update(model).where(chosen).values(**values) if values else delete(model).where(chosen)
+            )
+            session.execute(statement.execution_options(synchronize_session=False))
+    return len(ids)
 
 
 def _drop_bodies(db: Database, cutoff: object, size: int) -> int:
-    with db.session() as session:
-        ids = list(
-            session.scalars(
-                select(Delivery.id)
-                .where(Delivery.body.is_not(None), Delivery.received_at < cutoff)
-                .order_by(Delivery.received_at)
-                .limit(size)
-            )
-        )
-        if ids:
-            session.execute(_set(Delivery, ids, body=None))
-    return len(ids)
+    condition = (Delivery.body.is_not(None), Delivery.received_at < cutoff)
+    return _update(db, Delivery, condition, Delivery.received_at, size, body=None)
 
 
 def _drop_runs(db: Database, cutoff: object, forget_workflow: ForgetWorkflow | None, size: int) -> int:
@@ -140,41 +132,10 @@ def _drop_runs(db: Database, cutoff: object, forget_workflow: ForgetWorkflow | N
 
 
 def _drop_deliveries(db: Database, cutoff: object, size: int) -> int:
-    referenced = exists().where(Run.delivery_pk == Delivery.id)
-    with db.session() as session:
-        ids = list(
-            session.scalars(
-                select(Delivery.id)
-                .where(
-                    Delivery.received_at < cutoff,
-                    Delivery.state.in_((DeliveryState.DONE, DeliveryState.FAILED)),
-                    ~referenced,
-                )
-                .order_by(Delivery.id)
-                .limit(size)
-            )
-        )
-        if ids:
-            session.execute(
-                delete(Delivery).where(Delivery.id.in_(ids)).execution_options(synchronize_session=False)
-            )
-    return len(ids)
+    done = Delivery.state.in_((DeliveryState.DONE, DeliveryState.FAILED))
+    unreferenced = ~exists().where(Run.delivery_pk == Delivery.id)
+    return _update(db, Delivery, (Delivery.received_at < cutoff, done, unreferenced), Delivery.id, size)
 
 
 def _drop_logs(db: Database, cutoff: object, size: int) -> int:
-    with db.session() as session:
-        ids = list(
-            session.scalars(
-                select(WorkflowLog.id)
-                .where(WorkflowLog.stored_at < cutoff)
-                .order_by(WorkflowLog.id)
-                .limit(size)
-            )
-        )
-        if ids:
-            session.execute(
-                delete(WorkflowLog)
-                .where(WorkflowLog.id.in_(ids))
-                .execution_options(synchronize_session=False)
-            )
-    return len(ids)
+    return _update(db, WorkflowLog, (WorkflowLog.stored_at < cutoff,), WorkflowLog.id, size)

@@ -82,17 +82,20 @@ def gunicorn_worker(deadlines: ReadDeadlines, threads: int) -> type:
     from gunicorn.workers.gthread import ThreadWorker
     from gunicorn.workers.sync import SyncWorker
 
+    class Forgeflow:
+        """What forgeflow adds to either worker class."""
+
+        def init_process(self) -> None:
+            deadlines.after_fork()
+            memory.trim_now_and_then()
+            super().init_process()  # type: ignore[misc]
+
+        def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+            super().handle_error(req, client, addr, client_fault(exc))  # type: ignore[misc]
+
     if threads > 1:
 
-        class DeadlineThreadWorker(ThreadWorker):  # type: ignore[misc]
-            def init_process(self) -> None:
-                deadlines.after_fork()
-                memory.trim_now_and_then()
-                super().init_process()
-
-            def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
-                super().handle_error(req, client, addr, client_fault(exc))
-
+        class DeadlineThreadWorker(Forgeflow, ThreadWorker):  # type: ignore[misc]
             def handle(self, conn: Any) -> Any:
                 ticket = deadlines.arm(conn.sock)
                 try:
@@ -102,15 +105,7 @@ def gunicorn_worker(deadlines: ReadDeadlines, threads: int) -> type:
 
         return DeadlineThreadWorker
 
-    class DeadlineSyncWorker(SyncWorker):  # type: ignore[misc]
-        def init_process(self) -> None:
-            deadlines.after_fork()
-            memory.trim_now_and_then()
-            super().init_process()
-
-        def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
-            super().handle_error(req, client, addr, client_fault(exc))
-
+    class DeadlineSyncWorker(Forgeflow, SyncWorker):  # type: ignore[misc]
         def handle(self, listener: Any, client: Any, addr: Any) -> None:
             ticket = deadlines.arm(client)
             try:
