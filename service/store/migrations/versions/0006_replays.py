@@ -1,14 +1,14 @@
 """replays: a delivery's signed body is remembered while the replay window is open
 
 Revision ID: issue18_replays
-Revises: 0001
+Revises: issue14_github_app
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "issue18_replays"
-down_revision = "0001"
+down_revision = "issue14_github_app"
 branch_labels = None
 depends_on = None
 
