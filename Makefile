@@ -47,7 +47,7 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
-# Hostile requests and failing parts, on demand (about 15 minutes): benchmarks/CHAOS.md
+# Hostile requests and failing parts, on demand (about 7 minutes): benchmarks/CHAOS.md
 chaos: $(STAMP)
 	$(BIN)/python -m benchmarks.chaos
 

@@ -7,7 +7,7 @@ to ``benchmarks/CHAOS.md`` (newest run first) with the machine and the command.
   pipeline while a part fails (:mod:`benchmarks.faults`): 0 lost, 0 duplicate runs, 0 duplicate
   transitions, recovery < 60 s.
 
-Bounded: every wait has a deadline; about 15 minutes on 2 shared cores. Needs PostgreSQL on
+Bounded: every wait has a deadline; about 7 minutes on 2 shared cores. Needs PostgreSQL on
 127.0.0.1 (each scenario makes its own database; the server itself is never touched),
 ``redis-server`` on the PATH (each scenario starts its own) and ``../shared/fixtures``.
 ``python -m benchmarks.chaos fuzz worker`` runs some; ``--no-write`` prints only.
@@ -29,7 +29,7 @@ RESULTS = ROOT / "benchmarks" / "CHAOS.md"
 MARKER = "<!-- runs: newest first; make chaos inserts here -->"
 HEADER = f"""# Chaos results
 
-`make chaos` (about 15 minutes on 2 cores) runs forgeflow against hostile requests and failing
+`make chaos` (about 7 minutes on 2 cores) runs forgeflow against hostile requests and failing
 parts and inserts a new section below; earlier runs are kept. How it works: `benchmarks/chaos.py`,
 `benchmarks/fuzz.py`, `benchmarks/faults.py`. The quick fault suite runs in `make test`.
 

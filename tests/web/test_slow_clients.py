@@ -240,3 +240,18 @@ def test_a_post_without_length_is_411(server):
     answer = answer_of(sock)
     sock.close()
     assert answer.startswith(b"HTTP/1.1 411"), answer[:300]
+
+
+@pytest.mark.parametrize("coding", ["bogus", "gzip, chunked", "chunked, identity"])
+def test_a_transfer_coding_the_server_does_not_know_is_4xx(server, coding):
+    """gunicorn answers 501 for these (RFC 9112 allows it); forgeflow never answers 5xx to input."""
+    port = server
+    headers = signed_headers("github", b"{}", WEBHOOK_SECRET, "push", "coding")
+    head = f"POST /api/webhooks/github HTTP/1.1\r\nHost: forgeflow\r\nTransfer-Encoding: {coding}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    sock = connect(port)
+    sock.sendall(head.encode() + b"\r\n0\r\n\r\n")
+    sock.shutdown(socket.SHUT_WR)
+    answer = answer_of(sock)
+    sock.close()
+    assert_4xx_or_closed(answer)
