@@ -140,7 +140,8 @@ def forget_old_rows(ctx: Context) -> int:
         run_days=settings.retention_run_days,
         log_days=settings.retention_log_days,
     )
-    delete = getattr(ctx.executor, "delete", None) if settings.executor == "local" else None
+    local = settings.executor == "local" and ctx.executor_factory is not None
+    delete = getattr(ctx.executor, "delete", None) if local else None
 
     def forget_workflow(namespace: str, name: str) -> None:  # its files, logs and workspaces
         if callable(delete):
