@@ -438,9 +438,15 @@ def test_runtime_options():
         "limits": {"memory": "8Gi"},
     }
     assert publish["container"]["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}}
+    gone_with_the_workflow = {"strategy": "OnWorkflowDeletion"}
     assert build["outputs"]["artifacts"] == [
-        {"name": "dist", "path": "/workspace/source/dist", "optional": True},
-        {"name": "coverage", "path": "/workspace/source/reports/coverage.xml", "optional": True},
+        {"name": "dist", "path": "/workspace/source/dist", "optional": True, "artifactGC": gone_with_the_workflow},
+        {
+            "name": "coverage",
+            "path": "/workspace/source/reports/coverage.xml",
+            "optional": True,
+            "artifactGC": gone_with_the_workflow,
+        },
     ]
     assert publish["container"]["envFrom"] == [
         {"secretRef": {"name": "pypi-token"}},

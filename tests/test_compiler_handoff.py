@@ -268,6 +268,23 @@ def test_caches_are_scoped_per_branch_and_pull_requests_never_write():
     assert push["container"]["args"][2] == "restore cache"
 
 
+def test_a_jobs_artifacts_go_with_the_workflow_and_caches_stay():
+    manifest = compile_workflow(planned("handoff-release-tag"))
+    validate_manifest(manifest)
+    (dist,) = templates_of(manifest)["build"]["outputs"]["artifacts"]
+    assert dist["artifactGC"] == {"strategy": "OnWorkflowDeletion"}  # the TTL deletes the Workflow
+    # Argo's GC pod runs as the Workflow's account, and a failed deletion frees the Workflow
+    assert manifest["spec"]["artifactGC"] == {
+        "serviceAccountName": OPTIONS.service_account,
+        "forceFinalizerRemoval": True,
+    }
+    assert "strategy" not in manifest["spec"]["artifactGC"]  # raw Argo's artifacts stay its own
+    cache = compile_workflow(planned("handoff-cache-push"))
+    (saved,) = templates_of(cache)["lint"]["outputs"]["artifacts"]
+    assert "artifactGC" not in saved and "artifactGC" not in cache["spec"]  # caches outlive runs
+    assert "artifactGC" not in compile_workflow(planned("handoff-schedule"))["spec"]  # no artifacts
+
+
 def test_manual_inputs_and_schedules_reach_steps_as_environment():
     manual = templates_of(compile_workflow(planned("handoff-manual-inputs")))["deploy"]
     env = {e["name"]: e["value"] for e in manual["container"]["env"]}

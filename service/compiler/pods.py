@@ -11,6 +11,9 @@ from service.jobs.plan import LABEL_PREFIX, RetryPlan, TaskPlan, WorkflowPlan
 SOURCE_PATH = "/workspace/source"
 SECRETS_PATH = "/var/run/forgeflow/secrets"  # granted Secrets, read by the driver to mask them
 MASK_DIR_ENV = "FORGEFLOW_MASK_DIR"
+# a job's `artifacts` are deleted from the artifact repository with the Workflow, which its TTL
+# (workflow_ttl_seconds) deletes; caches (key-only s3 artifacts) are not collected
+ARTIFACT_GC_STRATEGY = "OnWorkflowDeletion"
 Manifest = dict[str, Any]
 
 
@@ -144,10 +147,15 @@ def pod_template(name: str, task: TaskPlan, plan: WorkflowPlan) -> Manifest:
     template["inputs"] = {"artifacts": [source_artifact(plan)]}
     if task.artifacts:
         # kept in the workflow's artifact repository (Argo needs one configured); a path the
-        # job did not produce is not an error
+        # job did not produce is not an error. Argo deletes them with the Workflow (its TTL)
         template["outputs"] = {
             "artifacts": [
-                {"name": artifact, "path": f"{SOURCE_PATH}/{path}", "optional": True}
+                {
+                    "name": artifact,
+                    "path": f"{SOURCE_PATH}/{path}",
+                    "optional": True,
+                    "artifactGC": {"strategy": ARTIFACT_GC_STRATEGY},
+                }
                 for artifact, path in task.artifacts
             ]
         }

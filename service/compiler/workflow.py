@@ -11,6 +11,8 @@ all run.
 - A raw Argo job's templates are included with names prefixed by its task; the task runs its
   entry template. A workflowTemplate job is a ``templateRef`` task. Both get the job's
   ``arguments`` as parameters.
+- A job's ``artifacts`` go when the Workflow goes (``artifactGC``, see :func:`artifact_gc`);
+  what raw Argo and WorkflowTemplates keep is theirs to decide.
 """
 
 from __future__ import annotations
@@ -138,6 +140,13 @@ def _one_dependency_form(tasks: list[Manifest]) -> None:
             task["depends"] = " && ".join(names)
 
 
+def artifact_gc(plan: WorkflowPlan) -> Manifest:
+    """Who deletes the jobs' artifacts when Argo deletes the Workflow (each artifact names the
+    strategy): Argo's GC pod runs as the Workflow's own account (without one it would be the
+    namespace's ``default``), and a failed deletion does not keep the Workflow from going."""
+    return {"serviceAccountName": plan.service_account, "forceFinalizerRemoval": True}
+
+
 def compile_workflow(plan: WorkflowPlan) -> Manifest:
     """The Argo Workflow for ``plan``."""
     main_names = plan.main_tasks()
@@ -195,6 +204,8 @@ def compile_workflow(plan: WorkflowPlan) -> Manifest:
     if plan.artifact_repository:
         config_map, _, key = plan.artifact_repository.partition("/")
         spec["artifactRepositoryRef"] = {"configMap": config_map, "key": key}
+    if any(t.kind == "steps" and t.artifacts for t in plan.tasks):
+        spec["artifactGC"] = artifact_gc(plan)
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Workflow",

@@ -37,7 +37,12 @@ ALLOWED = {  # Role → what it may do in the Workflow namespace
         ("argoproj.io", "workflows"): {"get", "list", "watch", "patch"},
         ("", "pods/log"): {"get"},
     },
-    "forgeflow-workflow": {("argoproj.io", "workflowtaskresults"): {"create", "patch"}},
+    "forgeflow-workflow": {
+        ("argoproj.io", "workflowtaskresults"): {"create", "patch"},
+        # Argo's artifact GC pod, run as the Workflow's account (Argo's "artifactgc" Role)
+        ("argoproj.io", "workflowartifactgctasks"): {"list", "watch"},
+        ("argoproj.io", "workflowartifactgctasks/status"): {"patch"},
+    },
 }
 ACCOUNTS = {  # Role → the account bound to it, and where that account lives
     "forgeflow-worker": ("forgeflow-worker", NAMESPACE),
@@ -240,7 +245,13 @@ def test_each_process_has_its_own_account_with_only_what_it_uses():
     assert accounts["forgeflow-web"]["automountServiceAccountToken"] is False  # no token at all
     assert not any(b["subjects"][0]["name"] == "forgeflow-web" for b in bindings.values())
     # what the Workflow pods run as can do nothing but report task results (Argo's executor)
-    assert ALLOWED["forgeflow-workflow"] == {("argoproj.io", "workflowtaskresults"): {"create", "patch"}}
+    # and, for Argo's artifact GC pod, the GC tasks of its own Workflows
+    assert {resource for _, resource in ALLOWED["forgeflow-workflow"]} == {
+        "workflowtaskresults",
+        "workflowartifactgctasks",
+        "workflowartifactgctasks/status",
+    }
+    assert set().union(*ALLOWED["forgeflow-workflow"].values()) <= {"create", "patch", "list", "watch"}
 
 
 def test_workflows_run_in_a_namespace_of_their_own():

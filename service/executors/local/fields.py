@@ -15,6 +15,7 @@ from service.executors.local.values import (
 
 ARTIFACT_KEYS = {"name", "path", "git", "raw", "mode", "optional", "s3", "archive"}
 OUTPUT_ARTIFACT_KEYS = {"name", "path", "optional", "archive", "s3"}
+OUTPUT_ARTIFACT_KEYS |= {"artifactGC"}  # Argo's deletion of it; locally the sweep's retention
 PARAMETER_KEYS = {"name", "valueFrom", "description"}
 GIT_KEYS = {"repo", "revision", "depth", "singleBranch", "branch", "fetch"}
 GIT_KEYS |= {"insecureIgnoreHostKey", "disableSubmodules", "usernameSecret", "passwordSecret"}
