@@ -210,6 +210,10 @@ class Settings(_Model):
     artifact_repository: str = Field(default="", pattern=r"^$|^[a-z0-9][-a-z0-9.]*/[-._a-zA-Z0-9]+$")
     local_cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)  # per repository; 0: no limit
     artifact_download_max_bytes: int = Field(default=512 * 1024**2, ge=0)  # run page downloads
+    # artifacts on the run page: how long the local executor keeps them (0: as long as the run);
+    # on argo they go with the Workflow, and Argo Server (when named) serves them
+    artifact_retention_days: float = Field(default=30, ge=0)
+    argo_server_url: str = ""  # e.g. https://argo.example.com; "": no download links on argo
 
     job_file: str = ".forgeflow.yaml"
     default_image: str = "registry.fedoraproject.org/fedora:41"
@@ -284,6 +288,16 @@ class Settings(_Model):
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("argo_server_url")
+    @classmethod
+    def _argo_server_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (
+            parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment
+        ):
+            raise ValueError("must be empty or an http(s) URL such as https://argo.example.com")
         return value.rstrip("/")
 
     @model_validator(mode="after")

@@ -10,7 +10,9 @@
 - scheduled jobs fire, each tick once across replicas (:mod:`service.runs.schedules`);
 - runs waiting for their concurrency group are submitted once it is free (see
   :mod:`service.runs.stopping`; the watcher also does this as soon as a run ends);
-- old rows are forgotten in small batches (:mod:`service.store.retention`).
+- old rows are forgotten in small batches (:mod:`service.store.retention`);
+- the local executor's kept artifacts of runs older than ``artifact_retention_days`` are
+  removed, a few runs at a time (the run page then says they expired).
 
 Each step runs on its own: one that fails (the database or the broker away) is logged once,
 tried again at the next sweep, and does not keep the others from running.
@@ -35,7 +37,7 @@ from service.runs.schedules import fire_schedules
 from service.runs.start import resume_run
 from service.runs.stopping import concurrency_blocker, fail_run
 from service.store.models import Run, RunPhase
-from service.store.retention import Retention, forget, forget_replay_keys
+from service.store.retention import Retention, expire_artifacts, forget, forget_replay_keys
 
 log = logging.getLogger(__name__)
 LOST_WORKFLOW_GRACE = timedelta(minutes=2)
@@ -151,6 +153,18 @@ def forget_old_rows(ctx: Context) -> int:
     return forgotten + done.bodies + done.runs + done.deliveries + done.logs
 
 
+def expire_local_artifacts(ctx: Context) -> list[int]:
+    """The runs whose kept artifacts went (only where this process runs the local executor:
+    the files are on its machine)."""
+    local = ctx.settings.executor == "local" and ctx.executor_factory is not None
+    remove = getattr(ctx.executor, "forget_artifacts", None) if local else None
+    if not callable(remove):
+        return []
+    return expire_artifacts(
+        ctx.db, ctx.settings.artifact_retention_days, lambda ns, name: remove(WorkflowRef(ns, name))
+    )
+
+
 STEPS: tuple[tuple[str, Callable[[Context], object]], ...] = (
     ("firing scheduled jobs", fire_due_schedules),
     ("sending stuck deliveries again", requeue_deliveries),
@@ -158,6 +172,7 @@ STEPS: tuple[tuple[str, Callable[[Context], object]], ...] = (
     ("starting runs that waited for their group", start_waiting_runs),
     ("reporting what the forge was not told", report_leftovers),
     ("forgetting old rows", forget_old_rows),
+    ("removing expired artifacts", expire_local_artifacts),
 )
 
 

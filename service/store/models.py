@@ -105,6 +105,13 @@ class Run(Base):
         Index("ix_runs_repo_sha", "repo", "sha"),
         Index("ix_runs_pr", "repo", "pr_number"),
         Index("ix_runs_delivery_pk", "delivery_pk"),  # issue 18: retention of deliveries
+        # issue 16: the local runs whose artifacts the sweep has yet to remove
+        Index(
+            "ix_runs_artifacts_kept",
+            "created_at",
+            postgresql_where=text("artifacts_expired_at IS NULL AND executor = 'local'"),
+            sqlite_where=text("artifacts_expired_at IS NULL AND executor = 'local'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -130,6 +137,8 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=now, onupdate=now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # issue 16: when the sweep removed the local executor's kept artifacts (artifact_retention_days)
+    artifacts_expired_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     jobs: Mapped[list[Job]] = relationship(
         back_populates="run", order_by="Job.id", cascade="all, delete-orphan"

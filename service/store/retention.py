@@ -7,13 +7,16 @@ for long or runs for minutes (a backlog is worked off over several sweeps).
   ``retention_delivery_body_days``;
 - runs (with their jobs) created more than ``retention_run_days`` ago, then the deliveries of
   that age no run refers to any more;
-- archived job logs (``workflow_logs``) stored more than ``retention_log_days`` ago.
+- archived job logs (``workflow_logs``) stored more than ``retention_log_days`` ago;
+- the local executor's kept artifacts of runs created more than ``artifact_retention_days``
+  ago (:func:`expire_artifacts`): their files go, the run row remembers when.
 
 A retention of 0 days keeps those rows for ever.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,10 +26,12 @@ from sqlalchemy import delete, exists, select, update
 
 from service.clock import now
 from service.store.db import Database
-from service.store.models import Delivery, DeliveryState, Job, Run, WorkflowLog
+from service.store.models import Delivery, DeliveryState, Job, Run, RunPhase, WorkflowLog
 
+log = logging.getLogger(__name__)
 BATCH = 500  # rows per statement
 MAX_BATCHES = 4  # statements per kind and call
+ARTIFACT_BATCH = 20  # runs whose artifact folders one sweep removes (files, not rows: slower)
 
 ForgetWorkflow = Callable[[str, str], None]  # (namespace, name) of a deleted run's Workflow
 
@@ -139,3 +144,45 @@ def _drop_deliveries(db: Database, cutoff: object, size: int) -> int:
 
 def _drop_logs(db: Database, cutoff: object, size: int) -> int:
     return _update(db, WorkflowLog, (WorkflowLog.stored_at < cutoff,), WorkflowLog.id, size)
+
+
+def expire_artifacts(
+    db: Database, days: float, remove: ForgetWorkflow, size: int = ARTIFACT_BATCH
+) -> list[int]:
+    """Remove the kept artifacts of up to ``size`` finished local runs created more than
+    ``days`` ago (``remove(namespace, workflow)`` deletes the files), oldest first, and mark
+    each run's ``artifacts_expired_at``; their ids. A run whose files could not be removed is
+    logged, left unmarked and tried again at the next sweep. ``days`` 0 removes nothing."""
+    if days <= 0:
+        return []
+    cutoff = now() - timedelta(days=days)
+    with db.session() as session:
+        rows = session.execute(
+            select(Run.id, Run.namespace, Run.workflow_name)
+            .where(
+                Run.executor == "local",
+                Run.artifacts_expired_at.is_(None),
+                Run.created_at < cutoff,
+                Run.phase.in_(RunPhase.FINAL),
+            )
+            .order_by(Run.created_at)
+            .limit(size)
+        ).all()
+    expired: list[int] = []
+    for row in rows:
+        try:
+            if row.workflow_name:
+                remove(row.namespace, row.workflow_name)
+        except Exception as exc:
+            log.warning("run %s: its artifacts could not be removed yet: %s", row.id, exc)
+            continue
+        expired.append(row.id)
+    if expired:
+        with db.session() as session:
+            session.execute(
+                update(Run)
+                .where(Run.id.in_(expired))
+                .values(artifacts_expired_at=now())
+                .execution_options(synchronize_session=False)
+            )
+    return expired

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import string
 import sys
 import threading
@@ -33,7 +34,7 @@ from service.executors.local.pod import LineSink
 from service.executors.local.proc import is_alive
 from service.executors.local.runner import RUN_SECRETS, Runner
 from service.executors.local.status import set_phase_labels
-from service.executors.local.store import PRIVATE, LocalStore
+from service.executors.local.store import PRIVATE, LocalStore, check_name
 from service.executors.local.watch import list_workflows, watch_workflows
 from service.executors.log_times import strip
 
@@ -205,6 +206,16 @@ class LocalExecutor:
         """Stop the Workflow if it runs, then remove it with its logs and workspaces."""
         self.stop(ref, "deleted")
         return self.store.delete(ref.namespace, ref.name)
+
+    def forget_artifacts(self, ref: WorkflowRef) -> bool:
+        """Remove the artifacts kept for the Workflow's jobs (``artifacts/<task>/...``; the
+        run page lists them), keeping its logs and state: whether there were any."""
+        check_name(ref.namespace, ref.name)
+        folder = self.store.workflow_dir(ref.namespace, ref.name) / "artifacts"
+        if not folder.exists():
+            return False
+        shutil.rmtree(folder)  # an error is the sweep's to log and retry
+        return True
 
     def reap_orphans(self) -> RefList:
         """Mark ``Error`` the unfinished Workflows whose runner is gone (or never came)."""
