@@ -440,7 +440,12 @@ def test_runtime_options():
     assert publish["container"]["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}}
     gone_with_the_workflow = {"strategy": "OnWorkflowDeletion"}
     assert build["outputs"]["artifacts"] == [
-        {"name": "dist", "path": "/workspace/source/dist", "optional": True, "artifactGC": gone_with_the_workflow},
+        {
+            "name": "dist",
+            "path": "/workspace/source/dist",
+            "optional": True,
+            "artifactGC": gone_with_the_workflow,
+        },
         {
             "name": "coverage",
             "path": "/workspace/source/reports/coverage.xml",

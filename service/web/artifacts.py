@@ -1,8 +1,12 @@
-"""A job's ``artifacts``, linked from the run page.
+"""A job's ``artifacts``, on the run page.
 
-The local executor keeps them under its workflow folder (``artifacts/<task>/<name>/...``); they
-are listed and served from there. On the ``argo`` executor they are in the workflow's artifact
-repository (Argo needs one configured), so the page names them without a link.
+- The local executor keeps them under its workflow folder (``artifacts/<task>/<name>/...``);
+  they are listed and served from there (files up to ``artifact_download_max_bytes``). The
+  sweep removes them ``artifact_retention_days`` after the run was created and marks the run
+  (``artifacts_expired_at``): the page then says they expired, and their links answer 410.
+- On the ``argo`` executor they are in the cluster's artifact repository until Argo deletes
+  them with the Workflow: linked to Argo Server when ``argo_server_url`` names one, else named
+  by their key (see :mod:`service.web.argo_artifacts`).
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, send_file
 
+from service.clock import now
 from service.context import Context
-from service.store.models import Run
+from service.store.models import Job, JobState, Run
+from service.web.argo_artifacts import Listed, job_artifacts, job_template, listed
 
 bp = Blueprint("artifacts", __name__)
 MAX_LISTED = 200
@@ -25,11 +31,15 @@ def _ctx() -> Context:
     return ctx
 
 
+def _manifest(run: Run) -> dict[str, Any]:
+    return json.loads(run.manifest_json) if run.manifest_json else {}
+
+
 def local_root(run: Run, task: str) -> Path | None:
     """Where the local executor kept a task's artifacts, if this run ran there (the web tier
     never builds the argo executor: it holds no Kubernetes credentials)."""
     ctx = _ctx()
-    if run.executor != "local" or ctx.settings.executor != "local":
+    if run.executor != "local" or ctx.settings.executor != "local" or run.artifacts_expired_at:
         return None
     from service.web.run_views import local_files
 
@@ -42,23 +52,46 @@ def local_root(run: Run, task: str) -> Path | None:
 
 def declared(run: Run, task: str) -> list[str]:
     """The artifact names the task's template declares (from the stored manifest)."""
-    manifest = json.loads(run.manifest_json) if run.manifest_json else {}
-    for template in (manifest.get("spec") or {}).get("templates") or []:
-        labels = (template.get("metadata") or {}).get("labels") or {}
-        if labels.get("forgeflow.dev/task") == task:
-            return [str(a.get("name")) for a in (template.get("outputs") or {}).get("artifacts") or []]
-    return []
+    return job_artifacts(job_template(_manifest(run), task))
 
 
-def artifacts_of(run: Run, task: str) -> list[tuple[str, str | None]]:
-    """(label, link or None) for each artifact file of a task."""
-    root = local_root(run, task)
+def _expired(run: Run, task: str) -> list[Listed]:
+    when = run.artifacts_expired_at
+    note = f"expired: removed on {when:%Y-%m-%d}" if when else "expired"
+    days = _ctx().settings.artifact_retention_days
+    if days:
+        note += f" (kept {days:g} days, artifact_retention_days)"
+    return [Listed(name, None, note) for name in declared(run, task)]
+
+
+def _argo(run: Run, job: Job) -> list[Listed]:
+    ran = job.started_at is not None and not job.description.startswith("skipped")
+    return listed(
+        _manifest(run),
+        namespace=run.namespace,
+        workflow=run.workflow_name,
+        task=job.task,
+        ran=ran,
+        final=job.state in JobState.FINAL,
+        finished_at=run.finished_at,
+        server=_ctx().settings.argo_server_url,
+        moment=now(),
+    )
+
+
+def artifacts_of(run: Run, job: Job) -> list[Listed]:
+    """The lines of a job's artifacts: each file with its link, or each name with a note."""
+    if run.executor == "argo":
+        return _argo(run, job)
+    if run.artifacts_expired_at:
+        return _expired(run, job.task)
+    root = local_root(run, job.task)
     if root is None:
-        return [(f"{name} (in the artifact repository)", None) for name in declared(run, task)]
-    found: list[tuple[str, str | None]] = []
+        return [Listed(name, None, "kept by the local executor") for name in declared(run, job.task)]
+    found: list[Listed] = []
     for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
         relative = path.relative_to(root).as_posix()
-        found.append((relative, f"/runs/{run.id}/artifacts/{task}/{relative}"))
+        found.append(Listed(relative, f"/runs/{run.id}/artifacts/{job.task}/{relative}"))
         if len(found) >= MAX_LISTED:
             break
     return found
@@ -71,11 +104,12 @@ def helpers() -> dict[str, Any]:
 
 @bp.get("/runs/<int:run_id>/artifacts/<task>/<path:relative>")
 def artifact(run_id: int, task: str, relative: str) -> Any:
-    with _ctx().db.session() as session:
-        run = session.get(Run, run_id)
-        if run is None:
-            abort(404)
-        root = local_root(run, task)
+    from service.web.pages import readable
+
+    run, _ = readable(str(run_id))  # who may not see the run gets no file of it either
+    if run.artifacts_expired_at:
+        abort(410, "this run's artifacts expired (artifact_retention_days)")
+    root = local_root(run, task)
     if root is None:
         abort(404)
     path = (root / relative).resolve()

@@ -19,10 +19,12 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from flask_wtf.csrf import generate_csrf
 from pydantic import ValidationError
 
+from service.clock import now
 from service.executors.log_times import strip
 from service.store.models import JobState, Run
 from service.web import current
 from service.web.api_models import BadQuery, RunsQuery, parse_query, parse_run_id, validation_reason
+from service.web.argo_artifacts import page_state
 from service.web.auth import current_viewer, sign_in_methods
 from service.web.present import human_duration
 from service.web.run_views import (
@@ -150,6 +152,8 @@ def _cacheable(response: Response, run: Run, final: bool, personal: bool) -> Any
     viewer = current_viewer()
     parts = [str(run.id), run.phase, str(run.updated_at), viewer.name, viewer.role]
     parts += [f"{j.state}{j.updated_at}" for j in run.jobs]
+    server = current.context().settings.argo_server_url  # argo: artifact links, the TTL passing
+    parts.append(page_state(run.executor, run.manifest_json, run.finished_at, server, now()))
     response.set_etag(hashlib.sha256("|".join(parts).encode()).hexdigest()[:32])
     if final and not viewer.signed_in and not personal:
         response.headers["Cache-Control"] = "public, max-age=300"

@@ -68,7 +68,8 @@ ENVIRONMENT = {  # what each process reads, and nothing else
     | API_URLS
     | TOKENS  # POST /api/runs resolves the ref through the forge
     | {f"FORGEFLOW_{f}_WEBHOOK_SECRET" for f in FORGES}
-    | {"FORGEFLOW_HOST", "FORGEFLOW_PORT", "FORGEFLOW_API_TOKEN", "FORGEFLOW_PUBLIC_RUNS"},
+    | {"FORGEFLOW_HOST", "FORGEFLOW_PORT", "FORGEFLOW_API_TOKEN", "FORGEFLOW_PUBLIC_RUNS"}
+    | {"FORGEFLOW_ARGO_SERVER_URL"},  # artifact links on the run pages
     "forgeflow-worker": COMMON
     | API_URLS
     | TOKENS
