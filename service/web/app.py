@@ -20,7 +20,7 @@ from flask import Flask, g, jsonify, render_template, request
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from service.context import Context
 from service.metrics import WEB_ERRORS
@@ -105,7 +105,7 @@ def create_app(ctx: Context, access: Access | None = None) -> Flask:
     def http_error(exc: HTTPException) -> Any:
         if exc.response is not None:  # abort(a whole response): the page to show instead
             return exc.response
-        if exc.code == 413:
+        if exc.code == 413 and exc.description == RequestEntityTooLarge.description:
             return error(413, f"body is larger than {settings.max_body_bytes} bytes")
         return error(exc.code or 500, exc.description or exc.name)
 

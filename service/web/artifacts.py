@@ -116,5 +116,9 @@ def artifact(run_id: int, task: str, relative: str) -> Any:
     if root.resolve() not in path.parents or not path.is_file():
         abort(404)
     if path.stat().st_size > _ctx().settings.artifact_download_max_bytes:
-        abort(413, "larger than artifact_download_max_bytes")
+        limit = _ctx().settings.artifact_download_max_bytes
+        abort(
+            413,
+            f"this artifact is larger than the download limit ({limit} bytes, artifact_download_max_bytes)",
+        )
     return send_file(path, as_attachment=True, download_name=path.name)

@@ -117,6 +117,17 @@ def test_retention_removes_exactly_the_expired_local_artifacts_and_the_page_says
         assert download.get_data(as_text=True) == "wheel"
 
 
+def test_a_download_over_the_limit_says_which_limit(make_settings):
+    ctx = build_context(make_settings(artifact_download_max_bytes=3), executor_factory=build_executor)
+    try:
+        run_id, _ = keep_artifacts(ctx, "wf-big", 1)  # a 5-byte wheel
+        answer = create_app(ctx).test_client().get(f"/runs/{run_id}/artifacts/build/dist/dist/app.whl")
+        assert answer.status_code == 413
+        assert "download limit (3 bytes, artifact_download_max_bytes)" in answer.get_data(as_text=True)
+    finally:
+        ctx.close()
+
+
 def test_a_backlog_of_expired_artifacts_goes_a_few_runs_per_sweep(local: Context):
     ids, folders = zip(*(keep_artifacts(local, f"wf-{i}", 100 + i) for i in range(5)), strict=True)
     assert len(expire_artifacts(local.db, 30, lambda ns, name: None, size=2)) == 2  # oldest first
