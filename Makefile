@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench chaos profile lock clean schema browsers
+.PHONY: run test lint typecheck unit bench chaos profile lock clean schema browsers wrk
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,8 +44,21 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) wrk
 	$(BIN)/python -m benchmarks.run
+
+# The ingest benchmark drives the web tier with wrk: installed here when missing and apt can (as
+# root). Elsewhere: apt-get install -y wrk
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing wrk for the ingest benchmark"; \
+	    (apt-get install -y -q wrk >/dev/null 2>&1 || \
+	     { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null; }) || \
+	    echo "could not install wrk: apt-get install -y wrk"; \
+	  else \
+	    echo "make bench needs wrk: apt-get install -y wrk"; \
+	  fi; }
 
 # Hostile requests and failing parts, on demand (about 7 minutes): benchmarks/CHAOS.md
 chaos: $(STAMP)
