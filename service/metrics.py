@@ -45,7 +45,7 @@ FORGE_REQUESTS = Counter(
 )
 FORGE_RATE_LIMIT_REMAINING = Gauge(
     "forgeflow_forge_rate_limit_remaining",
-    "Requests the forge still allows this hour, as it last said (GitHub)",
+    "Requests the forge still allows in its current window, as it last said (GitHub, GitLab, any forge sending RateLimit headers)",
     ["forge"],
     multiprocess_mode="mostrecent",
 )

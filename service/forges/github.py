@@ -29,7 +29,6 @@ from service.forges.errors import http_status_of
 from service.forges.github_app import GithubApp, InstallationToken
 from service.forges.installations import InstallationStore
 from service.forges.ogr_forge import OgrForge
-from service.metrics import FORGE_RATE_LIMIT_REMAINING
 
 T = TypeVar("T")
 
@@ -177,9 +176,6 @@ class GithubForge(OgrForge):
         owner, name = quote(repo.namespace, safe=""), quote(repo.name, safe="")
         headers, data = requester.requestJsonAndCheck(verb, f"/repos/{owner}/{name}{path}", input=body)
         self.limits.observe(self.kind, self.name, self.budget_key(repo), headers)
-        remaining = (getattr(requester, "rate_limiting", None) or (-1,))[0]
-        if isinstance(remaining, int) and remaining >= 0:  # what GitHub's last answer said
-            FORGE_RATE_LIMIT_REMAINING.labels(self.name).set(remaining)
         return data
 
     def check_run(self, repo: Repository, sha: str, report: CheckRunReport) -> str:

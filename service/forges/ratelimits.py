@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from service.clock import now
 from service.forges.base import TransientForgeError
+from service.metrics import FORGE_RATE_LIMIT_REMAINING
 from service.store.db import Database
 from service.store.models import ForgeBudget
 
@@ -115,6 +116,8 @@ class RateLimits:
         wait = retry_after(headers, at) if status in (403, 429) or remaining == 0 else None
         if remaining is None and wait is None:
             return
+        if remaining is not None:
+            FORGE_RATE_LIMIT_REMAINING.labels(instance).set(remaining)
         with self._lock:
             budget = self._budgets.setdefault((forge, instance, key), Budget())
             if remaining is not None:

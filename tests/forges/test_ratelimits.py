@@ -70,3 +70,15 @@ def test_forgeflow_status_shows_the_budgets(tmp_path: Path, capsys, monkeypatch)
     assert main(["status"]) == 0
     out = capsys.readouterr().out
     assert "github github.com installation 77: 4321/5000 requests left, resets in" in out
+
+
+def test_the_remaining_budget_is_a_metric_for_every_forge() -> None:
+    from prometheus_client import REGISTRY
+
+    metric = "forgeflow_forge_rate_limit_remaining"
+    limits = RateLimits(sleep=lambda s: None)
+    gitlab = {"RateLimit-Remaining": "1234", "RateLimit-Limit": "2000"}
+    limits.observe("gitlab", "gitlab.example", "token", gitlab)
+    assert REGISTRY.get_sample_value(metric, {"forge": "gitlab.example"}) == 1234
+    limits.observe("github", "github.example", "installation 5", {"X-RateLimit-Remaining": "17"})
+    assert REGISTRY.get_sample_value(metric, {"forge": "github.example"}) == 17
