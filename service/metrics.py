@@ -45,7 +45,7 @@ FORGE_REQUESTS = Counter(
 )
 FORGE_RATE_LIMIT_REMAINING = Gauge(
     "forgeflow_forge_rate_limit_remaining",
-    "Requests the forge still allows in its current window, as it last said (GitHub, GitLab, any forge sending RateLimit headers)",
+    "Requests the forge still allows in its current window, as its last RateLimit headers said",
     ["forge"],
     multiprocess_mode="mostrecent",
 )

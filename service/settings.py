@@ -172,6 +172,11 @@ class RepositoryPolicy(_Model):
     summary_status: bool | None = None  # forgeflow/summary for this repository (None: the default)
     secrets: tuple[SecretGrant, ...] = ()  # the Secrets its jobs may use (default: none)
     argo_allow: tuple[Literal[ARGO_EXCEPTIONS], ...] = ()  # type: ignore[valid-type]
+    # WorkflowTemplates its jobs may run (`workflowTemplate:`), as globs over their names: the
+    # namespaced ones the operator installed in its Workflows' namespace (default: any of them),
+    # and ClusterWorkflowTemplates, which serve every namespace (default: none).
+    workflow_templates: tuple[str, ...] = ("*",)
+    cluster_workflow_templates: tuple[str, ...] = ()
     pod_security: Literal["restricted", "baseline"] = "restricted"  # baseline: pods may run as root
 
     @field_validator("secrets", mode="before")

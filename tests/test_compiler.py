@@ -36,6 +36,7 @@ OPTIONS = PlanOptions(
     default_timeout_seconds=1800,
     ttl_seconds=86400,
     secrets=(("pypi-token", ("push", "tag")), ("registry-credentials", ("push", "tag"))),
+    cluster_workflow_templates=("announce",),
 )
 RUN_URL = "https://forgeflow.example/runs/42"
 

@@ -11,12 +11,14 @@ for a Secret:
   the jobs that need it) do not run and end as ``error`` saying why.
 
 Raw ``argo:`` templates must stay inside the fence of :mod:`service.argo.fence` unless the
-policy names an exception (``argo_allow``); each refusal is a config problem at its line.
+policy names an exception (``argo_allow``), and ``workflowTemplate:`` jobs run only the
+WorkflowTemplates the policy grants; each refusal is a config problem at its line.
 Pure: the policy comes in as :class:`~service.jobs.plan_types.PlanOptions`.
 """
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -107,8 +109,31 @@ def check_secrets(
     return None
 
 
+def check_template_ref(name: str, job: JobSpec, options: PlanOptions, problem: Problem) -> None:
+    """A ``workflowTemplate:`` job runs only a template the policy grants: the operator's
+    WorkflowTemplates in the run's namespace (``workflow_templates``, default any) and
+    ClusterWorkflowTemplates (``cluster_workflow_templates``, default none: they serve every
+    namespace, so a repository may not pick one it was not given)."""
+    ref = job.workflow_template
+    if ref is None:
+        return
+    key, kind = (
+        ("cluster_workflow_templates", "ClusterWorkflowTemplate")
+        if ref.cluster_scope
+        else ("workflow_templates", "WorkflowTemplate")
+    )
+    globs = options.cluster_workflow_templates if ref.cluster_scope else options.workflow_templates
+    if not any(fnmatch.fnmatchcase(ref.name, glob) for glob in globs):
+        problem(
+            ("jobs", name, "workflowTemplate"),
+            f"the {kind} {ref.name!r} is not granted to this repository (grant it with "
+            f"{key}: [{ref.name}] in {options.grant_hint})",
+        )
+
+
 def check_fence(name: str, job: JobSpec, options: PlanOptions, problem: Problem) -> None:
-    """Every step outside the raw Argo fence, at its line."""
+    """Every step outside the raw Argo fence, at its line, and WorkflowTemplates not granted."""
+    check_template_ref(name, job, options, problem)
     if job.argo is None:
         return
     for index, template in enumerate(job.argo.templates):

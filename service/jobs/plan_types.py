@@ -28,6 +28,8 @@ class PlanOptions:
     secrets: tuple[tuple[str, tuple[str, ...]], ...] = ()
     grant_hint: str = "`repositories` in the service config"
     argo_allow: frozenset[str] = frozenset()
+    workflow_templates: tuple[str, ...] = ("*",)  # globs: WorkflowTemplates jobs may run
+    cluster_workflow_templates: tuple[str, ...] = ()  # globs: ClusterWorkflowTemplates
     pod_security: Literal["restricted", "baseline"] = "restricted"
     run_as_user: int = 1000  # 0: the platform chooses (OpenShift's restricted SCC)
     checkout_secret: bool = False  # the checkout uses the run's own credentials Secret

@@ -112,6 +112,8 @@ def plan_options(settings: Settings, event: Event, trust: Trust) -> PlanOptions:
         secrets=tuple((grant.name, tuple(grant.events)) for grant in policy.secrets),
         grant_hint=hint,
         argo_allow=frozenset(policy.argo_allow),
+        workflow_templates=policy.workflow_templates,
+        cluster_workflow_templates=policy.cluster_workflow_templates,
         pod_security=policy.pod_security,
         run_as_user=settings.pod_run_as_user,
         checkout_secret=event.repository.private,

@@ -218,6 +218,30 @@ def test_the_policy_can_allow_a_named_exception_for_one_repository():
     assert refusals(text, event(repo=EVIL), repositories=[allowed, {"match": "*"}])  # only octo/*
 
 
+TEMPLATE_JOB = """version: 1
+jobs:
+  release:
+    on: [push]
+    workflowTemplate: %s
+"""
+
+
+def test_cluster_workflow_templates_run_only_when_granted():
+    cluster = TEMPLATE_JOB % "{name: cluster-admin-tools, cluster-scope: true}"
+    found = refusals(cluster)
+    assert len(found) == 1 and found[0].startswith(f".forgeflow.yaml:{line_of(cluster, 'workflowTemplate')}:")
+    assert "ClusterWorkflowTemplate 'cluster-admin-tools' is not granted" in found[0]
+    assert "cluster_workflow_templates: [cluster-admin-tools]" in found[0] and "repositories[0]" in found[0]
+    granted = {**POLICY, "cluster_workflow_templates": ["cluster-admin-*"]}
+    assert plan(cluster, repositories=[granted]).plan is not None
+    # the operator's namespaced WorkflowTemplates run by default; a policy may narrow them
+    namespaced = TEMPLATE_JOB % "release-pipeline"
+    assert plan(namespaced).plan is not None
+    narrowed = {**POLICY, "workflow_templates": ["build-*"]}
+    found = refusals(namespaced, repositories=[narrowed])
+    assert "WorkflowTemplate 'release-pipeline' is not granted" in found[0]
+
+
 def test_raw_argo_inside_the_fence_gets_the_restricted_security_context():
     text = RAW % "        container: {image: x, securityContext: {capabilities: {add: [NET_BIND_SERVICE]}}}"
     planned = plan(text)
