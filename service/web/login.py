@@ -13,7 +13,9 @@ ends after 12 hours or at sign-out. The OAuth callback of an instance is
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError, validate_csrf
@@ -62,10 +64,25 @@ def _ctx() -> Context:
 
 
 def safe_next(target: str | None) -> str:
-    """Where to go after signing in: a path on this site only (never another host)."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")) or "\n" in target:
+    """Where to go after signing in: a path on this site only (never another host).
+
+    Browsers drop tabs and line breaks from a URL and read ``\\`` as ``/``, so ``/\\evil.example``
+    and ``/<TAB>/evil.example`` are ``//evil.example``, another host: a target with any control
+    character, space or backslash is refused outright, and so is one that still names a scheme or
+    host. Too long a target is refused too, not cut (a cut one is a different path).
+    """
+    if not target or len(target) > 2000 or not target.startswith("/") or target.startswith("//"):
         return url_for("pages.runs_page")
-    return target[:2000]
+    if "\\" in target or any(ch.isspace() or unicodedata.category(ch) in _UNSAFE for ch in target):
+        return url_for("pages.runs_page")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return url_for("pages.runs_page")
+    return target
+
+
+# control characters, format characters (zero-width, bidi), unassigned, surrogates, separators
+_UNSAFE = frozenset({"Cc", "Cf", "Cn", "Cs", "Co", "Zl", "Zp", "Zs"})
 
 
 def render_login(status: int = 200, next_url: str = "", problem: str = "") -> Any:

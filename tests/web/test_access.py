@@ -172,3 +172,32 @@ def test_pagure_users_sign_in_with_an_api_token_and_groups_count(make_settings, 
         assert web.get(f"/api/runs/{run_id}").json["actions"] == []  # public project: may read only
     finally:
         ctx.close()
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example/",
+        "\\\\evil.example/",
+        "/\t/evil.example/",
+        "/\n/evil.example/",
+        "/\r/evil.example/",
+        "/\t\\evil.example/",
+        "/ /evil.example/",
+        "/\x00/evil.example/",
+        "/\u200b/evil.example/",
+        "/runs\\..\\..\\/evil.example",
+        "javascript:alert(1)",
+        "runs",
+        "/" + "a" * 3000,
+    ],
+)
+def test_sign_in_never_goes_to_another_host(signed_web: Web, target: str):
+    from service.web.login import safe_next
+
+    with signed_web.app.test_request_context("/login"):
+        assert safe_next(target) == "/runs"
+        assert safe_next("/runs/12?job=build#log") == "/runs/12?job=build#log"
+        assert safe_next("/runs?repository=octo/ünïcode") == "/runs?repository=octo/ünïcode"
