@@ -7,6 +7,7 @@ from typing import Any
 
 _PART = re.compile(r"(\d+)\s*(d|h|m|s)")
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+MAX_SECONDS = 30 * 86400  # no job (nor a retry's backoff) waits longer than 30 days
 _WORDS = re.compile(
     r"(\d+)\s*(days?|hours?|hrs?|minutes?|mins?|seconds?|secs?)\b", re.IGNORECASE
 )  # what people write instead: "10 minutes"
@@ -19,6 +20,8 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, int):
         if value <= 0:
             raise ValueError("a duration must be positive")
+        if value > MAX_SECONDS:
+            raise ValueError(f"{value} seconds is longer than the limit, 30 days (30d)")
         return value
     if isinstance(value, str):
         text = value.strip().lower()
@@ -32,6 +35,8 @@ def parse_duration(value: Any) -> Any:
         seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(text))
         if seconds <= 0:
             raise ValueError("a duration must be positive")
+        if seconds > MAX_SECONDS:
+            raise ValueError(f"{value!r} is longer than the limit, 30 days (30d)")
         return seconds
     return value
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from service.jobs.images import image_problem
 from service.jobs.options import STRING
 from service.jobs.triggers import Strict, StrList, shorthand
 
@@ -125,6 +126,9 @@ class Service(Strict):
     def _image(cls, value: str) -> str:
         if "{{" in value or "${{" in value:
             raise ValueError("a service image is written out, without expressions")
+        problem = image_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
 

@@ -26,6 +26,7 @@ from service.jobs.conditions import check as check_condition
 from service.jobs.errors import ValueErrorAt
 from service.jobs.expressions import ExpressionError
 from service.jobs.handoff import Cache, Need, Service, needs_list, output_names, service_names
+from service.jobs.images import image_problem
 from service.jobs.options import (
     ArgoJob,
     Artifact,
@@ -95,6 +96,16 @@ def _env_names(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+MAX_PARALLEL = 1000  # Argo parallelism of one matrix job; more cells than this never run at once
+
+
+def _image(value: str | None) -> str | None:
+    problem = image_problem(value, template=True) if value is not None else ""
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 def job_name_problem(name: str) -> str:
     return f"job name {name!r}: use letters, digits, '-', '_' or '.', at most 63"
 
@@ -105,6 +116,11 @@ class Defaults(Strict):
     env: EnvMap = Field(default_factory=dict)
     retries: Retries | None = None
     resources: Resources | None = None
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        return _image(value)
 
     @field_validator("env", mode="before")
     @classmethod
@@ -137,7 +153,7 @@ class JobSpec(Strict):
     # how many
     matrix: Matrix | None = None
     fail_fast: bool = Field(default=True, alias="fail-fast")
-    max_parallel: int | None = Field(default=None, alias="max-parallel", ge=1)
+    max_parallel: int | None = Field(default=None, alias="max-parallel", ge=1, le=MAX_PARALLEL)
     # what
     image: str | None = None
     env: EnvMap = Field(default_factory=dict)
@@ -153,6 +169,11 @@ class JobSpec(Strict):
     argo: ArgoJob | None = None
     workflow_template: WorkflowTemplateRef | None = Field(default=None, alias="workflowTemplate")
     arguments: EnvMap = Field(default_factory=dict)
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        return _image(value)
 
     @field_validator("steps")
     @classmethod

@@ -22,6 +22,7 @@ from service.jobs.flow import plan_flow
 from service.jobs.grants import check_fence, check_secrets
 from service.jobs.handoff_plan import cache_plan, need_inputs, output_env
 from service.jobs.handoff_plan import handoff as make_handoff
+from service.jobs.images import image_problem
 from service.jobs.matcher import Decision
 from service.jobs.matrix import Cell, cell_label, expand
 from service.jobs.model import JobFile, JobSpec
@@ -176,6 +177,8 @@ class _Builder:
         image = sub(job.image or defaults.image or self.options.default_image, ("image",))
         if "{{" in image:
             self.problem((*base, "image"), f"the image {image!r} contains '{{{{'")
+        elif problem := image_problem(image):
+            self.problem((*base, "image"), problem)
         env = {**defaults.env, **job.env}
         steps = []
         for i, step in enumerate(job.steps):
