@@ -26,7 +26,7 @@ from service.context import Context
 from service.metrics import WEB_ERRORS
 from service.settings import session_secret
 from service.web.api_models import BadQuery, validation_reason
-from service.web.auth import Access, BadCredentials, viewer_of_request
+from service.web.auth import Access, BadCredentials, foreign_host, viewer_of_request
 from service.web.forge_access import AccessUnknown
 from service.web.read_deadlines import ReadDeadlines
 
@@ -87,6 +87,13 @@ def create_app(ctx: Context, access: Access | None = None) -> Flask:
     def who() -> Any:
         if request.path.startswith(NO_VIEWER):
             return None
+        foreign = foreign_host(settings, request.headers.get("Host", ""))
+        if foreign:  # DNS rebinding: another site's page at 127.0.0.1 would act as the admin
+            return error(
+                403,
+                f"forgeflow is open to this machine only and {foreign!r} is not its name; "
+                f"open {settings.public_url}",
+            )
         try:
             g.viewer = viewer_of_request(ctx)
         except BadCredentials as exc:

@@ -24,6 +24,7 @@ import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from flask import g, request, session
 from sqlalchemy import select, update
@@ -83,6 +84,23 @@ def loopback_only(host: str) -> bool:
 def open_access(settings: Settings) -> bool:
     """Everyone may see and act (make run): allowed, nobody can sign in, and loopback only."""
     return settings.local_open_access and not sign_in_methods(settings) and loopback_only(settings.host)
+
+
+def foreign_host(settings: Settings, host_header: str) -> str:
+    """In open access, the host a request names when it is not this machine's (else "").
+
+    Open access trusts whoever reaches the loopback address, so a page of another site whose
+    name an attacker points at 127.0.0.1 (DNS rebinding) must not drive it: such a browser
+    sends that site's name as ``Host``. Only loopback names and addresses, ``host`` and the
+    host of ``public_url`` are this machine's.
+    """
+    if not open_access(settings):
+        return ""
+    name = (urlsplit(f"//{host_header}").hostname or "") if host_header.isascii() else host_header
+    own = {"localhost", settings.host.lower().strip("[]"), (urlsplit(settings.public_url).hostname or "")}
+    if name and (name in own or loopback_only(name)):
+        return ""
+    return host_header[:100] or "(none)"
 
 
 def token_digest(token: str) -> str:

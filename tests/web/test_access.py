@@ -201,3 +201,24 @@ def test_sign_in_never_goes_to_another_host(signed_web: Web, target: str):
         assert safe_next(target) == "/runs"
         assert safe_next("/runs/12?job=build#log") == "/runs/12?job=build#log"
         assert safe_next("/runs?repository=octo/ünïcode") == "/runs?repository=octo/ünïcode"
+
+
+def test_open_access_answers_only_requests_naming_this_machine(web: Web, signed_web: Web):
+    """DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 is, to the
+    browser, the same site as forgeflow: it could read the CSRF token and act as the admin.
+    Its requests still name evil.example as the host."""
+    from tests.support.runs import add_run
+
+    run_id = add_run(web.ctx, phase="running", jobs=(("build", "build", "running"),))
+    rebound = {"Host": "evil.example:8080", "Origin": "http://evil.example:8080"}
+    page = web.get(f"/runs/{run_id}", headers=rebound)
+    assert page.status_code == 403 and "open to this machine only" in page.get_data(as_text=True)
+    acted = web.client.post(f"/runs/{run_id}/actions", data={"action": "cancel"}, headers=rebound)
+    assert acted.status_code == 403
+    assert web.get("/api/runs", headers={"Host": "127.0.0.1.evil.example"}).status_code == 403
+    assert web.get("/api/me", headers={"Host": "evil.example"}).status_code == 403
+    for host in ("127.0.0.1:8080", "localhost:8080", "[::1]:8080", "127.0.0.1", "localhost"):
+        assert web.get("/api/me", headers={"Host": host}).json["role"] == "admin", host
+    assert web.get("/livez", headers={"Host": "evil.example"}).status_code == 200  # probes: no viewer
+    # signed-in mode: the proxy decides the host, anyone there is a stranger until signed in
+    assert signed_web.get("/api/me", headers={"Host": "ci.example.com"}).status_code == 200
