@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask, g, jsonify, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -44,6 +45,17 @@ SECURITY_HEADERS = {
 }
 
 
+class JsonProvider(DefaultJSONProvider):
+    """Flask's JSON, but a request body nested too deeply for the parser's recursion is bad JSON
+    (a ValueError: ``get_json`` answers 400, or None when silent), not a 500."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError as exc:
+            raise ValueError("the JSON is nested too deeply") from exc
+
+
 def create_app(ctx: Context, access: Access | None = None) -> Flask:
     """The web tier: it stores deliveries (the relay queues them) and serves pages and the API."""
     app = Flask(
@@ -52,6 +64,7 @@ def create_app(ctx: Context, access: Access | None = None) -> Flask:
         static_folder="static",
         root_path=__file__.rsplit("/", 1)[0],
     )
+    app.json = JsonProvider(app)
     settings = ctx.settings
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,

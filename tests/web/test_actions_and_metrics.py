@@ -152,3 +152,13 @@ def test_readyz_says_when_the_broker_is_unreachable(make_settings):
         assert Web(ctx).get("/livez").status_code == 200
     finally:
         ctx.close()
+
+
+def test_json_bodies_nested_past_the_parser_are_400_not_500(web: Web):
+    run_id = add_run(web.ctx, phase="running", jobs=(("build", "build", "running"),))
+    deep = b'{"action": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    json_headers = {**web.admin(), "Content-Type": "application/json"}
+    for path in (f"/api/runs/{run_id}/actions", "/api/runs"):
+        answer = web.client.post(path, data=deep, headers=json_headers)
+        assert answer.status_code == 400, (path, answer.get_data()[:300])
+    assert _actions(web) == []
