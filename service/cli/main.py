@@ -21,7 +21,6 @@ forgeflow migrate                                bring the database schema up to
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -305,29 +304,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from service.reporting.queries import api_budgets, commit_statuses
-    from service.store.db import Database
+    from service.cli.status import cmd_status as status
 
-    settings = _settings(args)
-    db = Database(settings.database)
-    budgets = api_budgets(db)
-    if not args.repo or not args.sha:  # no commit named: the forges' API budgets only
-        print(json.dumps(budgets, indent=2) if args.json else "\n".join(b["text"] for b in budgets))
-        return 0
-    rows = commit_statuses(db, args.repo, args.sha)
-    if not rows:
-        print(f"no statuses for {args.repo}@{args.sha}")
-        return 1
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for row in rows:
-        print(f"{row['state']:<8} {row['context']:<30} {row['description']}  {row['target_url']}")
-    if budgets:
-        print("\nAPI budgets (as last seen):")
-        for budget in budgets:
-            print(f"  {budget['text']}")
-    return 0
+    return status(_settings(args), args)
 
 
 def build_parser() -> argparse.ArgumentParser:

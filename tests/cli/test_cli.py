@@ -230,3 +230,25 @@ def _wait_for_status(capsys, repo: str, sha: str) -> None:
             return
         time.sleep(0.3)
     raise AssertionError(f"no success status for {repo}@{sha}: {out}")
+
+
+def test_status_says_the_database_does_not_answer_without_a_traceback(tmp_path: Path):
+    import os
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "FORGEFLOW_DATA_DIR": str(tmp_path)}
+    down = forgeflow(
+        "status",
+        "octo/hello",
+        "abc",
+        env={**env, "FORGEFLOW_DATABASE_URL": f"postgresql://ci:pw@127.0.0.1:{port}/x"},
+    )
+    assert down.returncode == 2 and "Traceback" not in down.stderr, down.stderr
+    assert f"cannot read the database postgresql://ci:***@127.0.0.1:{port}/x" in down.stderr
+    assert "pw" not in down.stderr
+    fresh = forgeflow("status", env=env)  # a database nobody migrated yet
+    assert fresh.returncode == 2 and "Traceback" not in fresh.stderr, fresh.stderr
+    assert "has no forgeflow tables yet (run forgeflow migrate)" in fresh.stderr
