@@ -259,3 +259,41 @@ jobs:
     final, log, _ = run(tmp_path, dataclasses.replace(event), text)
     assert final["status"]["phase"] == "Succeeded", log
     assert "deploying to prod; rm -rf /" in log
+
+
+def test_a_job_cannot_make_the_executor_copy_files_from_outside_its_workspace(
+    tmp_path: Path, repo: tuple[Repository, str]
+) -> None:
+    """A symlink the job makes is followed on this machine, not in the job's container: an
+    artifact or output read through one would hand this machine's files (the data dir's
+    secrets, a home folder) to the run page."""
+    secret = tmp_path / "elsewhere"
+    secret.mkdir()
+    (secret / "secret.txt").write_text("TOPSECRET")
+    text = f"""\
+version: 1
+jobs:
+  leak:
+    on: [tag]
+    artifacts: [out/secret.txt]
+    steps: ['ln -s {secret} out']
+  steal:
+    on: [tag]
+    argo:
+      entrypoint: main
+      templates:
+      - name: main
+        script:
+          image: x
+          command: [sh]
+          source: 'ln -s {secret} link'
+        outputs:
+          parameters: [{{name: stolen, valueFrom: {{path: /workspace/link/secret.txt}}}}]
+"""
+    final, log, plan = run(tmp_path, tag(repo, "v1"), text)
+    found = states(final, plan)
+    assert found["leak"][0] != "success" and "leads outside /workspace" in found["leak"][1], (found, log)
+    assert found["steal"][0] != "success" and "leads outside /workspace" in found["steal"][1], (found, log)
+    kept = tmp_path / "data"
+    assert not [p for p in kept.rglob("*") if p.is_file() and "TOPSECRET" in p.read_text(errors="replace")]
+    assert "TOPSECRET" not in json.dumps(final)

@@ -302,3 +302,18 @@ def test_container_command_line_for_docker_script_without_command() -> None:
 def test_workspace_paths_map_into_the_pod_folder() -> None:
     assert host_path(Path("/p/ws"), "/workspace") == Path("/p/ws")
     assert host_path(Path("/p/ws"), "/workspace/source/sub") == Path("/p/ws/source/sub")
+
+
+def test_inside_workspace_follows_the_folders_a_job_may_have_linked(tmp_path: Path):
+    from service.executors.local.values import inside_workspace
+
+    workspace = tmp_path / "workspace"
+    (workspace / "source" / "dist").mkdir(parents=True)
+    (workspace / "source" / "out").symlink_to(tmp_path)  # made by the job (or committed)
+    (workspace / "source" / "dist" / "link").symlink_to("/etc/passwd")
+    assert inside_workspace(workspace, workspace)
+    assert inside_workspace(workspace, workspace / "source" / "dist" / "pkg.tgz")
+    assert inside_workspace(workspace, workspace / "source" / "dist" / "link")  # copied as a link
+    assert not inside_workspace(workspace, workspace / "source" / "dist" / "link", follow=True)
+    assert not inside_workspace(workspace, workspace / "source" / "out" / "secret.txt")
+    assert not inside_workspace(workspace, workspace / "source" / "out" / "x" / "y")

@@ -41,7 +41,7 @@ from service.executors.local.nodes import (
 from service.executors.local.proc import exit_code, run_tool, wait_process
 from service.executors.local.repository import ArtifactRepository, copy_item
 from service.executors.local.services import ServiceError, start_sidecars, stop_sidecars
-from service.executors.local.values import WORKSPACE
+from service.executors.local.values import WORKSPACE, inside_workspace
 from service.executors.log_times import stamp
 from service.executors.masking import Masker
 
@@ -225,6 +225,9 @@ def _load_artifact(
 ) -> None:
     dest = host_path(workspace, str(artifact["path"]))
     name = artifact.get("name")
+    if not inside_workspace(workspace, dest):
+        where = artifact["path"]
+        raise PodError(f"failed to load input artifact {name!r}: {where} leads outside {WORKSPACE}")
     if "from" in artifact:
         _load_passed(ctx, artifact, dest)
         return
@@ -293,10 +296,12 @@ def _write_script(ctx: PodContext) -> Path | None:
 def read_parameters(ctx: PodContext) -> tuple[tuple[tuple[str, str], ...], str | None]:
     """The output parameters' values (from their files), and a problem when one is missing."""
     workspace = ctx.pod_dir / "workspace"
-    values = []
+    values: list[tuple[str, str]] = []
     for parameter in ctx.template.output_parameters:
         source = parameter.get("valueFrom") or {}
         path = host_path(workspace, str(source.get("path", "")))
+        if not inside_workspace(workspace, path, follow=True):
+            return tuple(values), f"failed to save outputs: {source.get('path')} leads outside {WORKSPACE}"
         try:
             values.append((str(parameter["name"]), path.read_text(encoding="utf-8", errors="replace")))
         except OSError:
@@ -314,6 +319,8 @@ def save_outputs(ctx: PodContext, succeeded: bool = True) -> str | None:
     for artifact in ctx.template.outputs:
         source = host_path(workspace, str(artifact.get("path", "")))
         dest = ctx.artifacts_dir / str(artifact.get("name")) / source.name
+        if not inside_workspace(workspace, source):
+            return f"failed to save outputs: {artifact.get('path')} leads outside {WORKSPACE}"
         if not os.path.lexists(source):
             if artifact.get("optional"):
                 continue

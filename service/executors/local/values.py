@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 WORKSPACE = "/workspace"
@@ -10,6 +11,19 @@ WORKSPACE = "/workspace"
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _VARIABLE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+
+
+def inside_workspace(workspace: Path, path: Path, *, follow: bool = False) -> bool:
+    """Whether ``path`` (a workspace path on this machine) stays in the workspace when its
+    folders are followed (and the path itself, with ``follow``): a job may have made any of them
+    a symlink, and a symlink the container made leads elsewhere on this machine (``/`` here is
+    not the container's). Copying a path through such a folder would read or write this
+    machine's files for the job."""
+    root = workspace.resolve()
+    if path == workspace:
+        return True
+    real = (path if follow else path.parent).resolve()
+    return real == root or root in real.parents
 
 
 class UnsupportedManifest(Exception):
