@@ -181,6 +181,10 @@ class _Builder:
             value = self.constructor.construct_object(node, deep=True)
         except ConstructorError as exc:
             raise YamlError(str(exc.problem), line, column) from exc
+        except ValueError as exc:  # an integer of more digits than Python converts
+            raise YamlError(
+                f"a number too long to read ({len(node.value)} characters); quote it", line, column
+            ) from exc
         if node.tag != STR_TAG and not style and _reads_otherwise(value, node.value):
             self.lossy[path] = node.value
         return value

@@ -87,3 +87,8 @@ def test_a_template_is_held_to_the_same_limits():
 
     found = refused("version: 1\njobs:\n  a: {uses: boom}\n", source)
     assert found[0].startswith(".forgeflow/templates/boom.yaml:") and "too many values" in found[0]
+
+
+def test_a_number_too_long_for_python_is_a_problem_at_its_line():
+    found = refused("version: 1\njobs:\n  a:\n    steps: [make]\n    env: {A: " + "9" * 5000 + "}\n")
+    assert found == [".forgeflow.yaml:5:14: a number too long to read (5000 characters); quote it"]
