@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 FORGES = ("github", "gitlab", "forgejo", "pagure", "local")
 MAX_JOBS = 100
 MAX_INPUTS = 50
 REPO_PATTERN = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"
-REF_PATTERN = r"^[^\s~^:?*\[\\]{1,255}$"
+REF_PATTERN = r"^[^\s\x00-\x1f\x7f~^:?*\[\\]{1,255}$"
 JOB_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 # what each field must be, in the words the API answers with
 PROBLEMS = {
@@ -52,6 +52,31 @@ class ManualRunRequest(BaseModel):
     wait: Annotated[float, Field(ge=0, le=MAX_WAIT_SECONDS, strict=True)] = Field(
         0.0, description="seconds (at most 30) to wait for the worker's decision, answered as `decided`"
     )
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        """``octo/../other`` would name another repository in the forge's API paths (and the
+        repository policies' globs would read it as ``octo/*``)."""
+        if any(part in (".", "..") for part in value.split("/")):
+            raise ValueError("a repository name has no '.' or '..' parts")
+        return value
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        """What ``git check-ref-format`` refuses besides the pattern's characters: a leading
+        '-' (an option to git), '..', '@{', '//', a part starting with '.', a '.lock' or '/' end."""
+        parts = value.split("/")
+        if (
+            value.startswith("-")
+            or ".." in value
+            or "@{" in value
+            or value.endswith((".lock", "/", "."))
+            or any(not part or part.startswith(".") for part in parts)
+        ):
+            raise ValueError("not a git ref name")
+        return value
 
 
 class DecidedJob(BaseModel):
