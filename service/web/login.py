@@ -184,7 +184,7 @@ def pagure_token(name: str) -> Any:
     if instance.kind != "pagure":
         abort(404)
     token = request.form.get("token", "").strip()
-    if not token or len(token) > 200:
+    if not token or len(token) > 200 or not token.isascii() or not token.isprintable() or " " in token:
         return render_login(400, problem="Paste a Pagure API token.")
     forges = current_app.extensions["forgeflow.access"].forges
     login = forges.whoami_pagure(instance, token)

@@ -165,6 +165,8 @@ def test_pagure_users_sign_in_with_an_api_token_and_groups_count(make_settings, 
             return web.client.post(f"/login/{name}/token", data=form).status_code
 
         assert sign_in_with("wrong") == 401
+        for pasted in ("ann-token\nX-Injected: 1", "ann\x00token", "ann token", "tökén"):
+            assert sign_in_with(pasted) == 400  # not a token, not a 503 from the forge's client
         assert sign_in_with("bob-token") == 303
         assert web.get("/api/me").json["login"] == "bob"
         assert web.get(f"/api/runs/{run_id}").json["actions"] == ["rerun", "rerun-failed"]  # a packager
