@@ -4,7 +4,8 @@ A job file is written by anyone who can push to a connected repository, so its t
 not reach past the run: create Kubernetes objects (``resource:`` templates, the controller's
 memoize caches), mount anything but scratch space (``emptyDir``) and the Secrets granted to the
 repository, patch the pod spec, use the host's namespaces, escalate privileges, add
-capabilities, run as root, drop the seccomp/AppArmor profile, choose a service account, bind a
+capabilities, run as root, drop the seccomp/AppArmor profile, choose a service account, read the
+namespace's ConfigMaps (env, envFrom, parameters; like ``configMap`` volumes), bind a
 port on the node (``hostPort``), or move artifacts anywhere but the run's own place in the
 operator's artifact repository (an artifact location of its own, at a bucket, endpoint, git or
 HTTP server, could carry the node's cloud credentials or reach another run's files).
@@ -107,6 +108,9 @@ KEYS: dict[str, tuple[str, Callable[[Any], bool], str]] = {
     "plugin": ("plugin", _any, "executor plugins run with their own rights"),
     **{key: ("hostNamespaces", _true, f"{key} shares a namespace with the node") for key in HOST_NAMESPACES},
     "hostPort": ("hostPort", _any, "hostPort binds a port on the node"),
+    # the kubelet (env) and the controller (parameters) read ConfigMaps with their own rights
+    "configMapKeyRef": ("volumes", _any, "ConfigMaps of the namespace are not a job's to read"),
+    "configMapRef": ("volumes", _any, "ConfigMaps of the namespace are not a job's to read"),
 }
 
 

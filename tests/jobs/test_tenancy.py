@@ -197,6 +197,21 @@ HOSTILE = {
         "passwordSecret",
     ),
     "hostPort": ("        container: {image: x, ports: [{containerPort: 80, hostPort: 80}]}", "hostPort"),
+    "configMap env": (
+        "        container:\n          image: x\n"
+        "          env: [{name: C, valueFrom: {configMapKeyRef: {name: artifacts, key: default}}}]",
+        "configMapKeyRef",
+    ),
+    "configMap envFrom": (
+        "        container: {image: x, envFrom: [{configMapRef: {name: other-teams-config}}]}",
+        "configMapRef",
+    ),
+    "configMap parameter": (
+        "        inputs:\n          parameters:\n            - name: p\n"
+        "              valueFrom: {configMapKeyRef: {name: workflow-controller-configmap, key: config}}\n"
+        "        container: {image: x}",
+        "configMapKeyRef",
+    ),
     "hostPID": ("        container: {image: x}\n        hostPID: true", "hostPID"),
     "s3 with the node's credentials": (
         "        outputs:\n          artifacts:\n            - name: loot\n              path: /tmp/l\n"
