@@ -170,7 +170,9 @@ class ScheduleEntry(Strict):
     @field_validator("branch")
     @classmethod
     def _branch(cls, value: str) -> str:
-        if value and (not re.fullmatch(r"[^\s~^:?*\[\\]{1,255}", value) or value.startswith("refs/")):
+        if value and (
+            not re.fullmatch(r"[^\s\x00-\x1f\x7f~^:?*\[\\]{1,255}", value) or value.startswith("refs/")
+        ):
             raise ValueError(f"{value!r}: name one branch, like main")
         return value
 

@@ -103,3 +103,10 @@ def test_validate_says_what_is_wrong_with_an_image(tmp_path: Path, capsys):
     bad.write_text(JOB % 'image: "Fedora:41 "')
     assert main(["validate", str(bad)]) == 1
     assert f"{bad}:4:5: jobs.a.image: the image 'Fedora:41 ' contains spaces" in capsys.readouterr().err
+
+
+def test_a_schedules_branch_with_control_characters_is_refused():
+    """It would be stored with the schedule (PostgreSQL refuses NUL) and shown on pages."""
+    for branch in ("ma\\0in", "main\\x1b[2J", "main\\x7f"):
+        found = refused(f'on: {{schedule: [{{cron: "0 3 * * *", branch: "{branch}"}}]}}')
+        assert any("jobs.a.on.schedule[0].branch" in p and "name one branch" in p for p in found), found
