@@ -44,6 +44,14 @@ class Step(Strict):
         return {"run": value} if isinstance(value, str) else value
 
 
+def _printable(name: str, values: tuple[Scalar, ...]) -> None:
+    """Matrix values name the cells' statuses (``forgeflow/tests (python=3.12)``), which the
+    forge shows and the database keeps: no control characters (PostgreSQL refuses NUL)."""
+    for value in values:
+        if isinstance(value, str) and not value.isprintable():
+            raise ValueError(f"matrix {name} value {value!r}: no control characters")
+
+
 class Matrix(BaseModel):
     """``{axis: [values], include: [{...}], exclude: [{...}]}``; every other key is an axis."""
 
@@ -64,10 +72,12 @@ class Matrix(BaseModel):
                 raise ValueError(f"matrix axis {name!r}: use letters, digits, '-' or '_'")
             if not values:
                 raise ValueError(f"matrix axis {name!r} has no values")
+            _printable(name, values)
         for entry in (*self.include, *self.exclude):
             for name in entry:
                 if not AXIS_NAME.match(name):
                     raise ValueError(f"matrix key {name!r}: use letters, digits, '-' or '_'")
+                _printable(name, (entry[name],))
         if not self.axes and not self.include:
             raise ValueError("a matrix needs at least one axis or include entry")
         return self

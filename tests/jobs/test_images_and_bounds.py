@@ -110,3 +110,11 @@ def test_a_schedules_branch_with_control_characters_is_refused():
     for branch in ("ma\\0in", "main\\x1b[2J", "main\\x7f"):
         found = refused(f'on: {{schedule: [{{cron: "0 3 * * *", branch: "{branch}"}}]}}')
         assert any("jobs.a.on.schedule[0].branch" in p and "name one branch" in p for p in found), found
+
+
+def test_matrix_values_with_control_characters_are_refused():
+    """They name the cells' statuses (the forge shows them, PostgreSQL refuses NUL)."""
+    for matrix in ('{v: ["a\\0b"]}', '{v: [ok], include: [{v: "x\\x1b[2J"}]}', '{v: ["tab\\there"]}'):
+        found = refused(f"matrix: {matrix}")
+        assert any("jobs.a.matrix" in p and "no control characters" in p for p in found), found
+    load_job_file(JOB % 'matrix: {v: ["3.12", "with space", "ünï"]}')
