@@ -215,7 +215,8 @@ def _concurrency(event: Event, job_file: JobFile) -> tuple[str, bool]:
         path = ("concurrency", "group")
         file, line, column = job_file.where(path)
         raise JobFileError([ConfigProblem(file, line, column, dotted(path), str(exc))]) from exc
-    if len(group) > MAX_GROUP:
-        digest = hashlib.sha256(group.encode()).hexdigest()[:16]
-        group = group[: MAX_GROUP - 17] + "-" + digest
+    if len(group) > MAX_GROUP or not group.isprintable():  # stored and shown: no control characters
+        digest = hashlib.sha256(group.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        shown = "".join(ch if ch.isprintable() else "?" for ch in group)
+        group = shown[: MAX_GROUP - 17] + "-" + digest
     return group, spec.cancel_in_progress

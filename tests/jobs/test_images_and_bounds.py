@@ -118,3 +118,13 @@ def test_matrix_values_with_control_characters_are_refused():
         found = refused(f"matrix: {matrix}")
         assert any("jobs.a.matrix" in p and "no control characters" in p for p in found), found
     load_job_file(JOB % 'matrix: {v: ["3.12", "with space", "ünï"]}')
+
+
+def test_a_concurrency_group_is_stored_without_control_characters():
+    """From the file or from event data, it is kept on the run (PostgreSQL refuses NUL)."""
+    groups = set()
+    for written in ("a\\0b", "a\\x1bb", "a?b"):
+        planned = plan(f'version: 1\nconcurrency: {{group: "{written}"}}\njobs:\n  a: {{steps: [make]}}\n')
+        assert planned.plan is not None and planned.plan.concurrency_group.isprintable()
+        groups.add(planned.plan.concurrency_group)
+    assert len(groups) == 3  # still one group per name
