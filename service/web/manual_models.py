@@ -62,6 +62,14 @@ class ManualRunRequest(BaseModel):
             raise ValueError("a repository name has no '.' or '..' parts")
         return value
 
+    @field_validator("inputs")
+    @classmethod
+    def _inputs(cls, value: dict[str, str | bool | int | float]) -> dict[str, str | bool | int | float]:
+        """Inputs become environment variables: a NUL cannot be in one (nor in a process's)."""
+        if any("\x00" in item for pair in value.items() for item in map(str, pair)):
+            raise ValueError("an input has a NUL character")
+        return value
+
     @field_validator("ref")
     @classmethod
     def _ref(cls, value: str) -> str:

@@ -49,3 +49,11 @@ def test_a_repository_or_ref_that_is_not_a_name_is_a_400(repo: str, ref: str):
 def test_refs_people_use_are_taken(ref: str):
     fields, problem = parse_body({**BODY, "repo": "group/sub.group/my_repo-1", "ref": ref})
     assert problem == "" and fields is not None
+
+
+def test_an_input_with_a_nul_is_a_400_and_other_text_is_taken():
+    for inputs in ({"target": "pro\x00d"}, {"ta\x00rget": "prod"}):
+        fields, problem = parse_body({**BODY, "inputs": inputs})
+        assert fields is None and problem.startswith("inputs must be"), problem
+    fields, problem = parse_body({**BODY, "inputs": {"notes": "line 1\nline 2\tü", "dry": True}})
+    assert problem == "" and fields is not None
