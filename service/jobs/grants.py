@@ -113,22 +113,49 @@ def check_template_ref(name: str, job: JobSpec, options: PlanOptions, problem: P
     """A ``workflowTemplate:`` job runs only a template the policy grants: the operator's
     WorkflowTemplates in the run's namespace (``workflow_templates``, default any) and
     ClusterWorkflowTemplates (``cluster_workflow_templates``, default none: they serve every
-    namespace, so a repository may not pick one it was not given)."""
+    namespace, so a repository may not pick one it was not given). The same goes for every
+    ``templateRef`` inside the job's raw ``argo:`` templates (a DAG task or step)."""
     ref = job.workflow_template
-    if ref is None:
+    if ref is not None:
+        refused = template_refused(ref.name, ref.cluster_scope, options)
+        if refused:
+            problem(("jobs", name, "workflowTemplate"), refused)
+    if job.argo is None:
         return
+    for index, template in enumerate(job.argo.templates):
+        for where, found in _template_refs(template, ("argo", "templates", index)):
+            refused = template_refused(str(found.get("name", "")), found.get("clusterScope") is True, options)
+            if refused:
+                problem(("jobs", name, *where, "templateRef"), refused)
+
+
+def template_refused(template: str, cluster_scope: bool, options: PlanOptions) -> str:
+    """Why the policy does not grant the (Cluster)WorkflowTemplate ``template`` ("" if it does)."""
     key, kind = (
         ("cluster_workflow_templates", "ClusterWorkflowTemplate")
-        if ref.cluster_scope
+        if cluster_scope
         else ("workflow_templates", "WorkflowTemplate")
     )
-    globs = options.cluster_workflow_templates if ref.cluster_scope else options.workflow_templates
-    if not any(fnmatch.fnmatchcase(ref.name, glob) for glob in globs):
-        problem(
-            ("jobs", name, "workflowTemplate"),
-            f"the {kind} {ref.name!r} is not granted to this repository (grant it with "
-            f"{key}: [{ref.name}] in {options.grant_hint})",
-        )
+    globs = options.cluster_workflow_templates if cluster_scope else options.workflow_templates
+    if any(fnmatch.fnmatchcase(template, glob) for glob in globs):
+        return ""
+    return (
+        f"the {kind} {template!r} is not granted to this repository (grant it with "
+        f"{key}: [{template}] in {options.grant_hint})"
+    )
+
+
+def _template_refs(value: Any, path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every ``templateRef`` in a raw template, with the path of what holds it."""
+    if isinstance(value, dict):
+        ref = value.get("templateRef")
+        if isinstance(ref, dict):
+            yield path, ref
+        for key, item in value.items():
+            yield from _template_refs(item, (*path, str(key)))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _template_refs(item, (*path, index))
 
 
 def check_fence(name: str, job: JobSpec, options: PlanOptions, problem: Problem) -> None:

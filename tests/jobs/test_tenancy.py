@@ -310,6 +310,27 @@ def test_cluster_workflow_templates_run_only_when_granted():
     assert "WorkflowTemplate 'release-pipeline' is not granted" in found[0]
 
 
+def test_a_templateref_inside_raw_argo_needs_the_same_grant():
+    """A DAG task or a step of an ``argo:`` template can run a (Cluster)WorkflowTemplate too."""
+    dag = RAW % (
+        "        dag:\n          tasks:\n            - name: t\n"
+        "              templateRef: {name: cluster-admin-tools, template: main, clusterScope: true}"
+    )
+    found = refusals(dag)
+    assert len(found) == 1 and found[0].startswith(f".forgeflow.yaml:{line_of(dag, 'templateRef')}:")
+    assert "templates[0].dag.tasks[0].templateRef" in found[0]
+    assert "ClusterWorkflowTemplate 'cluster-admin-tools' is not granted" in found[0]
+    granted = {**POLICY, "cluster_workflow_templates": ["cluster-admin-*"]}
+    assert plan(dag, repositories=[granted]).plan is not None
+    steps = RAW % (
+        "        steps:\n          - - name: s\n"
+        "              templateRef: {name: release-pipeline, template: main}"
+    )
+    assert plan(steps).plan is not None  # namespaced ones run by default
+    found = refusals(steps, repositories=[{**POLICY, "workflow_templates": ["build-*"]}])
+    assert "WorkflowTemplate 'release-pipeline' is not granted" in found[0] and "steps[0][0]" in found[0]
+
+
 def test_raw_argo_inside_the_fence_gets_the_restricted_security_context():
     text = RAW % "        container: {image: x, securityContext: {capabilities: {add: [NET_BIND_SERVICE]}}}"
     planned = plan(text)
