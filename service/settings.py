@@ -136,6 +136,7 @@ ARGO_EXCEPTIONS = (
     "plugin",  # executor plugin templates
     "hostPort",  # containers' ports bound on the node
     "artifactLocations",  # artifacts at a location of their own, or keys outside the run's own
+    "scheduling",  # nodeSelector, affinity, tolerations, priority(ClassName), schedulerName
 )
 CHECKOUT_SECRET_SUFFIX = "-checkout"  # noqa: S105 (a run's own Secret: <workflow name>-checkout)
 _SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")

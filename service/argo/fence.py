@@ -8,7 +8,8 @@ capabilities, run as root, drop the seccomp/AppArmor profile, choose a service a
 namespace's ConfigMaps (env, envFrom, parameters; like ``configMap`` volumes), bind a
 port on the node (``hostPort``), or move artifacts anywhere but the run's own place in the
 operator's artifact repository (an artifact location of its own, at a bucket, endpoint, git or
-HTTP server, could carry the node's cloud credentials or reach another run's files).
+HTTP server, could carry the node's cloud credentials or reach another run's files), or choose
+its nodes or priority (tolerations reach tainted nodes; a priority class preempts other pods).
 
 :func:`fence_problems` walks one template and returns every refusal with the path of the key
 inside the template and the name of the exception a repository policy may grant
@@ -27,6 +28,7 @@ Path = tuple[str | int, ...]
 ALLOWED_VOLUME_KINDS = frozenset({"name", "emptyDir", "secret"})
 ALLOWED_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})  # what the "restricted" profile allows
 HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
+SCHEDULING = ("nodeSelector", "affinity", "tolerations", "priorityClassName", "priority", "schedulerName")
 UNSAFE_PROFILES = frozenset({"Unconfined", "unconfined"})
 APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 SECCOMP_ANNOTATION = "seccomp.security.alpha.kubernetes.io/"
@@ -108,6 +110,12 @@ KEYS: dict[str, tuple[str, Callable[[Any], bool], str]] = {
     "plugin": ("plugin", _any, "executor plugins run with their own rights"),
     **{key: ("hostNamespaces", _true, f"{key} shares a namespace with the node") for key in HOST_NAMESPACES},
     "hostPort": ("hostPort", _any, "hostPort binds a port on the node"),
+    # where a pod lands and whom it pushes out is the operator's: tolerations reach tainted
+    # (control-plane, dedicated) nodes, a priority class preempts other teams' pods
+    **{
+        key: ("scheduling", _any, f"{key} chooses nodes or priority, which the service config decides")
+        for key in SCHEDULING
+    },
     # the kubelet (env) and the controller (parameters) read ConfigMaps with their own rights
     "configMapKeyRef": ("volumes", _any, "ConfigMaps of the namespace are not a job's to read"),
     "configMapRef": ("volumes", _any, "ConfigMaps of the namespace are not a job's to read"),

@@ -197,6 +197,22 @@ HOSTILE = {
         "passwordSecret",
     ),
     "hostPort": ("        container: {image: x, ports: [{containerPort: 80, hostPort: 80}]}", "hostPort"),
+    "tolerations": (
+        "        container: {image: x}\n"
+        "        tolerations: [{key: node-role.kubernetes.io/control-plane, operator: Exists}]",
+        "tolerations",
+    ),
+    "nodeSelector": ("        container: {image: x}\n        nodeSelector: {gpu: a100}", "nodeSelector"),
+    "priorityClassName": (
+        "        container: {image: x}\n        priorityClassName: system-node-critical",
+        "priorityClassName",
+    ),
+    "affinity": (
+        "        container: {image: x}\n        affinity:\n          nodeAffinity:\n"
+        "            requiredDuringSchedulingIgnoredDuringExecution:\n"
+        "              nodeSelectorTerms: [{matchExpressions: [{key: k, operator: Exists}]}]",
+        "affinity",
+    ),
     "configMap env": (
         "        container:\n          image: x\n"
         "          env: [{name: C, valueFrom: {configMapKeyRef: {name: artifacts, key: default}}}]",
