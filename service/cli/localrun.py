@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from service.cli.checkout import commit_of, git
 from service.cli.preview import Preview, RenderError
 from service.executors.local.engine import ENGINES, available_engine
-from service.executors.local.pod import LineSink
+from service.executors.local.pod_context import LineSink
 from service.jobs.plan import TaskPlan
 from service.runs.node_states import JobUpdate, job_updates
 from service.runs.recipe import workflow

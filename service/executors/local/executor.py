@@ -30,7 +30,7 @@ from service.executors.base import (
     WorkflowRef,
 )
 from service.executors.local.nodes import ERROR, FINAL_WORKFLOW_PHASES, PENDING, RUNNING
-from service.executors.local.pod import LineSink
+from service.executors.local.pod_context import LineSink
 from service.executors.local.proc import is_alive
 from service.executors.local.runner import RUN_SECRETS, Runner
 from service.executors.local.status import set_phase_labels

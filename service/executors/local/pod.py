@@ -4,19 +4,19 @@
 Argo's words. Container paths under ``/workspace`` map to the attempt's own
 ``<pod_dir>/workspace``. Without a container runtime the command runs directly (cwd = the
 mapped ``workingDir``, a minimal environment); with ``podman``/``docker`` it runs in the image
-with the workspace mounted (see :func:`container_command`).
+with the workspace mounted (see :func:`container_command`). What it takes in and hands on
+(artifacts, output parameters) is :mod:`pod_files`'s; the values it is given and returns are
+:mod:`pod_context`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -26,11 +26,8 @@ from service.executors.local.env import (
     base_env,
     resolve_env,
     secret_folder,
-    secret_value,
     secret_values,
 )
-from service.executors.local.git import GitCache, GitError
-from service.executors.local.manifest import PodTemplate
 from service.executors.local.nodes import (
     ERROR,
     FAILED,
@@ -38,63 +35,22 @@ from service.executors.local.nodes import (
     SUCCEEDED,
     exit_code_message,
 )
+from service.executors.local.pod_context import PodContext, PodResult
+from service.executors.local.pod_files import (
+    PodError,
+    host_path,
+    load_artifact,
+    read_parameters,
+    save_outputs,
+)
 from service.executors.local.proc import exit_code, run_tool, wait_process
-from service.executors.local.repository import ArtifactRepository, copy_item
 from service.executors.local.services import ServiceError, start_sidecars, stop_sidecars
-from service.executors.local.values import WORKSPACE, inside_workspace
+from service.executors.local.values import WORKSPACE
 from service.executors.log_times import stamp
 from service.executors.masking import Masker
 
 FAILED_MARK = "::forgeflow-failed::"
 STAGING = "/argo/staging"
-
-
-class LineSink:
-    """Live output for ``forgeflow exec``: every line as ``[task] text``, one writer at a time."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-        self._lock = threading.Lock()
-
-    def line(self, task: str, text: str) -> None:
-        with self._lock:
-            self.stream.write(f"[{task}] {text}\n")
-            self.stream.flush()
-
-
-@dataclass(frozen=True)
-class PodContext:
-    """Where and how one attempt runs."""
-
-    task: str
-    node_id: str
-    template: PodTemplate
-    pod_dir: Path
-    log_path: Path
-    data_dir: Path
-    git: GitCache
-    runtime: str | None = None
-    header: str | None = None
-    sink: LineSink | None = None
-    artifacts_dir: Path | None = None  # where output artifacts are kept (``<name>/<basename>``)
-    artifacts_root: Path | None = None  # every task's artifacts dir, for artifacts passed on
-    repository: ArtifactRepository | None = None  # key-only s3 artifacts (caches)
-    own_secrets: Path | None = None  # the run's own Secrets (its checkout's credentials)
-
-
-@dataclass(frozen=True)
-class PodResult:
-    """How an attempt ended: node phase, node message, exit code (None if it never ran)."""
-
-    phase: str
-    message: str | None = None
-    exit_code: int | None = None
-    cancelled: bool = False
-    parameters: tuple[tuple[str, str], ...] = ()  # output parameters, read when it ended
-
-
-class PodError(Exception):
-    """The pod could not start (artifact, env, command); the node ends in ``Error``."""
 
 
 def run_pod(ctx: PodContext, cancel: threading.Event, on_running: Callable[[], None]) -> PodResult:
@@ -180,7 +136,7 @@ def _prepare(
     for sub in ("workspace", "home", "tmp", "staging"):
         (ctx.pod_dir / sub).mkdir(parents=True, exist_ok=True)
     for artifact in ctx.template.artifacts:
-        _load_artifact(ctx, artifact, workspace, cancel, deadline)
+        load_artifact(ctx, artifact, workspace, cancel, deadline)
     try:
         env = resolve_env(ctx.template, ctx.data_dir, ctx.own_secrets)
     except EnvError as exc:
@@ -216,66 +172,6 @@ def _in_workspace(value: str) -> bool:
     return value.startswith(WORKSPACE + "/") and "\n" not in value and "/../" not in value + "/"
 
 
-def _load_artifact(
-    ctx: PodContext,
-    artifact: dict[str, object],
-    workspace: Path,
-    cancel: threading.Event,
-    deadline: float | None,
-) -> None:
-    dest = host_path(workspace, str(artifact["path"]))
-    name = artifact.get("name")
-    if not inside_workspace(workspace, dest):
-        where = artifact["path"]
-        raise PodError(f"failed to load input artifact {name!r}: {where} leads outside {WORKSPACE}")
-    if "from" in artifact:
-        _load_passed(ctx, artifact, dest)
-        return
-    if "s3" in artifact:
-        s3 = artifact["s3"] if isinstance(artifact["s3"], dict) else {}
-        key = str(s3.get("key"))
-        found = ctx.repository is not None and ctx.repository.load(key, dest)
-        if not found and not artifact.get("optional"):
-            raise PodError(f"failed to load input artifact {name!r}: nothing saved under {key!r}")
-        return
-    if "raw" in artifact:
-        raw = artifact["raw"] if isinstance(artifact["raw"], dict) else {}
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(str(raw.get("data", "")))
-        return
-    git = artifact["git"] if isinstance(artifact["git"], dict) else {}
-    repo, revision = str(git.get("repo")), str(git.get("revision") or "")
-    try:
-        credentials = _git_credentials(ctx, git)
-        ctx.git.checkout(repo, revision, dest, cancel=cancel, deadline=deadline, credentials=credentials)
-    except (GitError, EnvError) as exc:
-        raise PodError(f"failed to load input artifact {name!r} from {repo}: {exc}") from exc
-
-
-def _load_passed(ctx: PodContext, artifact: dict[str, object], dest: Path) -> None:
-    """An artifact another task saved (``from: {{tasks.X.outputs.artifacts.Y}}``)."""
-    origin = artifact["from"]
-    task, source = (str(origin[0]), str(origin[1])) if isinstance(origin, tuple | list) else ("", "")
-    folder = ctx.artifacts_root / str(task) / str(source) if ctx.artifacts_root else None
-    items = sorted(folder.iterdir()) if folder is not None and folder.is_dir() else []
-    if not items:
-        if artifact.get("optional"):
-            return
-        raise PodError(f"failed to load input artifact {artifact.get('name')!r}: {task} saved no {source!r}")
-    copy_item(items[0], dest)
-
-
-def _git_credentials(ctx: PodContext, git: dict[str, object]) -> tuple[str, str] | None:
-    """The git artifact's ``usernameSecret``/``passwordSecret`` values, as Argo reads them."""
-    refs = [git.get("usernameSecret"), git.get("passwordSecret")]
-    if not any(isinstance(ref, dict) for ref in refs):
-        return None
-    user, password = (
-        secret_value(ctx.data_dir, ref, ctx.own_secrets) if isinstance(ref, dict) else "" for ref in refs
-    )
-    return user, password
-
-
 def _secret_mounts(ctx: PodContext) -> list[tuple[Path, str]]:
     """The template's Secret volumes as (folder on this machine, mount path); only a container
     runtime can mount them (without one the values are in the environment alone)."""
@@ -291,50 +187,6 @@ def _write_script(ctx: PodContext) -> Path | None:
     path = ctx.pod_dir / "staging" / "script"
     path.write_text(ctx.template.script)
     return path
-
-
-def read_parameters(ctx: PodContext) -> tuple[tuple[tuple[str, str], ...], str | None]:
-    """The output parameters' values (from their files), and a problem when one is missing."""
-    workspace = ctx.pod_dir / "workspace"
-    values: list[tuple[str, str]] = []
-    for parameter in ctx.template.output_parameters:
-        source = parameter.get("valueFrom") or {}
-        path = host_path(workspace, str(source.get("path", "")))
-        if not inside_workspace(workspace, path, follow=True):
-            return tuple(values), f"failed to save outputs: {source.get('path')} leads outside {WORKSPACE}"
-        try:
-            values.append((str(parameter["name"]), path.read_text(encoding="utf-8", errors="replace")))
-        except OSError:
-            if "default" not in source:
-                return tuple(values), f"failed to save outputs: {source.get('path')} not found"
-            values.append((str(parameter["name"]), str(source["default"])))
-    return tuple(values), None
-
-
-def save_outputs(ctx: PodContext, succeeded: bool = True) -> str | None:
-    """Copy the template's output artifacts out of the workspace; a problem, or None."""
-    if ctx.artifacts_dir is None:
-        return None
-    workspace = ctx.pod_dir / "workspace"
-    for artifact in ctx.template.outputs:
-        source = host_path(workspace, str(artifact.get("path", "")))
-        dest = ctx.artifacts_dir / str(artifact.get("name")) / source.name
-        if not inside_workspace(workspace, source):
-            return f"failed to save outputs: {artifact.get('path')} leads outside {WORKSPACE}"
-        if not os.path.lexists(source):
-            if artifact.get("optional"):
-                continue
-            return f"failed to save outputs: {artifact.get('path')} not found"
-        if "s3" in artifact:
-            if ctx.repository is not None and succeeded:
-                ctx.repository.save(str((artifact["s3"] or {}).get("key")), source)
-            continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir() and not source.is_symlink():
-            shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True)
-        else:
-            shutil.copy2(source, dest, follow_symlinks=False)
-    return None
 
 
 def _spawn(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -378,12 +230,6 @@ class _OutputCopier(threading.Thread):
                     _emit(self.ctx, self.log, text)
                 except ValueError:  # the log was closed: a process that escaped its group
                     return  # kept the pipe open past the attempt's end
-
-
-def host_path(workspace: Path, container_path: str) -> Path:
-    """Where a container path under ``/workspace`` lives on this machine."""
-    relative = container_path[len(WORKSPACE) :].strip("/")
-    return workspace / relative if relative else workspace
 
 
 def container_name(node_id: str) -> str:

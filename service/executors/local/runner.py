@@ -36,7 +36,8 @@ from service.executors.local.nodes import (
     set_phase,
     stopped_message,
 )
-from service.executors.local.pod import LineSink, PodContext, PodResult, run_pod
+from service.executors.local.pod import run_pod
+from service.executors.local.pod_context import LineSink, PodContext, PodResult
 from service.executors.local.repository import ArtifactRepository
 from service.executors.local.state import Attempt, RunState, TaskState, exit_outputs
 from service.executors.local.status import StatusWriter
