@@ -2,10 +2,12 @@
 
 - ingest: the web app (Flask test client, no HTTP server) storing signed 25 KiB pull_request
   deliveries in PostgreSQL;
-- worker: the task that turns a stored delivery into statuses and a submitted Workflow;
+- worker: the task that turns a stored delivery of a 5-job pull request into statuses and a
+  submitted Workflow;
 - compile: a 1,000-instance run from job file to validated Workflow.
 
-Writes ``benchmarks/.work/profile-<name>.txt`` and prints the top of each.
+Writes ``benchmarks/.work/profile-<name>.txt`` and prints the top of each; ``python -m
+benchmarks.profile worker`` profiles only the named ones.
 """
 
 from __future__ import annotations
@@ -80,9 +82,10 @@ def worker_action(database_url: str, exits: ExitStack) -> Callable[[], Callable[
     def setup() -> Callable[[], object]:
         from pytest_httpserver import HTTPServer
 
-        from benchmarks.pipeline import JOB_FILE, NAMESPACE, REPO, BenchRepo, sha_of
+        from benchmarks.pipeline import NAMESPACE, REPO, sha_of
+        from benchmarks.worker_cost import TARGET_SIZE, SizedRepo
         from service.context import build_context
-        from service.runs.start import process_delivery
+        from service.worker import process_delivery
         from service.settings import Settings
         from service.store.models import Delivery
         from service.web.app import create_app
@@ -98,7 +101,9 @@ def worker_action(database_url: str, exits: ExitStack) -> Callable[[], Callable[
         github = FakeGitHub(server)
         count = 600
         shas = [sha_of(i, "profile") for i in range(count)]
-        github.add_repo(REPO, BenchRepo(set(shas), "https://github.com/octo/hello.git"))  # type: ignore[arg-type]
+        repo = SizedRepo()
+        repo.jobs = dict.fromkeys(shas, TARGET_SIZE)
+        github.add_repo(REPO, repo)  # type: ignore[arg-type]
         WORK.mkdir(parents=True, exist_ok=True)
         settings = Settings(
             data_dir=WORK / "profile-worker",
@@ -125,7 +130,6 @@ def worker_action(database_url: str, exits: ExitStack) -> Callable[[], Callable[
         with ctx.db.session() as session:
             query = select(Delivery.id).where(Delivery.delivery_id.like("worker-%")).order_by(Delivery.id)
             pks = iter(session.scalars(query).all())
-        assert JOB_FILE
 
         def process() -> object:
             return process_delivery(ctx, next(pks))
@@ -135,12 +139,17 @@ def worker_action(database_url: str, exits: ExitStack) -> Callable[[], Callable[
     return setup
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    names = set((sys.argv[1:] if argv is None else argv) or ("ingest", "worker", "compile"))
+    texts: dict[str, str] = {}
     with ExitStack() as exits:
         database_url = exits.enter_context(database())
-        texts = {"ingest": profile("ingest", ingest_action(database_url), 500)}
-        texts["worker"] = profile("worker", worker_action(database_url, exits), 500)
-    texts["compile"] = profile("compile", lambda: lambda: compile_bench.measure_once(1000), 5)
+        if "ingest" in names:
+            texts["ingest"] = profile("ingest", ingest_action(database_url), 500)
+        if "worker" in names:
+            texts["worker"] = profile("worker", worker_action(database_url, exits), 500)
+    if "compile" in names:
+        texts["compile"] = profile("compile", lambda: lambda: compile_bench.measure_once(1000), 5)
     for name, text in texts.items():
         print(f"===== {name} (full: benchmarks/.work/profile-{name}.txt)")
         print("\n".join(text.splitlines()[:60]))

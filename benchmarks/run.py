@@ -2,25 +2,27 @@
 written to ``benchmarks/RESULTS.md`` (newest run first; earlier runs are kept below it).
 
 Needs PostgreSQL and Redis on 127.0.0.1 (as ``make test`` does) and ``wrk`` (``apt-get install
-wrk``). ``--only ingest,compile,pipeline`` runs a subset; ``--no-write`` prints without writing.
+wrk``). ``--only ingest,compile,pipeline,worker-cost`` runs a subset; ``--no-write`` prints without
+writing. ``BENCH_BROKER`` names the Redis database the benchmarks use (default db 8).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 
 from benchmarks import compile as compile_bench
-from benchmarks import ingest, pipeline
+from benchmarks import ingest, pipeline, worker_cost
 from benchmarks.common import ROOT, have, machine, percentile
 from tests.support.services import POSTGRES, REDIS, reachable
 
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 MARKER = "<!-- runs: newest first; make bench inserts here -->"
-BROKER = "redis://127.0.0.1:6379/8"
+BROKER = os.environ.get("BENCH_BROKER", "redis://127.0.0.1:6379/8")
 HEADER = f"""# Benchmark results
 
 Rerun with `make bench` (4 to 5 minutes on 2 cores); it inserts a new section below and keeps
@@ -196,7 +198,7 @@ def write(section: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run")
-    parser.add_argument("--only", default="compile,ingest,pipeline")
+    parser.add_argument("--only", default="compile,ingest,pipeline,worker-cost")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
@@ -225,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
         result = pipeline.run(BROKER)
         body += pipeline_section(result)
         memory |= result.memory_mib
+    if "worker-cost" in only:
+        print("worker cost and forge API budget ...", flush=True)
+        body += worker_cost.section(worker_cost.run(BROKER))
     if memory:
         body += memory_section(memory)
     took = time.monotonic() - started

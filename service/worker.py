@@ -70,11 +70,8 @@ def process_delivery(ctx: Context, delivery_pk: int) -> Result:
     if not taken.held:
         return Result(taken.reason)
     with leases.keep(delivery_pk):
-        with ctx.db.session() as session:
-            delivery = session.get(Delivery, delivery_pk)
-            assert delivery is not None
-            event = Event.from_json(delivery.event_json)
-            instance, received = delivery.instance, delivery.received_at
+        event = Event.from_json(taken.event_json)
+        instance, received = taken.instance, taken.received_at
         note_installation(ctx, event, instance)
         handler = HANDLERS.get(event.kind, handle_event)
         with log_context(delivery=delivery_pk):
@@ -82,13 +79,7 @@ def process_delivery(ctx: Context, delivery_pk: int) -> Result:
         if result.run_id is not None and received is not None:
             # a run's statuses are posted before the handler returns (queued, or the config error)
             TIME_TO_FIRST_STATUS.observe(max((now() - received).total_seconds(), 0.0))
-        with ctx.db.session() as session:
-            delivery = session.get(Delivery, delivery_pk)
-            if delivery is not None:
-                delivery.state = DeliveryState.DONE
-                delivery.outcome = result.outcome
-                delivery.processed_at = now()
-                delivery.lease_until = None
+        leases.done(delivery_pk, DeliveryState.DONE, result.outcome)
     log.info("delivery %s: %s", delivery_pk, result.outcome)
     return result
 

@@ -12,6 +12,7 @@ reported as check runs (:meth:`GithubForge.check_run`, see :mod:`service.forges.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -27,6 +28,7 @@ from service.forges.checkout import CheckoutCredential, configured_credential, s
 from service.forges.checks import CheckRunReport, check_run_body
 from service.forges.errors import http_status_of
 from service.forges.github_app import GithubApp, InstallationToken
+from service.forges.github_rest import RestClient
 from service.forges.installations import InstallationStore
 from service.forges.ogr_forge import OgrForge
 
@@ -101,6 +103,7 @@ class GithubForge(OgrForge):
     """github.com or a GitHub Enterprise instance, with a token or as a GitHub App."""
 
     app: GithubApp | None = None
+    rest: RestClient
 
     def make_service(self) -> Any:
         if self.instance.app_mode:
@@ -113,6 +116,7 @@ class GithubForge(OgrForge):
                 limits=self.limits,
                 timeout=self.timeout,
             )
+        self.rest = RestClient(self.instance.api_url, self.timeout)
         return GithubApiService(self.instance.token, self.instance.api_url, self.timeout, self.app)
 
     # -- App mode ----------------------------------------------------------------------------
@@ -171,12 +175,31 @@ class GithubForge(OgrForge):
             self.limits.observe(self.kind, self.name, self.budget_key(repo), headers)
 
     def _api(self, repo: Repository, verb: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """One request under the repository's API root, its rate-limit headers noted."""
-        requester = self.project(repo).github_instance.requester
+        """One request under the repository's API root (forgeflow's own client, see
+        :mod:`service.forges.github_rest`), its rate-limit headers noted."""
         owner, name = quote(repo.namespace, safe=""), quote(repo.name, safe="")
-        headers, data = requester.requestJsonAndCheck(verb, f"/repos/{owner}/{name}{path}", input=body)
+        token = self.app.token(repo.full_name) if self.app is not None else self.instance.token
+        headers, data = self.rest.request(verb, f"/repos/{owner}/{name}{path}", token, body)
         self.limits.observe(self.kind, self.name, self.budget_key(repo), headers)
         return data
+
+    def fetch_file(self, repo: Repository, path: str, ref: str) -> str | None:
+        """One ``GET /repos/{owner}/{repo}/contents/{path}?ref=``: the file's text, or None."""
+
+        def read() -> str | None:
+            data = self._api(repo, "GET", f"/contents/{quote(path)}?ref={quote(ref, safe='')}")
+            if not isinstance(data, dict) or data.get("type", "file") != "file":
+                raise ForgeError(f"{path} at {ref[:12]} of {repo.full_name} is not a file")
+            if data.get("encoding") != "base64":  # over 1 MB: the contents API leaves it out
+                raise ForgeError(f"{path} at {ref[:12]} of {repo.full_name} is too large to read")
+            return base64.b64decode(data.get("content") or "").decode()
+
+        try:
+            return self._call(f"reading {path} of {repo.full_name} at {ref[:12]}", read, repo)
+        except ForgeError as exc:
+            if http_status_of(exc) == 404:
+                return None
+            raise
 
     def check_run(self, repo: Repository, sha: str, report: CheckRunReport) -> str:
         """Create the check run (no ``check_run_id``) or update it: one request. Its id."""

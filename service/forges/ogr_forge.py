@@ -32,6 +32,7 @@ from service.forges.checkout import CheckoutCredential, configured_credential
 from service.forges.errors import classify, http_status_of
 from service.forges.notes import NoteLedger
 from service.forges.ratelimits import RateLimits
+from service.forges.reads import ReadCache, is_commit
 from service.metrics import FORGE_REQUESTS
 from service.settings import ForgeInstance
 from service.store.db import Database
@@ -79,6 +80,7 @@ class OgrForge:
         self._service = self.make_service()
         self._projects: dict[str, tuple[float, Any]] = {}
         self._projects_lock = threading.Lock()
+        self.reads = ReadCache()  # files at a commit, read once (see :mod:`service.forges.reads`)
 
     def checkout_credential(self, repo: Repository, clone_url: str) -> CheckoutCredential | None:
         """The configured checkout token (see :mod:`service.forges.checkout`)."""
@@ -145,6 +147,21 @@ class OgrForge:
     # -- the seam --------------------------------------------------------------------------
 
     def read_file(self, repo: Repository, path: str, ref: str) -> str | None:
+        """The file at ``ref``; at a commit SHA read once and kept a while (a commit's events
+        and commands ask for the same job file)."""
+        if not is_commit(ref):
+            return self.fetch_file(repo, path, ref)
+        key = (repo.full_name.lower(), path, ref)
+        text: str | None = self.reads.get(key)
+        if text is None:
+            text = self.fetch_file(repo, path, ref)
+            if text is not None:
+                self.reads.put(key, text)
+        return text
+
+    def fetch_file(self, repo: Repository, path: str, ref: str) -> str | None:
+        """The file at ``ref`` as the forge says now (no cache), or None when it does not exist."""
+
         def read() -> str | None:
             try:
                 return str(self.project(repo).get_file_content(path=path, ref=ref))

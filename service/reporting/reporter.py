@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import cast
@@ -65,6 +66,19 @@ class _Leased:
     check_run_id: str = ""
     reported: tuple[str, str] = ("", "")
     troubled: bool = False  # an earlier attempt failed or died: its post may have gone through
+    job_id: int = 0
+
+
+@dataclass(frozen=True)
+class _Done:
+    """What to record when a job's report lease is given back (see :func:`_release_all`)."""
+
+    job_id: int
+    posted: StatusReport | None  # what the forge shows now (None: nothing new)
+    error: str = ""
+    hold: float | None = None  # keep the lease this many seconds more (a rate limit)
+    check_run_id: str = ""
+    counted: bool = False  # a post went out (for the caller's count)
 
 
 def _view(job: Job) -> JobView:
@@ -122,6 +136,7 @@ def _lease(db: Database, public_url: str, job_id: int) -> _Leased | None:
             job.check_run_id,
             (job.reported_state, job.reported_description),
             troubled=earlier is not None and (earlier[0] is not None or bool(earlier[1])),
+            job_id=job_id,
         )
 
 
@@ -133,45 +148,51 @@ def report_job(
     leased = _lease(db, public_url, job_id)
     if leased is None:
         return False
-    report, event = leased.report, leased.event
-    error = ""
+    with db.leases.keep(Job, job_id):  # renewed however long the forge takes
+        done, raised = _attempt(forges, leased, logs)
+    _release_all(db, [done])
+    if raised is not None:
+        raise raised
+    return done.counted
+
+
+def _attempt(
+    forges: ForgeRegistry, leased: _Leased, logs: JobLogs | None
+) -> tuple[_Done, BaseException | None]:
+    """Post one leased job's state (the caller keeps its lease fresh meanwhile): what to record
+    when the lease is given back, and the error to raise after that (if any)."""
+    report, event, job_id = leased.report, leased.event, leased.job_id
     check_run_id = leased.check_run_id
     try:
         forge = forges.get(event.forge, leased.instance)
         check_runs = getattr(forge, "reports_check_runs", False)
-        with db.leases.keep(Job, job_id):  # renewed however long the forge takes
-            if (
-                not check_runs
-                and leased.troubled
-                and _already_shown(forge, leased, for_forge(forge.kind, report))
-            ):
-                _release(db, job_id, report, "")  # the reporter that died had posted it
-                return False
-            for attempt in (1, 2):
-                try:
-                    if check_runs:
-                        check_run_id = _post_check_run(cast(CheckRunForge, forge), leased, logs)
-                    else:
-                        forge.set_status(status_repo(event), leased.sha, for_forge(forge.kind, report))
-                    break
-                except TransientForgeError as exc:
-                    if attempt == 2 or exc.retry_after is None or exc.retry_after > MAX_INLINE_WAIT:
-                        raise
-                    log.info("%s: rate limited, posting again in %.1fs", report.context, exc.retry_after)
-                    time.sleep(exc.retry_after)
+        if (
+            not check_runs
+            and leased.troubled
+            and _already_shown(forge, leased, for_forge(forge.kind, report))
+        ):
+            return _Done(job_id, report), None  # the reporter that died had posted it
+        for attempt in (1, 2):
+            try:
+                if check_runs:
+                    check_run_id = _post_check_run(cast(CheckRunForge, forge), leased, logs)
+                else:
+                    forge.set_status(status_repo(event), leased.sha, for_forge(forge.kind, report))
+                break
+            except TransientForgeError as exc:
+                if attempt == 2 or exc.retry_after is None or exc.retry_after > MAX_INLINE_WAIT:
+                    raise
+                log.info("%s: rate limited, posting again in %.1fs", report.context, exc.retry_after)
+                time.sleep(exc.retry_after)
     except TransientForgeError as exc:
-        error = str(exc)
-        _release(db, job_id, None, error, hold=exc.retry_after)
-        raise
+        return _Done(job_id, None, str(exc), hold=exc.retry_after), exc
     except ForgeError as exc:
         # Retrying will not help (no access, unknown repository): record it and move on.
-        error = str(exc)
         log.warning("could not report %s on %s: %s", report.context, leased.sha[:7], exc)
-    except BaseException:
-        _release(db, job_id, None, "")
-        raise
-    _release(db, job_id, report, error, check_run_id=check_run_id)
-    return not error
+        return _Done(job_id, report, str(exc), check_run_id=check_run_id), None
+    except BaseException as exc:
+        return _Done(job_id, None), exc
+    return _Done(job_id, report, check_run_id=check_run_id, counted=True), None
 
 
 def _already_shown(forge: Forge, leased: _Leased, report: StatusReport) -> bool:
@@ -208,31 +229,28 @@ def _post_check_run(forge: CheckRunForge, leased: _Leased, logs: JobLogs | None)
     return str(forge.check_run(repo, leased.sha, check))
 
 
-def _release(
-    db: Database,
-    job_id: int,
-    posted: StatusReport | None,
-    error: str,
-    *,
-    hold: float | None = None,
-    check_run_id: str = "",
-) -> None:
-    """Give the lease back, recording what was posted (if anything) and the error (if any).
-    ``hold``: keep it that many seconds more (a rate limit asked to wait that long)."""
-    values: dict[str, object] = {"report_lease_until": now() + timedelta(seconds=hold) if hold else None}
-    if posted is not None:
-        values.update(reported_state=posted.state, reported_description=posted.description)
-    if check_run_id:
-        values["check_run_id"] = check_run_id
-    if error:
-        values["report_error"] = error[:2000]
-    with db.session() as session:
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(**values, report_attempts=Job.report_attempts + 1)
-            .execution_options(synchronize_session=False)
-        )
+def _release_all(db: Database, done: list[_Done]) -> None:
+    """Give the leases back in one transaction, recording for each job what was posted (if
+    anything) and the error (if any); a ``hold`` keeps a lease that many seconds more (a rate
+    limit asked to wait that long)."""
+    if not done:
+        return
+    moment = now()
+    with db.transaction() as connection:
+        for item in done:
+            until = moment + timedelta(seconds=item.hold) if item.hold else None
+            values: dict[str, object] = {"report_lease_until": until}
+            if item.posted is not None:
+                values.update(reported_state=item.posted.state, reported_description=item.posted.description)
+            if item.check_run_id:
+                values["check_run_id"] = item.check_run_id
+            if item.error:
+                values["report_error"] = item.error[:2000]
+            connection.execute(
+                update(Job)
+                .where(Job.id == item.job_id)
+                .values(**values, report_attempts=Job.report_attempts + 1)
+            )
 
 
 def status_repo(event: Event) -> Repository:
@@ -246,17 +264,119 @@ def status_repo(event: Event) -> Repository:
 def report_run(
     db: Database, forges: ForgeRegistry, public_url: str, run_id: int, logs: JobLogs | None = None
 ) -> Outcome:
-    """Post every unreported job state of a run. Raises the first transient error after trying all."""
-    with db.session() as session:
-        job_ids = list(
-            session.scalars(
-                select(Job.id)
-                .where(Job.run_id == run_id)
-                .where(or_(Job.state != Job.reported_state, Job.description != Job.reported_description))
-                .order_by(Job.id)
+    """Post every unreported job state of a run: their leases taken in one transaction and
+    given back in one more, whatever the number of jobs. Raises the first transient error after
+    trying all."""
+    leased = _lease_run(db, public_url, run_id)
+    if not leased:
+        return Outcome()
+    posted = failed = 0
+    first_error: BaseException | None = None
+    done: list[_Done] = []
+    with ExitStack() as kept:
+        for item in leased:
+            kept.enter_context(db.leases.keep(Job, item.job_id))  # renewed however long it takes
+        try:
+            for item in leased:
+                result, raised = _attempt(forges, item, logs)
+                done.append(result)
+                posted += result.counted
+                if isinstance(raised, TransientForgeError):
+                    failed += 1
+                    first_error = first_error or raised
+                elif raised is not None:
+                    first_error = raised
+                    break
+        finally:
+            finished = {item.job_id for item in done}
+            done += [_Done(item.job_id, None) for item in leased if item.job_id not in finished]
+            _release_all(db, done)
+    if first_error is not None:
+        raise first_error
+    return Outcome(posted, failed)
+
+
+def _lease_run(db: Database, public_url: str, run_id: int) -> list[_Leased]:
+    """Take the report lease of every unreported job of the run that nobody holds, and read
+    what to post, in one transaction (the batch form of :func:`_lease`)."""
+    moment = now()
+    unreported = or_(Job.state != Job.reported_state, Job.description != Job.reported_description)
+    free = or_(Job.report_lease_until.is_(None), Job.report_lease_until < moment)
+    with db.transaction() as connection:
+        earlier = {
+            row.id: row
+            for row in connection.execute(
+                select(Job.id, Job.report_lease_until, Job.report_error).where(
+                    Job.run_id == run_id, unreported, free
+                )
+            )
+        }
+        if not earlier:
+            return []
+        taken = set(
+            connection.execute(
+                update(Job)
+                .where(Job.id.in_(sorted(earlier)), unreported, free)
+                .values(report_lease_until=moment + LEASE)
+                .returning(Job.id)
+            ).scalars()
+        )
+        if not taken:
+            return []
+        run = connection.execute(
+            select(Run.id, Run.event_json, Run.instance, Run.sha, Run.namespace, Run.workflow_name).where(
+                Run.id == run_id
+            )
+        ).one()
+        jobs = connection.execute(
+            select(
+                Job.id, Job.name, Job.task, Job.context, Job.state, Job.description, Job.started_at,
+                Job.finished_at, Job.check_run_id, Job.reported_state, Job.reported_description,
+            ).where(Job.run_id == run_id).order_by(Job.id)
+        ).all()  # fmt: skip
+        settled = [
+            j.id
+            for j in jobs
+            if j.id in taken and (j.state, j.description) == (j.reported_state, j.reported_description)
+        ]
+        if settled:  # reported meanwhile: nothing new after all
+            connection.execute(update(Job).where(Job.id.in_(settled)).values(report_lease_until=None))
+    event = Event.from_json(run.event_json)
+    pr = event.pull_request
+    siblings = tuple(
+        JobView(j.name, j.task, j.context, j.state, j.description, j.started_at, j.finished_at) for j in jobs
+    )
+    leased = []
+    for job, view in zip(jobs, siblings, strict=True):
+        if job.id not in taken or job.id in settled:
+            continue
+        report = StatusReport(
+            context=job.context,
+            state=job.state,
+            description=job.description,
+            target_url=job_url(public_url, run.id, job.task),
+            pull_request=pr.number if pr else None,
+            source_repo=pr.source_repo if pr and pr.fork else None,
+            ref=pr.source_branch if pr else (event.branch or event.tag),
+        )
+        before = earlier[job.id]
+        leased.append(
+            _Leased(
+                report,
+                event,
+                run.instance,
+                run.sha,
+                view,
+                run.id,
+                (run.namespace, run.workflow_name),
+                siblings,
+                job.check_run_id,
+                (job.reported_state, job.reported_description),
+                troubled=before.report_lease_until is not None or bool(before.report_error),
+                job_id=job.id,
             )
         )
-    return report_jobs(db, forges, public_url, job_ids, logs)
+    return leased
 
 
 def report_jobs(

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
 from service.clock import now
 from service.context import Context
@@ -121,6 +123,35 @@ def record_skipped(
         return run.id
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A run just recorded, as :func:`resume_run <service.runs.start.resume_run>` needs it
+    (so it is not read back): its phase, its Workflow and its concurrency group."""
+
+    run_id: int
+    phase: str
+    manifest: dict[str, Any]
+    concurrency_group: str = ""
+
+
+# what a job's column holds when a new row does not say (the model's scalar defaults)
+_JOB_DEFAULTS: dict[str, Any] = {
+    column.key: column.default.arg
+    for column in Job.__table__.columns
+    if column.default is not None and not callable(column.default.arg)
+}
+
+
+def _values(row: Run | Job) -> dict[str, Any]:
+    """The columns set on a new (transient) row; unset ones get their defaults on insert."""
+    found = {}
+    for column in row.__table__.columns:
+        value = getattr(row, column.key, None)
+        if value is not None:
+            found[column.key] = value
+    return found
+
+
 def record_run(
     ctx: Context,
     event: Event,
@@ -130,14 +161,13 @@ def record_run(
     plan: WorkflowPlan,
     trust: Trust,
     skipped: tuple[SkippedJob, ...] = (),
-) -> int:
+) -> Recorded:
     """Record the run, its jobs (pending) and its Workflow (the plan bound to the run's id) in
-    one transaction. An unapproved run waits, its jobs pending with a description saying how
-    to approve it."""
-    with ctx.db.session() as session:
-        run = _new_run(event, instance, trigger_key, delivery_pk, ctx.settings.executor)
-        session.add(run)
-        session.flush()
+    one transaction of three statements (the run, every job at once, the Workflow). An
+    unapproved run waits, its jobs pending with a description saying how to approve it."""
+    run = _new_run(event, instance, trigger_key, delivery_pk, ctx.settings.executor)
+    with ctx.db.transaction() as connection:
+        run.id = connection.execute(insert(Run).values(_values(run)).returning(Run.id)).scalar_one()
         waiting = not trust.approved
         if waiting:
             run.phase = RunPhase.WAITING
@@ -178,7 +208,27 @@ def record_run(
         run.manifest_json = json.dumps(manifest, sort_keys=True)
         run.namespace = plan.namespace
         run.workflow_name = manifest["metadata"]["name"]
-        return run.id
+        if run.jobs:  # one statement, however many jobs (executemany: the same keys in every row)
+            rows = [{**_values(job), "run_id": run.id} for job in run.jobs]
+            keys = {key for row in rows for key in row}
+            connection.execute(
+                insert(Job), [{k: row.get(k, _JOB_DEFAULTS.get(k)) for k in keys} for row in rows]
+            )
+        connection.execute(
+            update(Run)
+            .where(Run.id == run.id)
+            .values(
+                phase=run.phase or RunPhase.CREATED,
+                message=run.message or "",
+                finished_at=run.finished_at,
+                concurrency_group=run.concurrency_group,
+                cancel_in_progress=run.cancel_in_progress,
+                manifest_json=run.manifest_json,
+                namespace=run.namespace,
+                workflow_name=run.workflow_name,
+            )
+        )
+    return Recorded(run.id, run.phase or RunPhase.CREATED, manifest, run.concurrency_group or "")
 
 
 def waiting_description(settings: Settings) -> str:

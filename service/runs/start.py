@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import select, update
+
 from service.context import Context
 from service.events import Event, EventKind
 from service.executors.base import ExecutorError, RunSecret
@@ -25,7 +27,7 @@ from service.logs import set_run
 from service.reporting.reporter import job_logs, report_run
 from service.runs.approvals import approved_at
 from service.runs.recipe import Selector, plan_event
-from service.runs.record import record_config_error, record_run, record_skipped, run_by_key
+from service.runs.record import Recorded, record_config_error, record_run, record_skipped, run_by_key
 from service.runs.schedules import record_schedules
 from service.runs.sources import ForgeFiles
 from service.runs.stopping import (
@@ -70,7 +72,7 @@ def handle_event(
         event = with_sha(event, forge.resolve_ref(event.repository, event.ref))
     approved = lambda sha: approved_at(ctx, event, sha)  # noqa: E731
     trust = event_trust(ctx.settings, event, write_access(ctx, forge), approved)
-    return start_run(ctx, forge, event, instance, trigger_key, delivery_pk, trust)
+    return _start_new_run(ctx, forge, event, instance, trigger_key, delivery_pk, trust)
 
 
 def start_run(
@@ -88,6 +90,21 @@ def start_run(
     existing = run_by_key(ctx, trigger_key)
     if existing is not None:
         return resume_run(ctx, existing)
+    return _start_new_run(ctx, forge, event, instance, trigger_key, delivery_pk, trust, select_jobs)
+
+
+def _start_new_run(
+    ctx: Context,
+    forge: Forge,
+    event: Event,
+    instance: str,
+    trigger_key: str,
+    delivery_pk: int | None,
+    trust: Trust,
+    select_jobs: Selector | None = None,
+) -> Result:
+    """:func:`start_run` once the caller knows no run has ``trigger_key`` yet (a run made
+    meanwhile by another worker makes this one's insert fail: the task is retried and finds it)."""
     try:
         planned = plan_event(ForgeFiles(forge, event.repository), ctx.settings, event, trust, select_jobs)
     except JobFileError as exc:
@@ -105,9 +122,11 @@ def start_run(
     if planned.plan is None:  # only required jobs that were skipped: they pass at once
         run_id = record_skipped(ctx, event, instance, trigger_key, delivery_pk, planned.skipped)
         return resume_run(ctx, run_id)
-    run_id = record_run(ctx, event, instance, trigger_key, delivery_pk, planned.plan, trust, planned.skipped)
-    stop_superseded_runs(ctx, event, run_id)
-    return resume_run(ctx, run_id)
+    recorded = record_run(
+        ctx, event, instance, trigger_key, delivery_pk, planned.plan, trust, planned.skipped
+    )
+    stopped = stop_superseded_runs(ctx, event, recorded.run_id)
+    return resume_run(ctx, recorded.run_id, None if recorded.run_id in stopped else recorded)
 
 
 def summary_awaited(ctx: Context, event: Event) -> bool:
@@ -118,26 +137,31 @@ def summary_awaited(ctx: Context, event: Event) -> bool:
     return waits and ctx.settings.summary_for(event.repository.full_name)
 
 
-def resume_run(ctx: Context, run_id: int) -> Result:
-    """Post pending statuses and submit the run's Workflow, unless that already happened."""
+def resume_run(ctx: Context, run_id: int, recorded: Recorded | None = None) -> Result:
+    """Post pending statuses and submit the run's Workflow, unless that already happened.
+    ``recorded``: the run as this worker just recorded it (not read back)."""
     set_run(run_id)  # this thread's log lines name the run from here on
     report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id, job_logs(ctx))
-    with ctx.db.session() as session:
-        run = session.get(Run, run_id)
-        assert run is not None
-        if run.phase != RunPhase.CREATED:
-            return Result(f"run {run_id} already {run.phase}", run_id)
-        manifest = json.loads(run.manifest_json)
-    blocker = concurrency_blocker(ctx, run_id)
+    if recorded is None:
+        with ctx.db.transaction() as connection:
+            row = connection.execute(
+                select(Run.phase, Run.manifest_json, Run.concurrency_group).where(Run.id == run_id)
+            ).one()
+        phase, manifest, group = row.phase, json.loads(row.manifest_json), row.concurrency_group
+    else:
+        phase, manifest, group = recorded.phase, recorded.manifest, recorded.concurrency_group
+    if phase != RunPhase.CREATED:
+        return Result(f"run {run_id} already {phase}", run_id)
+    blocker = concurrency_blocker(ctx, run_id) if group else None
     if blocker is not None:  # the watcher or the sweep submits it when its group is free
         return Result(f"run {run_id} is {blocker}", run_id)
     ref = ctx.executor.submit(manifest, run_secrets(ctx, run_id, manifest))
-    with ctx.db.session() as session:
-        run = session.get(Run, run_id)
-        assert run is not None
-        if run.phase == RunPhase.CREATED:
-            run.phase = RunPhase.SUBMITTED
-            run.namespace, run.workflow_name = ref.namespace, ref.name
+    with ctx.db.transaction() as connection:
+        connection.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.phase == RunPhase.CREATED)
+            .values(phase=RunPhase.SUBMITTED, namespace=ref.namespace, workflow_name=ref.name)
+        )
     return Result(f"run {run_id} submitted as {ref.namespace}/{ref.name}", run_id)
 
 

@@ -28,6 +28,7 @@ could not be submitted) ends the run and its unfinished jobs as ``error`` with t
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -85,21 +86,27 @@ def stop_runs(ctx: Context, run_ids: list[int], reason: str) -> list[int]:
     return stopped
 
 
-def _same_repo(run: Run) -> ColumnElement[bool]:
+def _same_repo(run: Any) -> ColumnElement[bool]:
     return and_(Run.forge == run.forge, Run.instance == run.instance, Run.repo == run.repo)
 
 
-def _earlier(run: Run) -> ColumnElement[bool]:
+def _earlier(run: Any) -> ColumnElement[bool]:
     """Runs of deliveries received before ``run``'s (by id when there is no delivery)."""
     if run.delivery_pk is None:
-        return Run.id < run.id
+        return and_(Run.id < run.id)
     return or_(Run.delivery_pk < run.delivery_pk, and_(Run.delivery_pk.is_(None), Run.id < run.id))
 
 
 def stop_superseded_runs(ctx: Context, event: Event, run_id: int) -> list[int]:
-    """Stop the still-running runs the new run ``run_id`` replaces; their ids."""
-    with ctx.db.session() as session:
-        run = session.get(Run, run_id)
+    """Stop the still-running runs the new run ``run_id`` replaces; their ids. Finding them is
+    one transaction of plain statements (none at all for a run that supersedes nothing)."""
+    with ctx.db.transaction() as connection:
+        run = connection.execute(
+            select(
+                Run.id, Run.forge, Run.instance, Run.repo, Run.sha, Run.pr_number, Run.delivery_pk,
+                Run.concurrency_group, Run.cancel_in_progress,
+            ).where(Run.id == run_id)
+        ).first()  # fmt: skip
         if run is None:
             return []
         older: list[int] = []
@@ -112,31 +119,32 @@ def stop_superseded_runs(ctx: Context, event: Event, run_id: int) -> list[int]:
             same_pr = and_(_same_repo(run), Run.pr_number == run.pr_number, Run.sha != run.sha)
             if run.delivery_pk is not None:
                 newer_sha = (
-                    session.scalars(
+                    connection.execute(
                         select(Run.sha)
                         .where(same_pr, Run.delivery_pk > run.delivery_pk)
                         .order_by(Run.delivery_pk.desc())
-                    ).first()
+                        .limit(1)
+                    ).scalar()
                     or ""
                 )
             if not newer_sha:
                 older = list(
-                    session.scalars(
+                    connection.execute(
                         select(Run.id).where(same_pr, _earlier(run), Run.phase.not_in(RunPhase.FINAL))
-                    )
+                    ).scalars()
                 )
         group, cancel = run.concurrency_group, run.cancel_in_progress
         in_group: list[int] = []
         if group and cancel and not newer_sha:
             in_group = list(
-                session.scalars(
+                connection.execute(
                     select(Run.id).where(
                         _same_repo(run),
                         Run.concurrency_group == group,
                         Run.id < run.id,
                         Run.phase.not_in(RunPhase.FINAL),
                     )
-                )
+                ).scalars()
             )
     if newer_sha:
         # a late delivery: a newer commit of this pull request already has a run

@@ -16,7 +16,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -77,6 +77,13 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A connection in one transaction, committed on success and rolled back on error: for
+        plain (Core) statements on hot paths, which skip the ORM's unit of work."""
+        with self.engine.begin() as connection:
+            yield connection
 
     def migrate(self) -> None:
         """Upgrade the schema to the newest revision (no time bound: another process may hold

@@ -140,6 +140,10 @@ class Taken:
 
     held: bool
     reason: str = ""
+    # what the worker needs of a delivery it took (read by the same statement)
+    event_json: str = ""
+    instance: str = ""
+    received_at: datetime | None = None
 
 
 class DeliveryLeases:
@@ -149,10 +153,10 @@ class DeliveryLeases:
         self.db, self.keeper = db, keeper
 
     def take(self, pk: int, owner: str | None = None) -> Taken:
-        """Take an open delivery that nobody holds (counting an attempt)."""
+        """Take an open delivery that nobody holds (counting an attempt), reading its event."""
         moment = now()
         with self.db.session() as session:
-            result = session.execute(
+            taken = session.execute(
                 update(Delivery)
                 .where(
                     Delivery.id == pk,
@@ -162,10 +166,11 @@ class DeliveryLeases:
                 .values(
                     lease_until=moment + LEASE, leased_by=owner or holder(), attempts=Delivery.attempts + 1
                 )
+                .returning(Delivery.event_json, Delivery.instance, Delivery.received_at)
                 .execution_options(synchronize_session=False)
-            )
-            if result.rowcount:  # type: ignore[attr-defined]
-                return Taken(True)
+            ).first()
+            if taken is not None:
+                return Taken(True, "", taken.event_json, taken.instance, taken.received_at)
             row = session.execute(
                 select(Delivery.state, Delivery.outcome, Delivery.leased_by, Delivery.lease_until).where(
                     Delivery.id == pk
@@ -182,6 +187,16 @@ class DeliveryLeases:
     def keep(self, pk: int) -> Iterator[None]:
         with self.keeper.keep(Delivery, pk):
             yield
+
+    def done(self, pk: int, state: str, outcome: str) -> None:
+        """The delivery was handled (``state``: done or failed), its lease given back."""
+        with self.db.session() as session:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id == pk)
+                .values(state=state, outcome=outcome, processed_at=now(), lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
 
     def hold_for(self, pk: int, seconds: float) -> None:
         """A retry of this delivery is due in ``seconds``: nobody else takes it until then."""
