@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import String, and_, bindparam, func, or_, select, update
 
 from service.clock import now
 from service.context import Context
@@ -39,7 +39,7 @@ from service.reporting.forge_states import for_forge
 from service.reporting.links import job_url
 from service.store import leases
 from service.store.db import Database
-from service.store.models import Job, Run
+from service.store.models import JOBS, RUNS, Job, Run
 
 log = logging.getLogger(__name__)
 LEASE = leases.LEASE  # renewed while a post is in flight (service/store/leases.py)
@@ -229,28 +229,44 @@ def _post_check_run(forge: CheckRunForge, leased: _Leased, logs: JobLogs | None)
     return str(forge.check_run(repo, leased.sha, check))
 
 
+_JOBS = JOBS
+# one statement for every lease given back (executemany); a NULL keeps the column as it was
+_RELEASE = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("b_id"))
+    .values(
+        report_lease_until=bindparam("b_until"),
+        reported_state=func.coalesce(bindparam("b_state", type_=String), _JOBS.c.reported_state),
+        reported_description=func.coalesce(
+            bindparam("b_description", type_=String), _JOBS.c.reported_description
+        ),
+        check_run_id=func.coalesce(bindparam("b_check_run", type_=String), _JOBS.c.check_run_id),
+        report_error=func.coalesce(bindparam("b_error", type_=String), _JOBS.c.report_error),
+        report_attempts=_JOBS.c.report_attempts + 1,
+    )
+)
+
+
 def _release_all(db: Database, done: list[_Done]) -> None:
-    """Give the leases back in one transaction, recording for each job what was posted (if
-    anything) and the error (if any); a ``hold`` keeps a lease that many seconds more (a rate
-    limit asked to wait that long)."""
+    """Give the leases back in one transaction (one statement), recording for each job what
+    was posted (if anything) and the error (if any); a ``hold`` keeps a lease that many seconds
+    more (a rate limit asked to wait that long)."""
     if not done:
         return
     moment = now()
+    rows = [
+        {
+            "b_id": item.job_id,
+            "b_until": moment + timedelta(seconds=item.hold) if item.hold else None,
+            "b_state": item.posted.state if item.posted is not None else None,
+            "b_description": item.posted.description if item.posted is not None else None,
+            "b_check_run": item.check_run_id or None,
+            "b_error": item.error[:2000] if item.error else None,
+        }
+        for item in done
+    ]
     with db.transaction() as connection:
-        for item in done:
-            until = moment + timedelta(seconds=item.hold) if item.hold else None
-            values: dict[str, object] = {"report_lease_until": until}
-            if item.posted is not None:
-                values.update(reported_state=item.posted.state, reported_description=item.posted.description)
-            if item.check_run_id:
-                values["check_run_id"] = item.check_run_id
-            if item.error:
-                values["report_error"] = item.error[:2000]
-            connection.execute(
-                update(Job)
-                .where(Job.id == item.job_id)
-                .values(**values, report_attempts=Job.report_attempts + 1)
-            )
+        connection.execute(_RELEASE, rows)
 
 
 def status_repo(event: Event) -> Repository:
@@ -296,51 +312,60 @@ def report_run(
     return Outcome(posted, failed)
 
 
+_UNREPORTED = or_(
+    _JOBS.c.state != _JOBS.c.reported_state, _JOBS.c.description != _JOBS.c.reported_description
+)
+_FREE = or_(_JOBS.c.report_lease_until.is_(None), _JOBS.c.report_lease_until < bindparam("moment"))
+_CANDIDATES = select(_JOBS.c.id, _JOBS.c.report_lease_until, _JOBS.c.report_error).where(
+    _JOBS.c.run_id == bindparam("run_id"), _UNREPORTED, _FREE
+)
+_TAKE = (
+    update(_JOBS)
+    .where(_JOBS.c.id.in_(bindparam("ids", expanding=True)), _UNREPORTED, _FREE)
+    .values(report_lease_until=bindparam("until"))
+    .returning(_JOBS.c.id)
+)
+_RUN_AND_JOBS = (
+    select(
+        RUNS.c.event_json, RUNS.c.instance, RUNS.c.sha, RUNS.c.namespace, RUNS.c.workflow_name,
+        _JOBS.c.id, _JOBS.c.name, _JOBS.c.task, _JOBS.c.context, _JOBS.c.state,
+        _JOBS.c.description, _JOBS.c.started_at, _JOBS.c.finished_at, _JOBS.c.check_run_id,
+        _JOBS.c.reported_state, _JOBS.c.reported_description,
+    )
+    .select_from(_JOBS.join(RUNS, RUNS.c.id == _JOBS.c.run_id))
+    .where(_JOBS.c.run_id == bindparam("run_id"))
+    .order_by(_JOBS.c.id)
+)  # fmt: skip
+_UNLEASE = (
+    update(_JOBS).where(_JOBS.c.id.in_(bindparam("ids", expanding=True))).values(report_lease_until=None)
+)
+
+
 def _lease_run(db: Database, public_url: str, run_id: int) -> list[_Leased]:
     """Take the report lease of every unreported job of the run that nobody holds, and read
     what to post, in one transaction (the batch form of :func:`_lease`)."""
     moment = now()
-    unreported = or_(Job.state != Job.reported_state, Job.description != Job.reported_description)
-    free = or_(Job.report_lease_until.is_(None), Job.report_lease_until < moment)
     with db.transaction() as connection:
         earlier = {
-            row.id: row
-            for row in connection.execute(
-                select(Job.id, Job.report_lease_until, Job.report_error).where(
-                    Job.run_id == run_id, unreported, free
-                )
-            )
+            row.id: row for row in connection.execute(_CANDIDATES, {"run_id": run_id, "moment": moment})
         }
         if not earlier:
             return []
-        taken = set(
-            connection.execute(
-                update(Job)
-                .where(Job.id.in_(sorted(earlier)), unreported, free)
-                .values(report_lease_until=moment + LEASE)
-                .returning(Job.id)
-            ).scalars()
-        )
+        params = {"ids": sorted(earlier), "moment": moment, "until": moment + LEASE}
+        taken = set(connection.execute(_TAKE, params).scalars())
         if not taken:
             return []
-        run = connection.execute(
-            select(Run.id, Run.event_json, Run.instance, Run.sha, Run.namespace, Run.workflow_name).where(
-                Run.id == run_id
-            )
-        ).one()
-        jobs = connection.execute(
-            select(
-                Job.id, Job.name, Job.task, Job.context, Job.state, Job.description, Job.started_at,
-                Job.finished_at, Job.check_run_id, Job.reported_state, Job.reported_description,
-            ).where(Job.run_id == run_id).order_by(Job.id)
-        ).all()  # fmt: skip
+        jobs = connection.execute(_RUN_AND_JOBS, {"run_id": run_id}).all()
         settled = [
             j.id
             for j in jobs
             if j.id in taken and (j.state, j.description) == (j.reported_state, j.reported_description)
         ]
         if settled:  # reported meanwhile: nothing new after all
-            connection.execute(update(Job).where(Job.id.in_(settled)).values(report_lease_until=None))
+            connection.execute(_UNLEASE, {"ids": settled})
+    if not jobs:
+        return []
+    run = jobs[0]
     event = Event.from_json(run.event_json)
     pr = event.pull_request
     siblings = tuple(
@@ -354,7 +379,7 @@ def _lease_run(db: Database, public_url: str, run_id: int) -> list[_Leased]:
             context=job.context,
             state=job.state,
             description=job.description,
-            target_url=job_url(public_url, run.id, job.task),
+            target_url=job_url(public_url, run_id, job.task),
             pull_request=pr.number if pr else None,
             source_repo=pr.source_repo if pr and pr.fork else None,
             ref=pr.source_branch if pr else (event.branch or event.tag),
@@ -367,7 +392,7 @@ def _lease_run(db: Database, public_url: str, run_id: int) -> list[_Leased]:
                 run.instance,
                 run.sha,
                 view,
-                run.id,
+                run_id,
                 (run.namespace, run.workflow_name),
                 siblings,
                 job.check_run_id,

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from service.clock import now
 from service.context import Context
@@ -24,15 +24,22 @@ from service.runs.recipe import InvalidWorkflow, workflow
 from service.runs.summary import settle, summary_job
 from service.runs.trust import Trust
 from service.settings import Settings
-from service.store.models import Job, JobState, Run, RunPhase
+from service.store.models import JOBS, RUNS, Job, JobState, Run, RunPhase
 
 log = logging.getLogger(__name__)
 CONFIG_CONTEXT = "forgeflow/config"
 
 
+_RUN_BY_KEY = select(RUNS.c.id).where(RUNS.c.trigger_key == bindparam("key"))
+_INSERT_RUN = insert(RUNS).returning(RUNS.c.id)
+_INSERT_JOBS = insert(JOBS)
+_UPDATE_RUN = update(RUNS).where(RUNS.c.id == bindparam("run_pk"))  # SET: the columns given
+
+
 def run_by_key(ctx: Context, trigger_key: str) -> int | None:
-    with ctx.db.session() as session:
-        return session.scalars(select(Run.id).where(Run.trigger_key == trigger_key)).first()
+    with ctx.db.transaction() as connection:
+        found: int | None = connection.execute(_RUN_BY_KEY, {"key": trigger_key}).scalar()
+        return found
 
 
 def _new_run(event: Event, instance: str, trigger_key: str, delivery_pk: int | None, executor: str) -> Run:
@@ -167,7 +174,7 @@ def record_run(
     unapproved run waits, its jobs pending with a description saying how to approve it."""
     run = _new_run(event, instance, trigger_key, delivery_pk, ctx.settings.executor)
     with ctx.db.transaction() as connection:
-        run.id = connection.execute(insert(Run).values(_values(run)).returning(Run.id)).scalar_one()
+        run.id = connection.execute(_INSERT_RUN, _values(run)).scalar_one()
         waiting = not trust.approved
         if waiting:
             run.phase = RunPhase.WAITING

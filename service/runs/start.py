@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from service.context import Context
 from service.events import Event, EventKind
@@ -37,7 +37,7 @@ from service.runs.stopping import (
     stop_superseded_runs,
 )
 from service.runs.trust import HasWrite, Trust, event_trust
-from service.store.models import Run, RunPhase
+from service.store.models import RUNS, Run, RunPhase
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,16 @@ def summary_awaited(ctx: Context, event: Event) -> bool:
     return waits and ctx.settings.summary_for(event.repository.full_name)
 
 
+_TO_SUBMIT = select(RUNS.c.phase, RUNS.c.manifest_json, RUNS.c.concurrency_group).where(
+    RUNS.c.id == bindparam("run_pk")
+)
+_SUBMITTED = (
+    update(RUNS)
+    .where(RUNS.c.id == bindparam("run_pk"), RUNS.c.phase == RunPhase.CREATED)
+    .values(phase=RunPhase.SUBMITTED)
+)  # and the namespace and name given
+
+
 def resume_run(ctx: Context, run_id: int, recorded: Recorded | None = None) -> Result:
     """Post pending statuses and submit the run's Workflow, unless that already happened.
     ``recorded``: the run as this worker just recorded it (not read back)."""
@@ -144,9 +154,7 @@ def resume_run(ctx: Context, run_id: int, recorded: Recorded | None = None) -> R
     report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id, job_logs(ctx))
     if recorded is None:
         with ctx.db.transaction() as connection:
-            row = connection.execute(
-                select(Run.phase, Run.manifest_json, Run.concurrency_group).where(Run.id == run_id)
-            ).one()
+            row = connection.execute(_TO_SUBMIT, {"run_pk": run_id}).one()
         phase, manifest, group = row.phase, json.loads(row.manifest_json), row.concurrency_group
     else:
         phase, manifest, group = recorded.phase, recorded.manifest, recorded.concurrency_group
@@ -158,9 +166,7 @@ def resume_run(ctx: Context, run_id: int, recorded: Recorded | None = None) -> R
     ref = ctx.executor.submit(manifest, run_secrets(ctx, run_id, manifest))
     with ctx.db.transaction() as connection:
         connection.execute(
-            update(Run)
-            .where(Run.id == run_id, Run.phase == RunPhase.CREATED)
-            .values(phase=RunPhase.SUBMITTED, namespace=ref.namespace, workflow_name=ref.name)
+            _SUBMITTED, {"run_pk": run_id, "namespace": ref.namespace, "workflow_name": ref.name}
         )
     return Result(f"run {run_id} submitted as {ref.namespace}/{ref.name}", run_id)
 

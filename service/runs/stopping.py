@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.clock import now
@@ -39,7 +39,7 @@ from service.events import Event, EventKind
 from service.executors.base import ExecutorError, WorkflowRef
 from service.forges.base import TransientForgeError
 from service.reporting.reporter import job_logs, report_run
-from service.store.models import JobState, Run, RunPhase
+from service.store.models import RUNS, JobState, Run, RunPhase
 
 log = logging.getLogger(__name__)
 ACTIVE = (RunPhase.CREATED, RunPhase.SUBMITTED, RunPhase.RUNNING)
@@ -97,16 +97,17 @@ def _earlier(run: Any) -> ColumnElement[bool]:
     return or_(Run.delivery_pk < run.delivery_pk, and_(Run.delivery_pk.is_(None), Run.id < run.id))
 
 
+_NEW_RUN = select(
+    RUNS.c.id, RUNS.c.forge, RUNS.c.instance, RUNS.c.repo, RUNS.c.sha, RUNS.c.pr_number, RUNS.c.delivery_pk,
+    RUNS.c.concurrency_group, RUNS.c.cancel_in_progress,
+).where(RUNS.c.id == bindparam("run_pk"))  # fmt: skip
+
+
 def stop_superseded_runs(ctx: Context, event: Event, run_id: int) -> list[int]:
     """Stop the still-running runs the new run ``run_id`` replaces; their ids. Finding them is
     one transaction of plain statements (none at all for a run that supersedes nothing)."""
     with ctx.db.transaction() as connection:
-        run = connection.execute(
-            select(
-                Run.id, Run.forge, Run.instance, Run.repo, Run.sha, Run.pr_number, Run.delivery_pk,
-                Run.concurrency_group, Run.cancel_in_progress,
-            ).where(Run.id == run_id)
-        ).first()  # fmt: skip
+        run = connection.execute(_NEW_RUN, {"run_pk": run_id}).first()
         if run is None:
             return []
         older: list[int] = []

@@ -33,17 +33,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.clock import now
-from service.store.models import Delivery, DeliveryState, Job
+from service.store.models import DELIVERIES, Delivery, DeliveryState, Job
 
 
 class Database(Protocol):
     """What leases need of :class:`service.store.db.Database` (which owns a keeper)."""
 
     def session(self) -> AbstractContextManager[Session]: ...
+
+    def transaction(self) -> AbstractContextManager[Connection]: ...
 
 
 log = logging.getLogger(__name__)
@@ -134,6 +136,28 @@ class LeaseKeeper:
                 self.failing = True
 
 
+_TAKE = (
+    update(DELIVERIES)
+    .where(
+        DELIVERIES.c.id == bindparam("pk"),
+        DELIVERIES.c.state.in_(OPEN),
+        or_(DELIVERIES.c.lease_until.is_(None), DELIVERIES.c.lease_until < bindparam("moment")),
+    )
+    .values(lease_until=bindparam("until"), leased_by=bindparam("owner"), attempts=DELIVERIES.c.attempts + 1)
+    .returning(DELIVERIES.c.event_json, DELIVERIES.c.instance, DELIVERIES.c.received_at)
+)
+_DONE = (
+    update(DELIVERIES)
+    .where(DELIVERIES.c.id == bindparam("pk"))
+    .values(
+        state=bindparam("new_state"),
+        outcome=bindparam("new_outcome"),
+        processed_at=bindparam("moment"),
+        lease_until=None,
+    )
+)
+
+
 @dataclass(frozen=True)
 class Taken:
     """The outcome of trying to take a delivery: ``held`` by this thread, else why not."""
@@ -155,22 +179,12 @@ class DeliveryLeases:
     def take(self, pk: int, owner: str | None = None) -> Taken:
         """Take an open delivery that nobody holds (counting an attempt), reading its event."""
         moment = now()
+        params = {"pk": pk, "moment": moment, "until": moment + LEASE, "owner": owner or holder()}
+        with self.db.transaction() as connection:
+            taken = connection.execute(_TAKE, params).first()
+        if taken is not None:
+            return Taken(True, "", taken.event_json, taken.instance, taken.received_at)
         with self.db.session() as session:
-            taken = session.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id == pk,
-                    Delivery.state.in_(OPEN),
-                    or_(Delivery.lease_until.is_(None), Delivery.lease_until < moment),
-                )
-                .values(
-                    lease_until=moment + LEASE, leased_by=owner or holder(), attempts=Delivery.attempts + 1
-                )
-                .returning(Delivery.event_json, Delivery.instance, Delivery.received_at)
-                .execution_options(synchronize_session=False)
-            ).first()
-            if taken is not None:
-                return Taken(True, "", taken.event_json, taken.instance, taken.received_at)
             row = session.execute(
                 select(Delivery.state, Delivery.outcome, Delivery.leased_by, Delivery.lease_until).where(
                     Delivery.id == pk
@@ -190,13 +204,8 @@ class DeliveryLeases:
 
     def done(self, pk: int, state: str, outcome: str) -> None:
         """The delivery was handled (``state``: done or failed), its lease given back."""
-        with self.db.session() as session:
-            session.execute(
-                update(Delivery)
-                .where(Delivery.id == pk)
-                .values(state=state, outcome=outcome, processed_at=now(), lease_until=None)
-                .execution_options(synchronize_session=False)
-            )
+        with self.db.transaction() as connection:
+            connection.execute(_DONE, {"pk": pk, "new_state": state, "new_outcome": outcome, "moment": now()})
 
     def hold_for(self, pk: int, seconds: float) -> None:
         """A retry of this delivery is due in ``seconds``: nobody else takes it until then."""

@@ -8,6 +8,7 @@ posts the difference once, under a short lease so that several processes never p
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -347,3 +349,9 @@ class ForgeBudget(Base):
     limit: Mapped[int] = mapped_column(Integer, default=-1)
     reset_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=now, onupdate=now)
+
+
+# The tables themselves, for plain (Core) statements on hot paths: no ORM layer in between.
+DELIVERIES = cast(Table, Delivery.__table__)
+RUNS = cast(Table, Run.__table__)
+JOBS = cast(Table, Job.__table__)
