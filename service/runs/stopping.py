@@ -90,17 +90,29 @@ def _same_repo(run: Any) -> ColumnElement[bool]:
     return and_(Run.forge == run.forge, Run.instance == run.instance, Run.repo == run.repo)
 
 
-def _earlier(run: Any) -> ColumnElement[bool]:
-    """Runs of deliveries received before ``run``'s (by id when there is no delivery)."""
-    if run.delivery_pk is None:
-        return and_(Run.id < run.id)
-    return or_(Run.delivery_pk < run.delivery_pk, and_(Run.delivery_pk.is_(None), Run.id < run.id))
-
-
 _NEW_RUN = select(
     RUNS.c.id, RUNS.c.forge, RUNS.c.instance, RUNS.c.repo, RUNS.c.sha, RUNS.c.pr_number, RUNS.c.delivery_pk,
     RUNS.c.concurrency_group, RUNS.c.cancel_in_progress,
 ).where(RUNS.c.id == bindparam("run_pk"))  # fmt: skip
+# the runs of the same pull request at other commits that may matter to a new run: made for
+# later deliveries (then the new run is the late one), or not finished yet
+_SAME_PULL_REQUEST = select(RUNS.c.id, RUNS.c.sha, RUNS.c.delivery_pk, RUNS.c.phase).where(
+    RUNS.c.forge == bindparam("forge"),
+    RUNS.c.instance == bindparam("instance"),
+    RUNS.c.repo == bindparam("repo"),
+    RUNS.c.pr_number == bindparam("pr_number"),
+    RUNS.c.sha != bindparam("sha"),
+    or_(RUNS.c.delivery_pk > bindparam("delivery_pk"), RUNS.c.phase.not_in(RunPhase.FINAL)),
+)
+
+
+def _was_earlier(other: Any, run: Any) -> bool:
+    """Whether ``other`` comes from a delivery received before ``run``'s ."""
+    if run.delivery_pk is None:
+        return bool(other.id < run.id)
+    if other.delivery_pk is None:
+        return bool(other.id < run.id)
+    return bool(other.delivery_pk < run.delivery_pk)
 
 
 def stop_superseded_runs(ctx: Context, event: Event, run_id: int) -> list[int]:
@@ -117,23 +129,18 @@ def stop_superseded_runs(ctx: Context, event: Event, run_id: int) -> list[int]:
             and event.pull_request is not None
             and event.action not in ("closed", "merged")
         ):
-            same_pr = and_(_same_repo(run), Run.pr_number == run.pr_number, Run.sha != run.sha)
-            if run.delivery_pk is not None:
-                newer_sha = (
-                    connection.execute(
-                        select(Run.sha)
-                        .where(same_pr, Run.delivery_pk > run.delivery_pk)
-                        .order_by(Run.delivery_pk.desc())
-                        .limit(1)
-                    ).scalar()
-                    or ""
-                )
-            if not newer_sha:
-                older = list(
-                    connection.execute(
-                        select(Run.id).where(same_pr, _earlier(run), Run.phase.not_in(RunPhase.FINAL))
-                    ).scalars()
-                )
+            params = {
+                k: run._mapping[k] for k in ("forge", "instance", "repo", "pr_number", "sha", "delivery_pk")
+            }
+            others = connection.execute(_SAME_PULL_REQUEST, params).all()
+            mine = run.delivery_pk
+            newer = [
+                r for r in others if mine is not None and r.delivery_pk is not None and r.delivery_pk > mine
+            ]
+            if newer:
+                newer_sha = max(newer, key=lambda r: r.delivery_pk).sha
+            else:
+                older = [r.id for r in others if r.phase not in RunPhase.FINAL and _was_earlier(r, run)]
         group, cancel = run.concurrency_group, run.cancel_in_progress
         in_group: list[int] = []
         if group and cancel and not newer_sha:
