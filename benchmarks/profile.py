@@ -85,10 +85,10 @@ def worker_action(database_url: str, exits: ExitStack) -> Callable[[], Callable[
         from benchmarks.pipeline import NAMESPACE, REPO, sha_of
         from benchmarks.worker_cost import TARGET_SIZE, SizedRepo
         from service.context import build_context
-        from service.worker import process_delivery
         from service.settings import Settings
         from service.store.models import Delivery
         from service.web.app import create_app
+        from service.worker import process_delivery
         from tests.argo_executor.world import write_kubeconfig
         from tests.k8s_emulator import K8sEmulator
         from tests.support import payloads
