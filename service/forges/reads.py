@@ -3,8 +3,10 @@
 The events and commands of one commit (a push and its pull request, a monorepo push that
 triggers several deliveries, ``/forgeflow retest``) read the same job file at the same SHA; each
 forge keeps what it read in a small cache, bounded in entries and in age (:class:`ReadCache`),
-keyed by repository, path and commit. Only answers at a full commit SHA are kept (a branch moves),
-and only files that exist (a missing one may appear once the token is given access).
+keyed by repository, path and commit. The files a pull request or push changed are kept the same
+way, keyed by its head commit (:func:`service.runs.sources.forge_changed_files`). Only answers at
+a full commit SHA are kept (a branch moves), and only those that say something (a missing file
+may appear once the token is given access; an unknown list of changed files may become known).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 COMMIT_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 MAX_ENTRIES = 512
@@ -48,6 +52,15 @@ class ReadCache:
             self._items.move_to_end(key)
             self.hits += 1
             return found[1]
+
+    def remember(self, key: Hashable, fetch: Callable[[], T | None]) -> T | None:
+        """The answer kept for ``key``, else ``fetch()``'s (kept unless None: "cannot say")."""
+        found: T | None = self.get(key)
+        if found is None:
+            found = fetch()
+            if found is not None:
+                self.put(key, found)
+        return found
 
     def put(self, key: Hashable, value: Any) -> None:
         with self._lock:

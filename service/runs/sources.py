@@ -9,11 +9,12 @@ a checkout instead (:mod:`service.cli.checkout`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from service.events import Event, EventKind, Repository, is_zero_sha
 from service.forges.base import Forge, ForgeError, TransientForgeError
+from service.forges.reads import ReadCache, is_commit
 from service.jobs.matcher import ChangedFiles
 
 log = logging.getLogger(__name__)
@@ -45,18 +46,31 @@ def push_base(event: Event) -> str:
 
 def forge_changed_files(forge: Forge, event: Event) -> ChangedFiles:
     """A provider of the changed files (None when nobody can say): from the payload when it
-    lists them completely, else from the forge (``pull_request_files``, ``changed_files``).
-    Transient forge errors propagate (the task is retried); others mean "unknown"."""
+    lists them completely, else from the forge (``pull_request_files``, ``changed_files``), kept
+    in the forge's read cache by head commit (:mod:`service.forges.reads`) so the events and
+    commands of one commit ask once. Transient forge errors propagate (the task is retried);
+    others mean "unknown"."""
+    reads: ReadCache | None = getattr(forge, "reads", None)
+    repo = event.repository
+    kept = reads is not None and is_commit(event.sha)
+
+    def ask(key: tuple[str, ...], fetch: Callable[[], list[str] | None]) -> Sequence[str] | None:
+        if reads is None or not kept:
+            return fetch()
+        return reads.remember((repo.full_name.lower(), *key, event.sha), fetch)
 
     def provide() -> Sequence[str] | None:
         if event.changed_files is not None:
             return event.changed_files
         try:
             if event.kind is EventKind.PULL_REQUEST and event.pull_request is not None:
-                return forge.pull_request_files(event.repository, event.pull_request.number)
+                number = event.pull_request.number
+                return ask(("pull", str(number)), lambda: forge.pull_request_files(repo, number))
             if event.kind is EventKind.PUSH:
                 base = push_base(event)
-                return forge.changed_files(event.repository, base, event.sha) if base else None
+                if not base:
+                    return None
+                return ask(("compare", base), lambda: forge.changed_files(repo, base, event.sha))
         except TransientForgeError:
             raise
         except ForgeError as exc:

@@ -98,3 +98,14 @@ def test_an_unknown_base_means_unknown_files(fake_github: FakeGitHub, forge: Git
     repository, _, head = repo
     push = Event("github", EventKind.PUSH, repository, head, branch="feature", before="1" * 40)
     assert forge_changed_files(forge, push)() is None
+
+
+def test_a_commits_changed_files_are_asked_for_once(fake_github: FakeGitHub, forge: GithubForge, repo):
+    repository, base, head = repo
+    fake_github.add_pull(NAME, 15, base, head)
+    for _ in range(3):  # e.g. the pull request's event, then a retest of the same commit
+        assert forge_changed_files(forge, pull_event(repository, 15, head))() == ["src/a.py", "src/b.py"]
+    assert len(fake_github.asked("GET", f"/repos/{NAME}/pulls/15/files")) == 1
+    newer = forge_changed_files(forge, pull_event(repository, 15, base))  # another head: asked again
+    newer()
+    assert len(fake_github.asked("GET", f"/repos/{NAME}/pulls/15/files")) == 2
