@@ -25,15 +25,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import bindparam, update
 from sqlalchemy import select as sql_select
-from sqlalchemy import update
 
 from service.clock import now
 from service.logs import Trouble
 from service.store.db import Database
 from service.store.deliveries import NOTIFY_CHANNEL
 from service.store.leases import mark_sent, stuck_deliveries
-from service.store.models import Delivery, DeliveryState
+from service.store.models import DELIVERIES, Delivery, DeliveryState
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -58,28 +58,20 @@ class DeliveryRelay:
         self.listening = Trouble("relay: cannot LISTEN for new deliveries, polling", log)
 
     def relay_once(self) -> int:
-        """Queue every received delivery (in batches); returns how many were queued."""
+        """Queue every received delivery (in batches, each claimed by one statement); returns
+        how many were queued."""
         queued = 0
         while True:
-            with self.db.session() as session:
-                pks = list(
-                    session.scalars(
-                        sql_select(Delivery.id)
-                        .where(Delivery.state == DeliveryState.RECEIVED)
-                        .order_by(Delivery.id)
-                        .limit(BATCH)
-                    )
-                )
+            pks = claim_received(self.db, BATCH)
             if not pks:
                 self.broker.ok()
                 return queued
-            for pk in pks:
-                if not claim(self.db, pk):
-                    continue  # another relay took it
+            for i, pk in enumerate(pks):
                 try:
                     self.enqueue(pk)
                 except Exception as exc:
-                    release(self.db, pk)
+                    for rest in pks[i:]:  # the broker did not take them: received again
+                        release(self.db, rest)
                     self.broker.failed(exc)
                     return queued
                 queued += 1
@@ -166,6 +158,30 @@ class DeliveryRelay:
                 log.debug("relay: waiting failed: %s", exc)
                 stop.wait(self.poll_seconds)
         self._close_listener()
+
+
+_CLAIM_RECEIVED = (
+    update(DELIVERIES)
+    .where(
+        DELIVERIES.c.id.in_(
+            sql_select(DELIVERIES.c.id)
+            .where(DELIVERIES.c.state == DeliveryState.RECEIVED)
+            .order_by(DELIVERIES.c.id)
+            .limit(bindparam("batch"))
+            .scalar_subquery()
+        ),
+        DELIVERIES.c.state == DeliveryState.RECEIVED,  # another relay may have taken some
+    )
+    .values(state=DeliveryState.QUEUED, sent_at=bindparam("moment"))
+    .returning(DELIVERIES.c.id)
+)
+
+
+def claim_received(db: Database, batch: int) -> list[int]:
+    """Take up to ``batch`` received deliveries (the oldest) to queue them, in one statement;
+    their ids, oldest first. A delivery another relay took meanwhile is not among them."""
+    with db.transaction() as connection:
+        return sorted(connection.execute(_CLAIM_RECEIVED, {"batch": batch, "moment": now()}).scalars())
 
 
 def claim(db: Database, pk: int) -> bool:
