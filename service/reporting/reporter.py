@@ -87,7 +87,7 @@ def _lease(db: Database, public_url: str, job_id: int) -> _Leased | None:
                 Job.id == job_id,
                 or_(Job.report_lease_until.is_(None), Job.report_lease_until < moment),
             )
-            .values(report_lease_until=moment + LEASE)
+            .values(report_lease_until=moment + db.leases.lease)
             .execution_options(synchronize_session=False)
         )
         if not result.rowcount:  # type: ignore[attr-defined]
