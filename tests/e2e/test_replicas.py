@@ -73,6 +73,8 @@ def test_replicas_submit_and_report_once(tmp_path: Path, broker: str, events: in
     assert tally.missing == {}, "transitions never reported"
     assert tally.deliveries == {"done": events}, tally.deliveries
     assert tally.runs == {"succeeded": events}, tally.runs
+    # only the killed worker's deliveries went to a second worker (none while its holder lived)
+    assert tally.taken_again <= cluster.layout.worker_concurrency, tally
     assert tally.troubles == [], "\n".join(tally.troubles)
     assert took_over < 60
     assert set(cluster.posted) == {sha_of(i) for i in range(events)}

@@ -130,6 +130,7 @@ class Tally:
     shas_without_workflow: list[str] = field(default_factory=list)
     deliveries: dict[str, int] = field(default_factory=dict)  # state -> count, in the database
     runs: dict[str, int] = field(default_factory=dict)  # phase -> count
+    taken_again: int = 0  # deliveries taken by a second worker (a dead holder's lease lapsed)
     statuses: int = 0
     duplicate_statuses: list[tuple[str, str, str]] = field(default_factory=list)  # (sha, state, words)
     missing: dict[str, list[str]] = field(default_factory=dict)  # transition -> shas never told
@@ -454,6 +455,8 @@ class Cluster:
             tally.deliveries = {str(state): int(n) for state, n in rows}
             rows = connection.execute(text("SELECT phase, count(*) FROM runs GROUP BY phase"))
             tally.runs = {str(phase): int(n) for phase, n in rows}
+            again = connection.execute(text("SELECT count(*) FROM deliveries WHERE attempts > 1")).scalar()
+            tally.taken_again = int(again or 0)
         tally.troubles = self.troubles()
         return tally
 
