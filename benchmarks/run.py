@@ -2,7 +2,8 @@
 written to ``benchmarks/RESULTS.md`` (newest run first; earlier runs are kept below it).
 
 Needs PostgreSQL and Redis on 127.0.0.1 (as ``make test`` does) and ``wrk`` (``apt-get install
-wrk``). ``--only ingest,compile,pipeline`` runs a subset; ``--no-write`` prints without writing.
+wrk``). ``--only ingest,compile,pipeline,burst,replicas`` runs a subset; ``--no-write`` prints
+without writing.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import sys
 import time
 from datetime import UTC, datetime
 
+from benchmarks import burst, ingest, pipeline
 from benchmarks import compile as compile_bench
-from benchmarks import ingest, pipeline
 from benchmarks.common import ROOT, have, machine, percentile
 from tests.support.services import POSTGRES, REDIS, reachable
 
@@ -196,7 +197,7 @@ def write(section: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run")
-    parser.add_argument("--only", default="compile,ingest,pipeline")
+    parser.add_argument("--only", default="compile,ingest,pipeline,burst,replicas")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
@@ -225,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
         result = pipeline.run(BROKER)
         body += pipeline_section(result)
         memory |= result.memory_mib
+    if "burst" in only:
+        print("burst ...", flush=True)
+        body += burst.burst_section(burst.run_burst())
+    if "replicas" in only:
+        print("several replicas ...", flush=True)
+        body += burst.replicas_section(burst.run_replicas())
     if memory:
         body += memory_section(memory)
     took = time.monotonic() - started
