@@ -246,7 +246,9 @@ def replicas_section(result: ReplicasResult) -> list[str]:
         f"{t.taken_again} | {runs} | {len(t.troubles)} |",
         "",
         f"Each Workflow created once, each transition reported once, every delivery done, no unhandled "
-        f"deadlock or serialization failure: {verdict(once)}. CPU per event: {cpu}.",
+        f"deadlock or serialization failure: {verdict(once)}. CPU per event: {cpu}. GitHub API calls per "
+        f"event: {t.api_calls / max(t.expected, 1):.1f} (the fake forge's budget is raised: one token's "
+        "5,000 an hour last about 1,500 events).",
         "",
     ]
     if t.troubles:

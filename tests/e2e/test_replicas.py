@@ -29,6 +29,9 @@ SETTINGS = {
 }
 
 
+# Eight processes start at once: about 30 s of CPU (mostly imports) before the first delivery,
+# 20-40 s of wall time on 2 idle cores, longer on a busy machine.
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize(("broker", "events"), [("redis", 60), ("rabbitmq", 30)])
 def test_replicas_submit_and_report_once(tmp_path: Path, broker: str, events: int) -> None:
     broker_url = redis_broker() if broker == "redis" else rabbitmq_broker()

@@ -132,6 +132,7 @@ class Tally:
     runs: dict[str, int] = field(default_factory=dict)  # phase -> count
     taken_again: int = 0  # deliveries taken by a second worker (a dead holder's lease lapsed)
     statuses: int = 0
+    api_calls: int = 0  # requests the fake GitHub answered
     duplicate_statuses: list[tuple[str, str, str]] = field(default_factory=list)  # (sha, state, words)
     missing: dict[str, list[str]] = field(default_factory=dict)  # transition -> shas never told
     troubles: list[str] = field(default_factory=list)  # log lines of unhandled errors
@@ -228,6 +229,9 @@ class Cluster:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.github = FakeGitHub(self.server)
         self.github.add_repo(REPO, JobFiles())  # type: ignore[arg-type]
+        # GitHub's 5,000 calls an hour per token run out after about 1,500 events; what is
+        # measured here is forgeflow, not waiting out the forge's budget (a GitHub App's is larger)
+        self.github.budget["limit"] = 100_000_000
         self.ports = [port() for _ in range(layout.webs)]
         self.urls = [f"http://127.0.0.1:{p}" for p in self.ports]
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("FORGEFLOW_")}
@@ -438,6 +442,7 @@ class Cluster:
         with self.github.lock:
             mine = [s for s in self.github.statuses if s.context == CONTEXT]
         tally.statuses = len(mine)
+        tally.api_calls = int(self.github.budget["used"])
         counted = Counter((s.sha, s.state, s.description) for s in mine)
         tally.duplicate_statuses = sorted(key for key, n in counted.items() if n > 1)
         told = {
