@@ -31,7 +31,7 @@ BROKER = "redis://127.0.0.1:6379/13"  # a Redis database of its own (the other b
 FIRST_PORT = 18300  # ports 18300-18399
 BURST_EVENTS, BURST_POSTERS = 1000, 16  # deliveries, client threads posting them
 REPLICA_EVENTS, REPLICA_POSTERS = 2000, 12
-REPLICA_WAIT = 300  # seconds for every run to succeed after the last POST
+REPLICA_WAIT = 150  # seconds for every run to succeed after the last POST (else: how many did)
 BUCKET = 2.0  # seconds per row of the curve
 # A killed worker's deliveries are taken over after its leases lapse and a sweep finds them.
 REPLICA_SETTINGS = {"FORGEFLOW_SWEEP_SECONDS": "2", "FORGEFLOW_LEASE_SECONDS": "5"}
@@ -51,6 +51,7 @@ class ReplicasResult:
     tally: Tally = field(default_factory=Tally)
     posting_seconds: float = 0.0
     seconds: float = 0.0  # first POST to the last success at the forge
+    succeeded: int = 0  # runs whose success reached the forge within REPLICA_WAIT
     latencies: list[float] = field(default_factory=list)  # POST -> first pending
     killed_holding: int = 0  # deliveries the killed worker held
     cpu_ms: dict[str, float] = field(default_factory=dict)  # per event, per kind of process
@@ -152,7 +153,9 @@ def run_replicas() -> ReplicasResult:
             cluster.wait_all_final(timeout=REPLICA_WAIT)
         except AssertionError as exc:
             print(f"replicas: {str(exc)[:300]}")
-        result.seconds = max(cluster.finals_at().values() or [started]) - started
+        finals = cluster.finals_at()
+        result.seconds = max(finals.values() or [started]) - started
+        result.succeeded = len(finals)
         after = cpu_by_kind(cluster)
         after["worker"] += victim_cpu  # its CPU until it was killed
         result.cpu_ms = per_event(before, after, REPLICA_EVENTS)
@@ -233,9 +236,10 @@ def replicas_section(result: ReplicasResult) -> list[str]:
         f"{REPLICA_SETTINGS['FORGEFLOW_LEASE_SECONDS']} s and a sweep every "
         f"{REPLICA_SETTINGS['FORGEFLOW_SWEEP_SECONDS']} s hand its work to the others.",
         "",
-        "| events | posted in | all succeeded after | first status p50 | p99 | max |",
-        "|---:|---:|---:|---:|---:|---:|",
-        f"| {t.expected} | {_s(result.posting_seconds)} | {_s(result.seconds)} | {_s(percentile(lat, 50))} | "
+        "| events | posted in | succeeded at the forge | last success after | first status p50 | p99 | max |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {t.expected} | {_s(result.posting_seconds)} | {result.succeeded} | {_s(result.seconds)} | "
+        f"{_s(percentile(lat, 50))} | "
         f"{_s(percentile(lat, 99))} | {_s(max(lat or [float('nan')]))} |",
         "",
         "| Workflows created | created twice | repeated creates (409) | statuses posted | repeated | missing "
