@@ -236,7 +236,8 @@ def replicas_section(result: ReplicasResult) -> list[str]:
         f"{REPLICA_SETTINGS['FORGEFLOW_LEASE_SECONDS']} s and a sweep every "
         f"{REPLICA_SETTINGS['FORGEFLOW_SWEEP_SECONDS']} s hand its work to the others.",
         "",
-        "| events | posted in | succeeded at the forge | last success after | first status p50 | p99 | max |",
+        f"| events | posted in | succeeded at the forge | last success after | first status ({len(lat)}) p50 "
+        "| p99 | max |",
         "|---:|---:|---:|---:|---:|---:|---:|",
         f"| {t.expected} | {_s(result.posting_seconds)} | {result.succeeded} | {_s(result.seconds)} | "
         f"{_s(percentile(lat, 50))} | "
