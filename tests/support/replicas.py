@@ -3,9 +3,9 @@
 ``forgeflow web``, ``forgeflow worker`` and ``forgeflow watcher`` run as OS processes started
 through the CLI, as in production, on one PostgreSQL database and one broker (Redis or
 RabbitMQ), with ``executor=argo`` pointed at the Kubernetes API emulator and the forge a fake
-GitHub, both over real HTTP in this process. :class:`Controller` plays Argo's controller: it
-moves each Workflow to Running and, once the forge has heard so, to Succeeded.
-:meth:`Cluster.tally` counts what must happen exactly once: creates of each Workflow at the
+GitHub, both over real HTTP in this process. :class:`~tests.support.argo_controller.Controller`
+plays Argo's controller: it moves each Workflow to Running and, once the forge has heard so, to
+Succeeded. :meth:`Cluster.tally` counts what must happen exactly once: creates of each Workflow at the
 emulator, each status transition at the forge, each delivery done. The multi-replica test
 (``tests/e2e/test_replicas.py``) and the benchmarks (``benchmarks/burst.py``) share it.
 """
@@ -22,10 +22,9 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,9 @@ from service.cli.replay import signed_headers
 from tests.argo_executor.world import write_kubeconfig
 from tests.k8s_emulator import K8sEmulator
 from tests.support import payloads
+from tests.support.argo_controller import Controller
 from tests.support.fake_github import FakeGitHub
+from tests.support.processes import Process
 
 SECRET = "replicas-secret"
 REPO, CLONE_URL, NAMESPACE, JOB, CONTEXT = (
@@ -82,44 +83,6 @@ class JobFiles:
 
 
 @dataclass
-class Process:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the process and its children (gunicorn's workers)."""
-        total = 0.0
-        for pid in [self.popen.pid, *_children(self.popen.pid)]:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return total
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in map(int, (task / "children").read_text().split()):
-                found += [child, *_children(child)]
-    except (OSError, ValueError):
-        pass
-    return found
-
-
-@dataclass
 class Tally:
     """What happened, counted: the test asserts on it, the benchmark reports it."""
 
@@ -136,75 +99,6 @@ class Tally:
     duplicate_statuses: list[tuple[str, str, str]] = field(default_factory=list)  # (sha, state, words)
     missing: dict[str, list[str]] = field(default_factory=dict)  # transition -> shas never told
     troubles: list[str] = field(default_factory=list)  # log lines of unhandled errors
-
-
-class Controller:
-    """Argo's controller, as far as forgeflow can tell: every new Workflow goes to Running, then
-    to Succeeded once the forge has been told it runs (or ``hold`` seconds later), so no
-    transition is skipped. Follows the emulator's event history, not lists of every object."""
-
-    def __init__(self, k8s: K8sEmulator, github: FakeGitHub, hold: float = 5.0) -> None:
-        self.k8s, self.github, self.hold = k8s, github, hold
-        self.stop_event = threading.Event()
-        self.running: dict[str, tuple[str, float]] = {}  # sha -> (Workflow name, since)
-        self.finished: set[str] = set()
-        self.moved: dict[tuple[str, str], float] = {}  # (sha, phase) -> monotonic time
-        self._rv = int(k8s.resource_version)
-        self._seen_statuses = 0
-        self._told_running: set[str] = set()
-        self.thread = threading.Thread(target=self._run, name="argo-controller", daemon=True)
-
-    def start(self) -> Controller:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self.stop_event.wait(0.05):
-            self.step()
-
-    def step(self) -> None:
-        events = self.k8s.store.events_since(self._rv) or []
-        for event in events:
-            self._rv = event.resource_version
-            meta = event.obj["metadata"]
-            if event.type == "ADDED" and event.resource.plural == "workflows":
-                self._move(meta["name"], meta["labels"]["forgeflow.dev/sha"], "Running")
-        with self.github.lock:
-            fresh = self.github.statuses[self._seen_statuses :]
-            self._seen_statuses += len(fresh)
-        self._told_running |= {
-            s.sha for s in fresh if s.state == "pending" and "running" in s.description.lower()
-        }
-        moment = time.monotonic()
-        for sha, (name, since) in list(self.running.items()):
-            if sha in self._told_running or moment - since > self.hold:
-                self._move(name, sha, "Succeeded")
-
-    def _move(self, name: str, sha: str, phase: str) -> None:
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        node: dict[str, Any] = {
-            "id": f"{name}-1",
-            "name": f"{name}.{JOB}",
-            "displayName": JOB,
-            "type": "Pod",
-            "templateName": JOB,
-            "phase": phase,
-            "startedAt": now,
-        }
-        status: dict[str, Any] = {"phase": phase, "startedAt": now, "nodes": {node["id"]: node}}
-        if phase == "Succeeded":
-            node["finishedAt"] = status["finishedAt"] = now
-        self.k8s.patch_status(NAMESPACE, name, status)
-        self.moved[(sha, phase)] = time.monotonic()
-        if phase == "Running":
-            self.running[sha] = (name, time.monotonic())
-        else:
-            self.running.pop(sha, None)
-            self.finished.add(sha)
 
 
 class Cluster:
@@ -387,7 +281,7 @@ class Cluster:
     # -- watching the outcome -------------------------------------------------------------------
 
     def run_controller(self, hold: float = 5.0) -> Controller:
-        self.controller = Controller(self.k8s, self.github, hold).start()
+        self.controller = Controller(self.k8s, self.github, NAMESPACE, JOB, hold).start()
         return self.controller
 
     def first_pending(self) -> dict[str, float]:
@@ -490,8 +384,3 @@ class Cluster:
                 if any(word in line for word in TROUBLE):
                     found.append(f"{process.name}: {line}")
         return found
-
-
-def ports_from(first: int) -> Iterator[int]:
-    """Fixed ports, one after another (the benchmarks' own range)."""
-    yield from range(first, first + 100)
