@@ -45,7 +45,7 @@ def test_replicas_submit_and_report_once(tmp_path: Path, broker: str, events: in
         cluster.run_controller(hold=5)
         half = events // 2
         cluster.burst(range(half), threads=6)
-        cluster.burst(range(0, half, 5), threads=3, replica=1)  # the same deliveries, elsewhere
+        cluster.burst(range(0, half, 5), threads=3, replica=1)  # the same deliveries, to web-1
 
         victim, killed, held = cluster.workers[0], threading.Event(), [0]
 
@@ -53,6 +53,7 @@ def test_replicas_submit_and_report_once(tmp_path: Path, broker: str, events: in
             deadline = time.monotonic() + 30
             while not held[0] and time.monotonic() < deadline:
                 held[0] = cluster.held_by(victim)
+                time.sleep(0.01)
             cluster.kill(victim)
             killed.set()
 
