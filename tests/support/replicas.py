@@ -252,8 +252,13 @@ class Cluster:
         url = self.urls[(i if replica is None else replica) % len(self.urls)]
         again = sha in self.posted
         self.sent.setdefault(sha, time.monotonic())
-        response = session.post(f"{url}/api/webhooks/github", data=body, headers=headers, timeout=30)
+        try:
+            response = session.post(f"{url}/api/webhooks/github", data=body, headers=headers, timeout=30)
+        except requests.ConnectionError:  # a kept-alive connection the server closed meanwhile:
+            again = True  # send it again, as a forge's redelivery would (same delivery id)
+            response = session.post(f"{url}/api/webhooks/github", data=body, headers=headers, timeout=30)
         if again and response.status_code == 200 and response.json().get("duplicate"):
+            self.posted[sha] = delivery
             return response
         if response.status_code != 202:
             raise AssertionError(f"delivery {i} to {url}: {response.status_code} {response.text[:300]}")
