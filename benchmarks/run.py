@@ -2,8 +2,8 @@
 written to ``benchmarks/RESULTS.md`` (newest run first; earlier runs are kept below it).
 
 Needs PostgreSQL and Redis on 127.0.0.1 (as ``make test`` does) and ``wrk`` (``apt-get install
-wrk``). ``--only ingest,compile,pipeline,worker-cost`` runs a subset; ``--no-write`` prints without
-writing. ``BENCH_BROKER`` names the Redis database the benchmarks use (default db 8).
+wrk``). ``--only ingest,compile,pipeline,worker-cost,burst,replicas`` runs a subset; ``--no-write``
+prints without writing. ``BENCH_BROKER`` names the Redis database the benchmarks use (default db 8).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sys
 import time
 from datetime import UTC, datetime
 
+from benchmarks import burst, ingest, pipeline, worker_cost
 from benchmarks import compile as compile_bench
-from benchmarks import ingest, pipeline, worker_cost
 from benchmarks.common import ROOT, have, machine, percentile
 from tests.support.services import POSTGRES, REDIS, reachable
 
@@ -198,7 +198,7 @@ def write(section: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run")
-    parser.add_argument("--only", default="compile,ingest,pipeline,worker-cost")
+    parser.add_argument("--only", default="compile,ingest,pipeline,worker-cost,burst,replicas")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
@@ -230,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     if "worker-cost" in only:
         print("worker cost and forge API budget ...", flush=True)
         body += worker_cost.section(worker_cost.run(BROKER))
+    if "burst" in only:
+        print("burst ...", flush=True)
+        body += burst.burst_section(burst.run_burst())
+    if "replicas" in only:
+        print("several replicas ...", flush=True)
+        body += burst.replicas_section(burst.run_replicas())
     if memory:
         body += memory_section(memory)
     took = time.monotonic() - started

@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from service.executors.base import Executor, ExecutorError
 from service.forges.registry import ForgeRegistry
@@ -101,7 +102,8 @@ def build_context(
     """The parts of one process; ``executor_factory`` for the processes that run or watch
     Workflows (``service.executors.factory.build_executor``), none for the web tier."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.database, bounds=database_bounds(settings))
+    lease = timedelta(seconds=settings.lease_seconds)
+    db = Database(settings.database, bounds=database_bounds(settings), lease=lease)
     if migrate:
         db.migrate()
     return Context(

@@ -261,6 +261,9 @@ class Settings(_Model):
     watch_timeout_seconds: int = 60
     resync_seconds: int = 300
     sweep_seconds: int = 15
+    # a dead worker's deliveries and a dead reporter's posts are taken over this long after it
+    # stopped renewing its leases (service/store/leases.py); renewed every quarter of it
+    lease_seconds: float = Field(default=20, ge=1, le=3600)
     watcher_report_threads: int = Field(default=4, ge=0, le=64)
     task_max_retries: int = 8
 

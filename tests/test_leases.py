@@ -167,6 +167,28 @@ def test_the_keeper_renews_a_lease_while_the_work_lasts_and_stops_after(db):
     assert keeper.held(Delivery) == []
 
 
+def test_lease_seconds_sets_how_soon_a_dead_holders_rows_are_taken_over(make_settings):
+    """Several replicas (issue 19): the lease a process takes, and renews, is lease_seconds
+    long, so a SIGKILLed worker's deliveries (and a dead reporter's posts) go to another
+    within seconds when the operator asks for it."""
+    ctx = build_context(make_settings(lease_seconds=4))
+    try:
+        [pk] = store(ctx.db, 1)
+        keeper = ctx.db.leases
+        assert keeper.lease == timedelta(seconds=4) and keeper.renew_every == 1.0
+        assert DeliveryLeases(ctx.db, keeper).take(pk, owner="worker-1").held
+        with ctx.db.session() as session:
+            until = session.scalar(select(Delivery.lease_until))
+        assert now() < until <= now() + timedelta(seconds=4)
+        with keeper.keep(Delivery, pk):
+            keeper.renew()
+        with ctx.db.session() as session:
+            renewed = session.scalar(select(Delivery.lease_until))
+        assert until <= renewed <= now() + timedelta(seconds=4)
+    finally:
+        ctx.close()
+
+
 def test_a_second_copy_of_a_message_does_nothing(make_settings):
     ctx = build_context(make_settings())
     try:

@@ -21,6 +21,7 @@ forgeflow migrate                                bring the database schema up to
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -132,6 +133,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
             settings.log_level,
             "--without-gossip",
             "--without-mingle",
+            # a node name of its own: several workers on one host (on RabbitMQ the default,
+            # celery@host, names an exclusive queue, and the second worker died on it)
+            "--hostname",
+            f"forgeflow-{os.getpid()}@%h",
         ]
     )
     del heartbeat

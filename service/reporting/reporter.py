@@ -37,12 +37,10 @@ from service.forges.registry import ForgeRegistry
 from service.reporting.check_runs import JobLogs, JobView, build_check_run, external_id, needs_new_check_run
 from service.reporting.forge_states import for_forge
 from service.reporting.links import job_url
-from service.store import leases
 from service.store.db import Database
 from service.store.models import JOBS, RUNS, Job, Run
 
 log = logging.getLogger(__name__)
-LEASE = leases.LEASE  # renewed while a post is in flight (service/store/leases.py)
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,7 @@ def _lease(db: Database, public_url: str, job_id: int) -> _Leased | None:
                 Job.id == job_id,
                 or_(Job.report_lease_until.is_(None), Job.report_lease_until < moment),
             )
-            .values(report_lease_until=moment + LEASE)
+            .values(report_lease_until=moment + db.leases.lease)
             .execution_options(synchronize_session=False)
         )
         if not result.rowcount:  # type: ignore[attr-defined]
@@ -351,7 +349,7 @@ def _lease_run(db: Database, public_url: str, run_id: int) -> list[_Leased]:
         }
         if not earlier:
             return []
-        params = {"ids": sorted(earlier), "moment": moment, "until": moment + LEASE}
+        params = {"ids": sorted(earlier), "moment": moment, "until": moment + db.leases.lease}
         taken = set(connection.execute(_TAKE, params).scalars())
         if not taken:
             return []

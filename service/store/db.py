@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.store import timeouts
-from service.store.leases import LeaseKeeper
+from service.store.leases import LEASE, LeaseKeeper
 from service.store.timeouts import Bounds
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -30,8 +31,11 @@ MIGRATION_LOCK_ID = 7_406_531  # pg_advisory_lock key for schema upgrades
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 5, bounds: Bounds | None = None) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 5, bounds: Bounds | None = None, lease: timedelta = LEASE
+    ) -> None:
         self.url = url
+        self.lease = lease  # how long a lease this process takes lasts unless renewed
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         self.bounds = bounds or Bounds()
@@ -62,7 +66,7 @@ class Database:
         :mod:`service.store.leases`)."""
         with self._lock:
             if self._leases is None:
-                self._leases = LeaseKeeper(self)
+                self._leases = LeaseKeeper(self, lease=self.lease)
             return self._leases
 
     @contextmanager

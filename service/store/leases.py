@@ -2,7 +2,8 @@
 
 A lease is a ``*_until`` timestamp on a row. A process takes it with a conditional UPDATE
 (free, or lapsed), keeps it fresh while it works and clears it when done; a process that dies
-lets it lapse within :data:`LEASE`, and then anyone may take the row over. Two kinds:
+lets it lapse within the lease's length (the ``lease_seconds`` setting, :data:`LEASE` by default),
+and then anyone may take the row over. Two kinds:
 
 - a **delivery** not yet done (``deliveries.lease_until``, ``leased_by``): taken by the worker
   that processes it (:meth:`DeliveryLeases.take`), or by a retry the worker scheduled
@@ -14,11 +15,12 @@ lets it lapse within :data:`LEASE`, and then anyone may take the row over. Two k
   (:mod:`service.reporting.reporter`).
 
 While a lease is held, :class:`LeaseKeeper` (one thread per process, started on first use)
-renews it every :data:`RENEW_EVERY` seconds with one UPDATE per table, however long the work
-takes (a slow forge, a large job file). So a lease can be short: a SIGKILLed worker's
-deliveries and reports are taken over within ``LEASE`` seconds, not after a broker's
-visibility timeout (an hour on Redis). Broker timeouts no longer decide anything; a message the
-broker hands over twice finds the delivery held or done and is dropped.
+renews it every :data:`RENEW_EVERY` seconds (a quarter of a shorter lease) with one UPDATE per
+table, however long the work takes (a slow forge, a large job file). So a lease can be short: a
+SIGKILLed worker's deliveries and reports are taken over within a lease (plus :data:`GRACE` and
+the sweep's interval for deliveries), not after a broker's visibility timeout (an hour on Redis).
+Broker timeouts no longer decide anything; a message the broker hands over twice finds the
+delivery held or done and is dropped.
 """
 
 from __future__ import annotations
@@ -67,9 +69,10 @@ def holder() -> str:
 class LeaseKeeper:
     """Renews the leases this process holds until they are released; thread-safe."""
 
-    def __init__(self, db: Database, renew_every: float = RENEW_EVERY) -> None:
+    def __init__(self, db: Database, renew_every: float = RENEW_EVERY, lease: timedelta = LEASE) -> None:
         self.db = db
-        self.renew_every = renew_every
+        self.lease = lease
+        self.renew_every = min(renew_every, lease.total_seconds() / 4)
         self._held: dict[type[Any], dict[int, int]] = {model: {} for model in LEASE_COLUMNS}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -103,8 +106,8 @@ class LeaseKeeper:
             return sorted(self._held[model])
 
     def renew(self) -> None:
-        """Push every held lease :data:`LEASE` into the future (one UPDATE per table)."""
-        until = now() + LEASE
+        """Push every held lease ``lease`` into the future (one UPDATE per table)."""
+        until = now() + self.lease
         for model, column in LEASE_COLUMNS.items():
             pks = self.held(model)
             if not pks:
@@ -179,7 +182,7 @@ class DeliveryLeases:
     def take(self, pk: int, owner: str | None = None) -> Taken:
         """Take an open delivery that nobody holds (counting an attempt), reading its event."""
         moment = now()
-        params = {"pk": pk, "moment": moment, "until": moment + LEASE, "owner": owner or holder()}
+        params = {"pk": pk, "moment": moment, "until": moment + self.keeper.lease, "owner": owner or holder()}
         with self.db.transaction() as connection:
             taken = connection.execute(_TAKE, params).first()
         if taken is not None:
