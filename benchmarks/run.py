@@ -8,6 +8,7 @@ wrk``). ``--only ingest,compile,pipeline`` runs a subset; ``--no-write`` prints 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from tests.support.services import POSTGRES, REDIS, reachable
 
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 MARKER = "<!-- runs: newest first; make bench inserts here -->"
-BROKER = "redis://127.0.0.1:6379/8"
+BROKER = os.environ.get("BENCH_BROKER", "redis://127.0.0.1:6379/8")  # another Redis db per bench run
 HEADER = f"""# Benchmark results
 
 Rerun with `make bench` (4 to 5 minutes on 2 cores); it inserts a new section below and keeps

@@ -36,7 +36,7 @@ from service.context import Context
 from service.executors.base import ExecutorError, ResourceVersionExpired, TransientExecutorError, WorkflowRef
 from service.forges.base import TransientForgeError
 from service.health import Heartbeat
-from service.jobs.plan import MANAGED_BY
+from service.jobs.plan_types import MANAGED_BY
 from service.logs import log_context
 from service.metrics import RESYNCS, RUN_DURATION, WATCH_EVENTS, WATCH_LAG
 from service.reporting.reporter import job_logs, report_jobs, report_run

@@ -14,7 +14,7 @@ from typing import Any
 
 from service.clock import now, parse_time
 from service.context import Context
-from service.jobs.plan import RUN_LABEL
+from service.jobs.plan_types import RUN_LABEL
 from service.runs.node_states import WORKFLOW_FINAL, job_updates
 from service.runs.stopping import lock_run
 from service.runs.summary import is_summary, settle
