@@ -12,7 +12,9 @@ reported as check runs (:meth:`GithubForge.check_run`, see :mod:`service.forges.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -27,6 +29,7 @@ from service.forges.checkout import CheckoutCredential, configured_credential, s
 from service.forges.checks import CheckRunReport, check_run_body
 from service.forges.errors import http_status_of
 from service.forges.github_app import GithubApp, InstallationToken
+from service.forges.github_direct import DirectApi
 from service.forges.installations import InstallationStore
 from service.forges.ogr_forge import OgrForge
 
@@ -142,9 +145,15 @@ class GithubForge(OgrForge):
             return "token"
         return self.app.budget_key(repo.full_name) if repo is not None else "app"
 
+    @cached_property
+    def direct(self) -> DirectApi:
+        """The lean path for the calls made per job transition (statuses, check runs)."""
+        return DirectApi(self.timeout)
+
     def _call(self, what: str, fn: Callable[[], T], repo: Repository | None = None) -> T:
         """As the generic call, plus: in App mode a token GitHub refuses (401) is replaced and
         the call made once more; the budget GitHub reports is noted for the installation."""
+        self._noted.done = False
         try:
             result = super()._call(what, fn, repo)
         except ForgeError as exc:
@@ -152,9 +161,13 @@ class GithubForge(OgrForge):
                 raise
             self.app.invalidate(repo.full_name)
             result = super()._call(what, fn, repo)
-        if repo is not None:
+        if repo is not None and not self._noted.done:  # a direct call noted its own answer's
             self._observe(repo)
         return result
+
+    @cached_property
+    def _noted(self) -> threading.local:
+        return threading.local()
 
     def _observe(self, repo: Repository) -> None:
         """What PyGithub last saw of the rate limit of ``repo``'s token."""
@@ -171,11 +184,13 @@ class GithubForge(OgrForge):
             self.limits.observe(self.kind, self.name, self.budget_key(repo), headers)
 
     def _api(self, repo: Repository, verb: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """One request under the repository's API root, its rate-limit headers noted."""
+        """One request under the repository's API root (the lean path, :mod:`github_direct`),
+        its rate-limit headers noted."""
         requester = self.project(repo).github_instance.requester
         owner, name = quote(repo.namespace, safe=""), quote(repo.name, safe="")
-        headers, data = requester.requestJsonAndCheck(verb, f"/repos/{owner}/{name}{path}", input=body)
+        headers, data = self.direct.request(requester, verb, f"/repos/{owner}/{name}{path}", body)
         self.limits.observe(self.kind, self.name, self.budget_key(repo), headers)
+        self._noted.done = True
         return data
 
     def check_run(self, repo: Repository, sha: str, report: CheckRunReport) -> str:

@@ -1,9 +1,11 @@
 """Post job states to the forge as commit statuses (or check runs): each change once, none lost.
 
-The job rows are an outbox. :func:`report_job` takes a short lease on a row (a conditional
-UPDATE, so several workers or watchers never post the same change twice; renewed while the post
-is in flight, see :mod:`service.store.leases`), posts the difference between what forgeflow
-knows and what the forge was last told, and records what it posted. After an attempt that failed
+The job rows are an outbox. :func:`report_jobs` takes short leases on a batch of rows (one
+conditional UPDATE, so several workers or watchers never post the same change twice; renewed
+while the posts are in flight, see :mod:`service.store.leases`), posts the difference between
+what forgeflow knows and what the forge was last told, one request per job, and records what
+it posted (one statement for the batch): a watch page's changes cost three transactions, not
+three per job. After an attempt that failed
 or died, the forge's statuses are read first: an identical status is never posted twice.
 A transient forge error releases the lease and is raised for the caller to retry; the periodic
 sweep picks up anything left behind. A rate limit's short ``Retry-After`` is waited out here and
@@ -21,9 +23,9 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 
 from service.clock import now
 from service.context import Context
@@ -54,6 +56,7 @@ class Outcome:
 class _Leased:
     """A job row this process holds the report lease of, with what to post."""
 
+    job_id: int
     report: StatusReport
     event: Event
     instance: str
@@ -65,64 +68,122 @@ class _Leased:
     check_run_id: str = ""
     reported: tuple[str, str] = ("", "")
     troubled: bool = False  # an earlier attempt failed or died: its post may have gone through
+    report_error: str = ""
 
 
-def _view(job: Job) -> JobView:
+@dataclass(frozen=True)
+class _Done:
+    """What became of one leased job's post: recorded when the leases are given back."""
+
+    shown: StatusReport | None = None  # what the forge shows now (posted, or found there)
+    error: str = ""
+    check_run_id: str = ""
+    hold: float | None = None  # keep the lease this long (a rate limit's Retry-After)
+    posted: bool = False
+    transient: TransientForgeError | None = None
+
+
+JOBS = cast(Table, Job.__table__)
+_JOB_COLUMNS = (
+    Job.id, Job.run_id, Job.name, Job.task, Job.context, Job.state, Job.description,
+    Job.started_at, Job.finished_at,
+)  # fmt: skip
+_RELEASE = (
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("b_id"))
+    .values(
+        report_lease_until=bindparam("b_until"),
+        reported_state=bindparam("b_state"),
+        reported_description=bindparam("b_description"),
+        check_run_id=bindparam("b_check_run"),
+        report_error=bindparam("b_error"),
+        report_attempts=JOBS.c.report_attempts + 1,
+    )
+)
+
+
+def _view(row: Any) -> JobView:
     return JobView(
-        job.name, job.task, job.context, job.state, job.description, job.started_at, job.finished_at
+        row.name, row.task, row.context, row.state, row.description, row.started_at, row.finished_at
     )
 
 
-def _lease(db: Database, public_url: str, job_id: int) -> _Leased | None:
-    """Take the job's report lease (a conditional UPDATE) and read what to post, in one
-    transaction. None, holding no lease, when another reporter has it or nothing is new."""
+def _lease_all(db: Database, public_url: str, job_ids: list[int]) -> list[_Leased]:
+    """Take the report leases of those jobs that have something new and that nobody holds (one
+    conditional UPDATE: several workers or watchers never post the same change twice) and read
+    what to post, in one transaction: three statements however many jobs."""
+    ids = list(dict.fromkeys(job_ids))
+    if not ids:
+        return []
     moment = now()
     with db.session() as session:
-        earlier = session.execute(
-            select(Job.report_lease_until, Job.report_error).where(Job.id == job_id)
-        ).first()
-        result = session.execute(
-            update(Job)
-            .where(
-                Job.id == job_id,
-                or_(Job.report_lease_until.is_(None), Job.report_lease_until < moment),
+        earlier = {
+            pk: (until is not None or bool(error), error or "")
+            for pk, until, error in session.execute(
+                select(Job.id, Job.report_lease_until, Job.report_error).where(Job.id.in_(ids))
             )
-            .values(report_lease_until=moment + LEASE)
-            .execution_options(synchronize_session=False)
+        }
+        taken = set(
+            session.execute(
+                update(Job)
+                .where(
+                    Job.id.in_(ids),
+                    or_(Job.report_lease_until.is_(None), Job.report_lease_until < moment),
+                    or_(Job.state != Job.reported_state, Job.description != Job.reported_description),
+                )
+                .values(report_lease_until=moment + LEASE)
+                .returning(Job.id)
+                .execution_options(synchronize_session=False)
+            ).scalars()
         )
-        if not result.rowcount:  # type: ignore[attr-defined]
-            return None
-        job = session.get(Job, job_id)
-        if job is None:
-            return None
-        if not job.unreported:
-            job.report_lease_until = None
-            return None
-        run = job.run
-        event = Event.from_json(run.event_json)
+        if not taken:
+            return []
+        rows = session.execute(
+            select(
+                *_JOB_COLUMNS, Job.check_run_id, Job.reported_state, Job.reported_description,
+                Run.event_json, Run.instance, Run.sha, Run.namespace, Run.workflow_name,
+            )
+            .join(Run, Run.id == Job.run_id)
+            .where(Job.id.in_(taken))
+        ).all()  # fmt: skip
+        siblings: dict[int, list[JobView]] = {}
+        for row in session.execute(
+            select(*_JOB_COLUMNS).where(Job.run_id.in_({row.run_id for row in rows})).order_by(Job.id)
+        ):
+            siblings.setdefault(row.run_id, []).append(_view(row))
+    events: dict[int, Event] = {}
+    by_id: dict[int, _Leased] = {}
+    for row in rows:
+        event = events.get(row.run_id)
+        if event is None:
+            event = events[row.run_id] = Event.from_json(row.event_json)
         pr = event.pull_request
         report = StatusReport(
-            context=job.context,
-            state=job.state,
-            description=job.description,
-            target_url=job_url(public_url, run.id, job.task),
+            context=row.context,
+            state=row.state,
+            description=row.description,
+            target_url=job_url(public_url, row.run_id, row.task),
             pull_request=pr.number if pr else None,
             source_repo=pr.source_repo if pr and pr.fork else None,
             ref=pr.source_branch if pr else (event.branch or event.tag),
         )
-        return _Leased(
+        troubled, error = earlier.get(row.id, (False, ""))
+        by_id[row.id] = _Leased(
+            row.id,
             report,
             event,
-            run.instance,
-            run.sha,
-            _view(job),
-            run.id,
-            (run.namespace, run.workflow_name),
-            tuple(_view(j) for j in run.jobs),
-            job.check_run_id,
-            (job.reported_state, job.reported_description),
-            troubled=earlier is not None and (earlier[0] is not None or bool(earlier[1])),
+            row.instance,
+            row.sha,
+            _view(row),
+            row.run_id,
+            (row.namespace, row.workflow_name),
+            tuple(siblings.get(row.run_id, ())),
+            row.check_run_id,
+            (row.reported_state, row.reported_description),
+            troubled=troubled,
+            report_error=error,
         )
+    return [by_id[pk] for pk in ids if pk in by_id]
 
 
 def report_job(
@@ -130,48 +191,38 @@ def report_job(
 ) -> bool:
     """Post a job's state if the forge does not show it yet. True when something was posted.
     ``logs`` reads a failed job's log for its check run (where the forge shows check runs)."""
-    leased = _lease(db, public_url, job_id)
-    if leased is None:
-        return False
+    return report_jobs(db, forges, public_url, [job_id], logs).posted > 0
+
+
+def _post(forges: ForgeRegistry, leased: _Leased, logs: JobLogs | None) -> _Done:
+    """Post one leased job's state (or find that the forge shows it already)."""
     report, event = leased.report, leased.event
-    error = ""
     check_run_id = leased.check_run_id
     try:
         forge = forges.get(event.forge, leased.instance)
         check_runs = getattr(forge, "reports_check_runs", False)
-        with db.leases.keep(Job, job_id):  # renewed however long the forge takes
-            if (
-                not check_runs
-                and leased.troubled
-                and _already_shown(forge, leased, for_forge(forge.kind, report))
-            ):
-                _release(db, job_id, report, "")  # the reporter that died had posted it
-                return False
-            for attempt in (1, 2):
-                try:
-                    if check_runs:
-                        check_run_id = _post_check_run(cast(CheckRunForge, forge), leased, logs)
-                    else:
-                        forge.set_status(status_repo(event), leased.sha, for_forge(forge.kind, report))
-                    break
-                except TransientForgeError as exc:
-                    if attempt == 2 or exc.retry_after is None or exc.retry_after > MAX_INLINE_WAIT:
-                        raise
-                    log.info("%s: rate limited, posting again in %.1fs", report.context, exc.retry_after)
-                    time.sleep(exc.retry_after)
+        shown = for_forge(forge.kind, report)
+        if not check_runs and leased.troubled and _already_shown(forge, leased, shown):
+            return _Done(shown=report)  # the reporter that died had posted it
+        for attempt in (1, 2):
+            try:
+                if check_runs:
+                    check_run_id = _post_check_run(cast(CheckRunForge, forge), leased, logs)
+                else:
+                    forge.set_status(status_repo(event), leased.sha, for_forge(forge.kind, report))
+                break
+            except TransientForgeError as exc:
+                if attempt == 2 or exc.retry_after is None or exc.retry_after > MAX_INLINE_WAIT:
+                    raise
+                log.info("%s: rate limited, posting again in %.1fs", report.context, exc.retry_after)
+                time.sleep(exc.retry_after)
     except TransientForgeError as exc:
-        error = str(exc)
-        _release(db, job_id, None, error, hold=exc.retry_after)
-        raise
+        return _Done(error=str(exc), hold=exc.retry_after, transient=exc)
     except ForgeError as exc:
         # Retrying will not help (no access, unknown repository): record it and move on.
-        error = str(exc)
         log.warning("could not report %s on %s: %s", report.context, leased.sha[:7], exc)
-    except BaseException:
-        _release(db, job_id, None, "")
-        raise
-    _release(db, job_id, report, error, check_run_id=check_run_id)
-    return not error
+        return _Done(shown=report, error=str(exc), check_run_id=check_run_id)
+    return _Done(shown=report, check_run_id=check_run_id, posted=True)
 
 
 def _already_shown(forge: Forge, leased: _Leased, report: StatusReport) -> bool:
@@ -208,31 +259,27 @@ def _post_check_run(forge: CheckRunForge, leased: _Leased, logs: JobLogs | None)
     return str(forge.check_run(repo, leased.sha, check))
 
 
-def _release(
-    db: Database,
-    job_id: int,
-    posted: StatusReport | None,
-    error: str,
-    *,
-    hold: float | None = None,
-    check_run_id: str = "",
-) -> None:
-    """Give the lease back, recording what was posted (if anything) and the error (if any).
-    ``hold``: keep it that many seconds more (a rate limit asked to wait that long)."""
-    values: dict[str, object] = {"report_lease_until": now() + timedelta(seconds=hold) if hold else None}
-    if posted is not None:
-        values.update(reported_state=posted.state, reported_description=posted.description)
-    if check_run_id:
-        values["check_run_id"] = check_run_id
-    if error:
-        values["report_error"] = error[:2000]
-    with db.session() as session:
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(**values, report_attempts=Job.report_attempts + 1)
-            .execution_options(synchronize_session=False)
+def _release_all(db: Database, leased: list[_Leased], done: dict[int, _Done]) -> None:
+    """Give the leases back, recording for each job what was posted (if anything) and the error
+    (if any); a job with no outcome (cut short) is given back as it was. One statement, run
+    once per job (executemany). A rate limit that asked to wait keeps its lease that long."""
+    moment = now()
+    params = []
+    for item in leased:
+        outcome = done.get(item.job_id, _Done())
+        shown = (outcome.shown.state, outcome.shown.description) if outcome.shown else item.reported
+        params.append(
+            {
+                "b_id": item.job_id,
+                "b_until": moment + timedelta(seconds=outcome.hold) if outcome.hold else None,
+                "b_state": shown[0],
+                "b_description": shown[1],
+                "b_check_run": outcome.check_run_id or item.check_run_id,
+                "b_error": outcome.error[:2000] if outcome.error else item.report_error,
+            }
         )
+    with db.session() as session:
+        session.execute(_RELEASE, params)
 
 
 def status_repo(event: Event) -> Repository:
@@ -262,19 +309,23 @@ def report_run(
 def report_jobs(
     db: Database, forges: ForgeRegistry, public_url: str, job_ids: list[int], logs: JobLogs | None = None
 ) -> Outcome:
-    """Post these jobs' states where the forge does not show them yet. Raises the first
-    transient error after trying all."""
-    posted = failed = 0
-    first_error: TransientForgeError | None = None
-    for job_id in job_ids:
-        try:
-            posted += report_job(db, forges, public_url, job_id, logs)
-        except TransientForgeError as exc:
-            failed += 1
-            first_error = first_error or exc
-    if first_error is not None:
-        raise first_error
-    return Outcome(posted, failed)
+    """Post these jobs' states where the forge does not show them yet: their leases taken and
+    given back in one transaction each, one request per state (renewed while they are in
+    flight). Raises the first transient error after trying all."""
+    leased = _lease_all(db, public_url, job_ids)
+    if not leased:
+        return Outcome()
+    done: dict[int, _Done] = {}
+    try:
+        with db.leases.keep_all(Job, [item.job_id for item in leased]):  # however long the forge takes
+            for item in leased:
+                done[item.job_id] = _post(forges, item, logs)
+    finally:
+        _release_all(db, leased, done)
+    failed = [outcome.transient for outcome in done.values() if outcome.transient is not None]
+    if failed:
+        raise failed[0]
+    return Outcome(sum(outcome.posted for outcome in done.values()), len(failed))
 
 
 def unreported_run_ids(db: Database, limit: int = 200) -> list[int]:
