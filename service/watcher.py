@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from service import memory
 from service.clock import now, parse_time
 from service.context import Context
 from service.executors.base import (
@@ -296,8 +297,10 @@ class Watcher:
         for workflow in items:
             meta = workflow.get("metadata") or {}
             present.add((str(meta.get("namespace") or ""), str(meta.get("name") or "")))
+        del items
         for run_id in fail_lost_runs(self.ctx, present):
             self.report(self.ctx, run_id, None)
+        memory.trim()  # the list's objects (thousands of Workflows) are freed: give them back
         self.last_resync = time.monotonic()
         self.resource_version = version
         return version

@@ -66,10 +66,12 @@ def run_until_stopped(target: Callable[[threading.Event], None], stop: threading
 def build_watcher(settings: Settings) -> Watcher:
     """The watcher of ``forgeflow watcher``: its context (the executor's client and each
     forge's built now), and the Celery app it hands waiting runs to workers through."""
+    from service import memory
     from service.context import build_context
     from service.executors.factory import build_executor
     from service.watcher import Watcher
 
+    memory.limit_arenas()  # before its threads start: each would get an arena of its own
     ctx = build_context(settings, executor_factory=build_executor)
     ctx.warm_up()  # not hera's models: the watcher never plans or compiles (workers do)
     celery = prepare(ctx)  # the sweep queues deliveries stored while the broker was down
