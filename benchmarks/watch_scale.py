@@ -49,8 +49,9 @@ from tests.argo_executor.world import write_kubeconfig
 from tests.k8s_emulator import K8sEmulator
 from tests.support.fake_github import FakeGitHub
 
-WORKFLOWS = int(os.environ.get("BENCH_SCALE_WORKFLOWS", "10000"))  # concurrent Workflows, all listed and watched
-SUCCEEDED = int(os.environ.get("BENCH_SCALE_SUCCEEDED", "2000"))  # of them also finish: WORKFLOWS + SUCCEEDED transitions in all
+# concurrent Workflows, all listed and watched; of them, SUCCEEDED also finish (env: a smaller try)
+WORKFLOWS = int(os.environ.get("BENCH_SCALE_WORKFLOWS", "10000"))
+SUCCEEDED = int(os.environ.get("BENCH_SCALE_SUCCEEDED", "2000"))  # WORKFLOWS + SUCCEEDED transitions
 RATE = 200.0  # transitions per second
 LAG_TARGET, CPU_TARGET_MS, RSS_TARGET_MIB = 1.0, 3.0, 150.0
 CLONE_URL = "https://github.com/octo/hello.git"

@@ -73,11 +73,21 @@ def world(make_settings, fake_github, git_repo):
     with ctx.db.session() as session:
         for i in range(RUNS):
             sha = f"{i:040x}"
-            run = Run(trigger_key=f"t{i}", forge="github", instance=instance, repo=REPO, sha=sha, event_kind="push")
-            run.event_json = Event(forge="github", kind=EventKind.PUSH, repository=repo, sha=sha, ref="r").to_json()
+            run = Run(
+                trigger_key=f"t{i}", forge="github", instance=instance, repo=REPO, sha=sha, event_kind="push"
+            )
+            run.event_json = Event(
+                forge="github", kind=EventKind.PUSH, repository=repo, sha=sha, ref="r"
+            ).to_json()
             run.phase, run.namespace, run.workflow_name = RunPhase.SUBMITTED, "ci", f"wf-{i + 1}"
             run.jobs.append(
-                Job(name="unit", task="unit", context="forgeflow/unit", description="queued", reported_state="pending")
+                Job(
+                    name="unit",
+                    task="unit",
+                    context="forgeflow/unit",
+                    description="queued",
+                    reported_state="pending",
+                )
             )
             run.jobs[0].reported_description = "queued"
             session.add(run)
@@ -98,12 +108,16 @@ def test_a_batch_of_many_runs_transitions_costs_a_few_statements_and_reports_eac
     ctx, _, github = world
     watcher = Watcher(ctx, report_threads=0)
     seen = statements(ctx)
-    running = [WatchEvent("MODIFIED", workflow(run_id, "Running", 100 + run_id)) for run_id in range(1, RUNS + 1)]
+    running = [
+        WatchEvent("MODIFIED", workflow(run_id, "Running", 100 + run_id)) for run_id in range(1, RUNS + 1)
+    ]
     watcher.apply_events([*running, running[0]])  # a repeated event in the batch changes nothing
     assert len(seen) <= 12, "\n".join(seen)  # 12 on SQLite for 40 runs
     print(len(seen))  # one run at a time was about nine statements per run
     assert watcher.resource_version == "101"  # the last event's position
-    done = [WatchEvent("MODIFIED", workflow(run_id, "Succeeded", 200 + run_id)) for run_id in range(1, RUNS + 1)]
+    done = [
+        WatchEvent("MODIFIED", workflow(run_id, "Succeeded", 200 + run_id)) for run_id in range(1, RUNS + 1)
+    ]
     watcher.apply_events(done)
     posted = Counter((p.sha, p.state, p.description.split(" ")[0]) for p in github.posted(REPO))
     assert len(posted) == 2 * RUNS, posted
@@ -117,7 +131,9 @@ def test_a_batch_of_many_runs_transitions_costs_a_few_statements_and_reports_eac
 
 def test_the_watch_loop_applies_what_arrived_as_batches(world):
     ctx, executor, github = world
-    executor.events = [WatchEvent("MODIFIED", workflow(run_id, "Running", run_id)) for run_id in range(1, RUNS + 1)]
+    executor.events = [
+        WatchEvent("MODIFIED", workflow(run_id, "Running", run_id)) for run_id in range(1, RUNS + 1)
+    ]
     watcher = Watcher(ctx, report_threads=2, watch_timeout=1)
     watcher.step()
     watcher.reporters.close()  # type: ignore[union-attr]
