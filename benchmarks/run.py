@@ -222,7 +222,9 @@ def watch_scale_section(result: watch_scale.ScaleResult) -> list[str]:
         f"{verdict(result.duplicates == 0 and result.missing == 0)}; RSS ≤ {ws.RSS_TARGET_MIB:.0f} MiB "
         f"{verdict(rss <= ws.RSS_TARGET_MIB)} (peak {rss:.0f} MiB). All {result.transitions:,} were "
         f"reported {result.seconds:.0f} s after the first change ({result.transitions / ws.RATE:.0f} s "
-        "of changes).",
+        f"of changes); meanwhile the watcher used {result.watcher_cpu_share * 100:.0f}% of a core and "
+        f"the benchmark's own process (emulator, fake GitHub) {result.harness_cpu_share * 100:.0f}%: "
+        "on a loaded machine the lag says more about the CPU left over than about the watcher.",
         "",
     ]
     return lines
