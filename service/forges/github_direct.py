@@ -6,10 +6,11 @@ up proxy settings in the environment for every request, merges cookies and hooks
 adds its own header handling and logging. :class:`DirectApi` sends the same request through
 requests' ``HTTPAdapter`` (the same urllib3 connection pool, TLS verification and CA bundle
 that requests uses), with the PyGithub requester's own base URL and authentication (a token, or
-an App installation's token), about four times cheaper. Proxies from the environment are looked
-up once per host. An error answer is raised as PyGithub would raise it
-(``Requester.createException``), and a failed connection as requests does, so
-:func:`service.forges.errors.classify` sorts them as before.
+an App installation's token), about four times cheaper. What requests takes from the
+environment (proxies and ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``) is looked up
+once per API root, as a ``Session`` would on every request. An error answer is raised as
+PyGithub would raise it (``Requester.createException``), and a failed connection as requests
+does, so :func:`service.forges.errors.classify` sorts them as before.
 """
 
 from __future__ import annotations
@@ -32,17 +33,19 @@ class DirectApi:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.adapter = HTTPAdapter(pool_connections=2, pool_maxsize=POOL_SIZE, max_retries=0)
-        self._proxies: dict[str, dict[str, str]] = {}
+        self._settings: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def proxies(self, url: str) -> dict[str, str]:
-        """The environment's proxies for ``url``'s scheme and host, looked up once."""
-        key = url.split("/", 3)[:3]
-        origin = "/".join(key)
+    def settings(self, url: str) -> dict[str, Any]:
+        """What a requests ``Session`` would take from the environment for ``url``'s scheme
+        and host (``proxies``, ``verify``, ``cert``), looked up once."""
+        origin = "/".join(url.split("/", 3)[:3])
         with self._lock:
-            found = self._proxies.get(origin)
+            found = self._settings.get(origin)
             if found is None:
-                found = self._proxies[origin] = dict(requests.utils.get_environ_proxies(origin + "/"))
+                with requests.Session() as session:
+                    merged = session.merge_environment_settings(origin + "/", {}, None, True, None)
+                found = self._settings[origin] = {k: merged[k] for k in ("proxies", "verify", "cert")}
         return found
 
     def request(
@@ -61,7 +64,7 @@ class DirectApi:
             data = json.dumps(body).encode()
         prepared = requests.PreparedRequest()
         prepared.prepare(method=verb, url=url, headers=headers, data=data)
-        response = self.adapter.send(prepared, timeout=self.timeout, verify=True, proxies=self.proxies(url))
+        response = self.adapter.send(prepared, timeout=self.timeout, **self.settings(url))
         try:
             answer_headers = {key.lower(): value for key, value in response.headers.items()}
             content = response.content
