@@ -17,6 +17,10 @@ from pathlib import Path
 
 import requests
 
+# process → (RSS of it and its children, the largest single process's PSS), in MiB
+Memory = dict[str, tuple[float, float]]
+PSS_TARGET_MIB = 100.0  # each process at rest (issue 19)
+
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / ".work"
 PYTHON = sys.executable
@@ -76,6 +80,19 @@ class Proc:
         """Resident memory of the process and its children (gunicorn workers), in KiB."""
         return sum(_rss(pid) for pid in [self.process.pid, *_children(self.process.pid)])
 
+    def pss_kib(self) -> int:
+        """Proportional set size of the process and its children, in KiB: each shared page
+        counted once over all that share it (what a node pays for them)."""
+        return sum(pss_kib(pid) for pid in [self.process.pid, *_children(self.process.pid)])
+
+    def memory_mib(self) -> tuple[float, float]:
+        """(RSS of the process and its children, the largest one's PSS), in MiB."""
+        return self.rss_kib() / 1024, max(self.pss_each_kib().values(), default=0) / 1024
+
+    def pss_each_kib(self) -> dict[int, int]:
+        """Each process's (and child's) proportional set size, in KiB, by pid."""
+        return {pid: pss_kib(pid) for pid in [self.process.pid, *_children(self.process.pid)]}
+
     def cpu_seconds(self) -> float:
         """CPU time used by the process and its children (gunicorn workers) so far."""
         return sum(cpu_seconds(pid) for pid in [self.process.pid, *_children(self.process.pid)])
@@ -94,6 +111,18 @@ def _rss(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def pss_kib(pid: int) -> int:
+    """A process's proportional set size (``Pss`` of ``/proc/PID/smaps_rollup``: what psutil's
+    ``memory_full_info().pss`` reads), in KiB; 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
                 return int(line.split()[1])
     except (OSError, ValueError):
         pass

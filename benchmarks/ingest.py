@@ -17,6 +17,7 @@ from benchmarks.common import (
     PYTHON,
     ROOT,
     WORK,
+    Memory,
     Proc,
     free_port,
     have,
@@ -49,6 +50,7 @@ class IngestResult:
     postgres_cpu_ms: float = 0.0  # per request: the PostgreSQL server
     redis_cpu_ms: float = 0.0  # per request: the Redis server
     rates: tuple[float, ...] = ()  # accepted/s of every round
+    peak_pss_mib: float = 0.0  # the largest single process's (a gunicorn worker's, or the master's)
 
     @property
     def per_second(self) -> float:
@@ -93,12 +95,13 @@ def _forgeflow_web(env: dict[str, str]) -> tuple[Proc, str]:
 
 def _load(url: str, seconds: int, body_file: Path, signature: str, proc: Proc) -> IngestResult:
     out = WORK / f"wrk-{proc.name}.json"
-    peak = [0]
+    peak, peak_pss = [0], [0]
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
             peak[0] = max(peak[0], proc.rss_kib())
+            peak_pss[0] = max(peak_pss[0], *proc.pss_each_kib().values())
             stop.wait(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -145,6 +148,7 @@ def _load(url: str, seconds: int, body_file: Path, signature: str, proc: Proc) -
         server_cpu * 1000 / served,
         pg_cpu * 1000 / served,
         redis_cpu * 1000 / served,
+        peak_pss_mib=peak_pss[0] / 1024,
     )
 
 
@@ -175,7 +179,7 @@ def run(
     bench_env = dict(base_env, BENCH_SECRET=SECRET, BENCH_BROKER=broker_url, PYTHONPATH=str(ROOT))
     queue = redis.Redis.from_url(broker_url)
     servers: list[tuple[Proc, str]] = []
-    memory: dict[str, float] = {}
+    memory: Memory = {}
     try:
         servers.append(_forgeflow_web(env))
         servers.append(_gunicorn("bare-flask-202", "benchmarks.baselines:bare", bench_env))
@@ -184,7 +188,7 @@ def run(
         for _, url in servers[1:]:
             wait_http(f"{url}/")
         time.sleep(1)
-        memory["web at rest"] = servers[0][0].rss_kib() / 1024
+        memory["web at rest"] = servers[0][0].memory_mib()
         for proc, url in servers:
             _load(url, 2, body_file, signature, proc)  # warm-up
         measured: dict[str, list[IngestResult]] = {proc.name: [] for proc, _ in servers}
@@ -193,7 +197,11 @@ def run(
                 measured[proc.name].append(_load(url, seconds, body_file, signature, proc))
                 queue.delete(USUAL_QUEUE)  # nobody consumes it here: keep Redis small
         results = [_combine(runs) for runs in measured.values()]
-        memory["web under ingest load"] = max(r.peak_rss_mib for r in measured["forgeflow"])
+        ours = measured["forgeflow"]
+        memory["web under ingest load"] = (
+            max(r.peak_rss_mib for r in ours),
+            max(r.peak_pss_mib for r in ours),
+        )
     finally:
         for proc, _ in servers:
             proc.stop()
@@ -220,4 +228,5 @@ def _combine(runs: list[IngestResult]) -> IngestResult:
         sum(r.postgres_cpu_ms * r.requests for r in runs) / served,
         sum(r.redis_cpu_ms * r.requests for r in runs) / served,
         tuple(r.per_second for r in runs),
+        peak_pss_mib=max(r.peak_pss_mib for r in runs),
     )

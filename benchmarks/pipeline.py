@@ -35,7 +35,7 @@ from typing import Any
 import requests
 from pytest_httpserver import HTTPServer
 
-from benchmarks.common import PYTHON, WORK, Proc, cpu_seconds, free_port, start, wait_http
+from benchmarks.common import PYTHON, WORK, Memory, Proc, cpu_seconds, free_port, start, wait_http
 from service.cli.replay import signed_headers
 from tests.argo_executor.world import write_kubeconfig
 from tests.k8s_emulator import K8sEmulator
@@ -75,7 +75,7 @@ class PipelineResult:
     poller_missed: int = 0
     poller_cpu_ms: float = 0.0
     poller_gets_per_second: float = 0.0
-    memory_mib: dict[str, float] = field(default_factory=dict)
+    memory_mib: Memory = field(default_factory=dict)
     worker_cpu_ms: float = 0.0  # per delivery, while the WORKFLOWS deliveries were handled
     web_cpu_ms: float = 0.0
 
@@ -94,11 +94,13 @@ def database() -> AbstractContextManager[str]:
 
 
 class Sampler:
-    """Peak RSS of some processes, sampled every 0.2 s while active."""
+    """Peak RSS and PSS of some processes (PSS: of each process apart, the largest, in KiB),
+    sampled every 0.2 s while active."""
 
     def __init__(self, procs: list[Proc]) -> None:
         self.procs = procs
         self.peak: dict[str, int] = {p.name: 0 for p in procs}
+        self.peak_pss: dict[str, int] = {p.name: 0 for p in procs}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -106,6 +108,8 @@ class Sampler:
         while not self.stop.is_set():
             for proc in self.procs:
                 self.peak[proc.name] = max(self.peak[proc.name], proc.rss_kib())
+                largest = max(proc.pss_each_kib().values(), default=0)
+                self.peak_pss[proc.name] = max(self.peak_pss[proc.name], largest)
             self.stop.wait(0.2)
 
     def __enter__(self) -> Sampler:
@@ -187,7 +191,7 @@ class PipelineBench:
         self.k8s.wait_for_watches(1, timeout=30)  # the watcher is listening
         time.sleep(2)  # let the worker and watcher settle before reading their memory at rest
         for proc in (web, worker, watcher):
-            self.result.memory_mib[f"{proc.name.removeprefix('pipeline-')} at rest"] = proc.rss_kib() / 1024
+            self.result.memory_mib[f"{proc.name.removeprefix('pipeline-')} at rest"] = proc.memory_mib()
         return web, worker, watcher
 
     def post_pull_request(self, i: int) -> float:
@@ -376,7 +380,7 @@ def run(broker_url: str) -> PipelineResult:
             bench.watch(watcher)
         bench.poller(watcher)
         memory = bench.result.memory_mib
-        memory["web under load"] = load.peak["pipeline-web"] / 1024
-        memory["worker under load"] = load.peak["pipeline-worker"] / 1024
-        memory["watcher under load"] = watching.peak["pipeline-watcher"] / 1024
+        for name, sampler in (("web", load), ("worker", load), ("watcher", watching)):
+            proc = f"pipeline-{name}"
+            memory[f"{name} under load"] = (sampler.peak[proc] / 1024, sampler.peak_pss[proc] / 1024)
         return bench.result

@@ -31,16 +31,24 @@ from typing import Any
 
 from sqlalchemy import select
 
+from service import memory
 from service.clock import now, parse_time
 from service.context import Context
-from service.executors.base import ExecutorError, ResourceVersionExpired, TransientExecutorError, WorkflowRef
+from service.executors.base import (
+    ExecutorError,
+    ResourceVersionExpired,
+    TransientExecutorError,
+    WatchEvent,
+    WorkflowRef,
+)
+from service.executors.batches import EventPump
 from service.forges.base import TransientForgeError
 from service.health import Heartbeat
-from service.jobs.plan import MANAGED_BY
+from service.jobs.plan_types import MANAGED_BY
 from service.logs import log_context
 from service.metrics import RESYNCS, RUN_DURATION, WATCH_EVENTS, WATCH_LAG
 from service.reporting.reporter import job_logs, report_jobs, report_run
-from service.runs.progress import apply_workflow
+from service.runs.progress import Applied, apply_workflow, apply_workflows
 from service.runs.sweep import Sweeper, fail_lost_runs, start_waiting_runs
 from service.store.models import Job, JobState, Run
 
@@ -67,6 +75,19 @@ def observe_lag(workflow: dict[str, Any]) -> None:
 
 # How changes reach the forge: (context, run id, the jobs that changed or None for all).
 Report = Callable[[Context, int, "list[int] | None"], None]
+# ... and many runs' changed jobs at once (a watch batch's: leased and recorded together).
+ReportMany = Callable[[Context, "list[int]"], None]
+
+BATCH_SIZE = 500  # watch events applied in one transaction at most
+BATCH_SECONDS = 0.05  # how long a batch waits for more events after its first
+
+
+def report_many(ctx: Context, job_ids: list[int]) -> None:
+    """Report these jobs' unreported states (many runs': one lease and one release for all)."""
+    try:
+        report_jobs(ctx.db, ctx.forges, ctx.settings.public_url, job_ids, job_logs(ctx))
+    except TransientForgeError as exc:
+        log.warning("reporting failed for now, the sweep retries: %s", exc)
 
 
 def report_changes(ctx: Context, run_id: int, job_ids: list[int] | None = None) -> None:
@@ -83,11 +104,16 @@ def report_changes(ctx: Context, run_id: int, job_ids: list[int] | None = None) 
 class Reporters:
     """Threads that post what the watcher applied, so the watch goes on while the forge and
     the database answer. A run's changes always go to the same thread, in order; the outbox
-    lease keeps any two posts of one job apart, and each post sends the job's latest state."""
+    lease keeps any two posts of one job apart, and each post sends the job's latest state.
+    A thread takes everything queued for it at once: with ``report_many`` all of it is leased
+    and recorded together (else ``report`` is called per run)."""
 
-    def __init__(self, ctx: Context, count: int, report: Report = report_changes) -> None:
+    def __init__(
+        self, ctx: Context, count: int, report: Report = report_changes, many: ReportMany | None = None
+    ) -> None:
         self.ctx = ctx
         self.report = report
+        self.many = many
         self.queues: list[queue.SimpleQueue[tuple[int, list[int]] | None]] = [
             queue.SimpleQueue() for _ in range(count)
         ]
@@ -102,11 +128,29 @@ class Reporters:
         self.queues[run_id % len(self.queues)].put((run_id, job_ids))
 
     def _serve(self, work: queue.SimpleQueue[tuple[int, list[int]] | None]) -> None:
-        while (item := work.get()) is not None:
-            try:
-                self.report(self.ctx, *item)
-            except Exception:  # the sweep re-sends what is left unreported
-                log.exception("reporting run %s failed", item[0])
+        stopping = False
+        while not stopping and (item := work.get()) is not None:
+            items = [item]
+            while True:  # what else is queued goes with it
+                try:
+                    more = work.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                items.append(more)
+            if self.many is not None:
+                try:
+                    self.many(self.ctx, [job for _, jobs in items for job in jobs])
+                except Exception:  # the sweep re-sends what is left unreported
+                    log.exception("reporting runs %s failed", sorted({run_id for run_id, _ in items})[:10])
+                continue
+            for run_id, jobs in items:
+                try:
+                    self.report(self.ctx, run_id, jobs)
+                except Exception:  # the sweep re-sends what is left unreported
+                    log.exception("reporting run %s failed", run_id)
 
     def close(self, timeout: float = 30) -> None:
         """Post what is queued, then stop the threads."""
@@ -120,7 +164,10 @@ class Reporters:
 class Watcher:
     """One watcher loop; several replicas may run, the run lock and the outbox keep reports
     single. ``report_threads`` (default: the settings') post statuses off the watch loop;
-    0 posts them inline. ``report`` is how changes reach the forge."""
+    0 posts them inline. ``report`` is how changes reach the forge (by default a batch's
+    changes are leased and recorded together, :func:`report_many`). Watch events are applied
+    in batches: what arrived within ``batch_seconds`` of the first, at most ``batch_size``,
+    in one transaction."""
 
     def __init__(
         self,
@@ -130,11 +177,16 @@ class Watcher:
         max_backoff: float = 30.0,
         report_threads: int | None = None,
         report: Report = report_changes,
+        batch_size: int = BATCH_SIZE,
+        batch_seconds: float = BATCH_SECONDS,
     ) -> None:
         self.ctx = ctx
         self.report = report
+        self.many: ReportMany | None = report_many if report is report_changes else None
         threads = ctx.settings.watcher_report_threads if report_threads is None else report_threads
-        self.reporters = Reporters(ctx, threads, report) if threads > 0 else None
+        self.reporters = Reporters(ctx, threads, report, self.many) if threads > 0 else None
+        self.batch_size = max(1, batch_size)
+        self.batch_seconds = batch_seconds
         self.watch_timeout = watch_timeout or ctx.settings.watch_timeout_seconds
         self.max_backoff = max_backoff
         self.resource_version = ""
@@ -146,34 +198,52 @@ class Watcher:
         self.heartbeat = Heartbeat("watcher", stale_after=max(3 * self.watch_timeout, 180))
 
     def handle(self, workflow: dict[str, Any], *, deleted: bool = False) -> None:
-        run_id = ((workflow.get("metadata") or {}).get("labels") or {}).get("forgeflow.dev/run")
-        with log_context(run=run_id):
-            self._handle(workflow, deleted)
+        self.handle_batch([(workflow, deleted)])
 
-    def _handle(self, workflow: dict[str, Any], deleted: bool) -> None:
-        applied = apply_workflow(self.ctx, workflow, deleted=deleted)
-        if applied is None:
-            return
-        ref = WorkflowRef.of(workflow)
-        if applied.changed:  # the forge first: people wait for statuses, not for archives
+    def handle_batch(self, changes: list[tuple[dict[str, Any], bool]]) -> None:
+        """Apply Workflows (watch events in order, or a page of a list) in one transaction,
+        then report what changed, archive finished jobs' logs, stop again what forgeflow
+        stopped, and let waiting runs start when a run ended."""
+        try:
+            batch = apply_workflows(self.ctx, changes)
+        except Exception:
+            if len(changes) == 1:
+                raise
+            log.warning("applying %d workflows together failed; one at a time", len(changes), exc_info=True)
+            batch = [a for w, deleted in changes if (a := apply_workflow(self.ctx, w, deleted=deleted))]
+        changed = [(applied.run_id, applied.changed_jobs) for applied in batch if applied.changed]
+        if changed:  # the forge first: people wait for statuses, not for archives
             if self.reporters is not None:
-                self.reporters.submit(applied.run_id, applied.changed_jobs)
+                for run_id, jobs in changed:
+                    self.reporters.submit(run_id, jobs)
+            elif self.many is not None:
+                self.many(self.ctx, [job for _, jobs in changed for job in jobs])
             else:
-                self.report(self.ctx, applied.run_id, applied.changed_jobs)
+                for run_id, jobs in changed:
+                    self.report(self.ctx, run_id, jobs)
+        ended = False
+        for applied in batch:
+            with log_context(run=applied.run_id):
+                ended |= self._after(applied)
+        if ended:
+            try:
+                start_waiting_runs(self.ctx)
+            except Exception:  # the sweep tries again
+                log.exception("starting the runs that waited for a run that ended failed")
+
+    def _after(self, applied: Applied) -> bool:
+        """What follows applying one run's Workflow; whether the run just ended."""
+        ref = WorkflowRef.of(applied.workflow)
         if applied.finished:
-            self.archive_logs(ref, applied.finished, workflow)
+            self.archive_logs(ref, applied.finished, applied.workflow)
         if applied.restop:
             try:
                 self.ctx.executor.stop(ref, applied.restop)
             except ExecutorError as exc:
                 log.warning("run %s: could not stop %s yet: %s", applied.run_id, ref.name, exc)
-        if applied.run_finished:
-            if applied.seconds is not None:
-                RUN_DURATION.labels(applied.phase).observe(applied.seconds)
-            try:
-                start_waiting_runs(self.ctx)
-            except Exception:  # the sweep tries again
-                log.exception("starting the runs that waited for run %s failed", applied.run_id)
+        if applied.run_finished and applied.seconds is not None:
+            RUN_DURATION.labels(applied.phase).observe(applied.seconds)
+        return applied.run_finished
 
     def archive_logs(
         self, ref: WorkflowRef, tasks: list[str], workflow: dict[str, Any] | None = None
@@ -222,12 +292,15 @@ class Watcher:
         self.relists += 1
         RESYNCS.labels(reason).inc()
         present = set()
+        for start in range(0, len(items), self.batch_size):
+            self.handle_batch([(workflow, False) for workflow in items[start : start + self.batch_size]])
         for workflow in items:
-            self.handle(workflow)
             meta = workflow.get("metadata") or {}
             present.add((str(meta.get("namespace") or ""), str(meta.get("name") or "")))
+        del items
         for run_id in fail_lost_runs(self.ctx, present):
             self.report(self.ctx, run_id, None)
+        memory.trim()  # the list's objects (thousands of Workflows) are freed: give them back
         self.last_resync = time.monotonic()
         self.resource_version = version
         return version
@@ -240,21 +313,39 @@ class Watcher:
         if not self.resource_version or time.monotonic() - self.last_resync > settings.resync_seconds:
             self.resync("periodic" if self.relists else "start")
         deadline = time.monotonic() + self.watch_timeout
-        for event in self.ctx.executor.watch(SELECTOR, self.resource_version, self.watch_timeout):
-            self.heartbeat.beat()
-            WATCH_EVENTS.labels(event.type).inc()
-            if event.type != "BOOKMARK":
-                self.handle(event.object, deleted=event.type == "DELETED")
-                observe_lag(event.object)
-            # the position moves only once the event is applied: a crash replays it, harmlessly
-            if event.resource_version:
-                self.resource_version = event.resource_version
-            if time.monotonic() - self.last_sweep > settings.sweep_seconds:
-                self.sweep()
-            if time.monotonic() > deadline or (stop is not None and stop.is_set()):
-                break
+        pump = EventPump(self.ctx.executor.watch(SELECTOR, self.resource_version, self.watch_timeout))
+        try:
+            while True:
+                wait = min(1.0, max(0.0, deadline - time.monotonic()))
+                batch = pump.take(self.batch_size, self.batch_seconds, wait)
+                if batch is None:
+                    break  # the watch ended (its timeout): the next step opens another
+                self.heartbeat.beat()
+                if batch:
+                    self.apply_events(batch)
+                if time.monotonic() - self.last_sweep > settings.sweep_seconds:
+                    self.sweep()
+                if time.monotonic() > deadline or (stop is not None and stop.is_set()):
+                    break
+        finally:
+            pump.close()
         if time.monotonic() - self.last_sweep > settings.sweep_seconds:
             self.sweep()
+
+    def apply_events(self, events: list[WatchEvent]) -> None:
+        """Apply a batch of watch events, then move the position past the last of them."""
+        for event in events:
+            WATCH_EVENTS.labels(event.type).inc()
+        changes = [(event.object, event.type == "DELETED") for event in events if event.type != "BOOKMARK"]
+        if changes:
+            self.handle_batch(changes)
+            for workflow, _ in changes:
+                observe_lag(workflow)
+        # the position moves only once the events are applied: a crash replays them, harmlessly
+        for event in reversed(events):
+            if event.resource_version:
+                self.resource_version = event.resource_version
+                break
 
     def sweep(self) -> None:
         self.last_sweep = time.monotonic()

@@ -108,7 +108,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from service.cli.processes import prepare, start_relay, worker_heartbeat
+    from service.cli.backend import prepare, start_relay, worker_heartbeat
     from service.context import build_context
     from service.executors.factory import build_executor
     from service.logs import setup_logging
@@ -147,29 +147,18 @@ def cmd_watcher(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from service.cli.processes import prepare, run_until_stopped
-    from service.context import build_context
-    from service.executors.factory import build_executor
+    from service.cli.backend import build_watcher, run_until_stopped
     from service.logs import setup_logging
-    from service.watcher import Watcher
 
     settings = _settings(args)
     setup_logging(settings.log_level, settings.log_format)
-    ctx = build_context(settings, executor_factory=build_executor)
-    from service.argo.models import argo_models
-
-    ctx.warm_up(argo_models)
-    celery = prepare(ctx)  # the sweep queues deliveries stored while the broker was down
-    from service.tasks import run_starter
-
-    ctx.hand_off_run = run_starter(celery)  # workers submit waiting runs: the watcher may not
+    watcher = build_watcher(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    watcher = Watcher(ctx)
     from service.health import serve_health
     from service.metrics import DatabaseCollector
 
-    serve_health(settings.health_port, [watcher.heartbeat], [DatabaseCollector(ctx.db)])
+    serve_health(settings.health_port, [watcher.heartbeat], [DatabaseCollector(watcher.ctx.db)])
     run_until_stopped(watcher.run, stop, "forgeflow-watcher")
     return 0
 

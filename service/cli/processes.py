@@ -4,41 +4,35 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
 from werkzeug.serving import BaseWSGIServer
 
+from service.cli.backend import STOP_GRACE, prepare, run_until_stopped, start_relay, worker_heartbeat
 from service.context import Context
-from service.health import Heartbeat, serve_health
-from service.relay import DeliveryRelay, RelayThread
-from service.tasks import delivery_enqueuer, make_celery, queue_depth
 from service.watcher import Watcher
 from service.web.app import create_app, read_deadlines
 from service.web.read_deadlines import ReadDeadlines
 from service.web.server import dev_server
 
 log = logging.getLogger(__name__)
-
-
-def prepare(ctx: Context) -> Celery:
-    """The Celery app for these settings; the context's broker seam now enqueues through it."""
-    app = make_celery(ctx)
-    ctx.enqueue = delivery_enqueuer(app)
-    ctx.queue_depth = queue_depth(app)
-    return app
+__all__ = [  # the worker's and watcher's own parts live in backend (no web tier there)
+    "STOP_GRACE",
+    "WatcherThread",
+    "WebThread",
+    "WorkerThread",
+    "make_wsgi_app",
+    "prepare",
+    "run_until_stopped",
+    "start_relay",
+    "worker_heartbeat",
+]
 
 
 def make_wsgi_app(ctx: Context) -> Any:
     """The Flask app of the web tier (it needs no broker: the relay queues deliveries)."""
     return create_app(ctx)
-
-
-def start_relay(ctx: Context, poll_seconds: float = 1.0) -> RelayThread:
-    """The relay that queues stored deliveries through ``ctx.enqueue`` (set by prepare)."""
-    assert ctx.enqueue is not None, "prepare(ctx) first"
-    return RelayThread(DeliveryRelay(ctx.db, ctx.enqueue, poll_seconds)).start()
 
 
 class WebThread:
@@ -113,27 +107,6 @@ class WorkerThread:
             state.should_stop = None
 
 
-STOP_GRACE = 3.0  # seconds a stopping process gives the work in hand to finish
-
-
-def run_until_stopped(target: Callable[[threading.Event], None], stop: threading.Event, name: str) -> None:
-    """Run ``target(stop)`` in a thread until ``stop`` is set (SIGTERM) or Ctrl-C, then give it
-    :data:`STOP_GRACE` seconds and return (the process exits; Kubernetes waits 30 s, forgeflow
-    takes at most a few). Whatever was cut short is safe: the watcher's work is replayed by the
-    next one (states only move forward, reports are leased and checked against the forge)."""
-    thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
-    thread.start()
-    log.info("%s started (SIGTERM stops it within %.0f s)", name, STOP_GRACE + 1)
-    try:
-        while thread.is_alive() and not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        stop.set()
-    thread.join(STOP_GRACE)
-    if thread.is_alive():
-        log.info("%s: stopping now; what it was doing is picked up again on the next start", name)
-
-
 class WatcherThread:
     def __init__(self, ctx: Context, watch_timeout: int | None = None) -> None:
         self.stop_event = threading.Event()
@@ -152,22 +125,3 @@ class WatcherThread:
     def stop(self) -> None:
         self.request_stop()
         self.thread.join(timeout=self.watcher.watch_timeout + 10)
-
-
-def worker_heartbeat(app: Celery, settings: Any) -> Heartbeat:
-    """The worker's sign of life: its Celery event loop beats every few seconds (a timer of the
-    loop itself, so a stuck loop stops beating); ``/livez`` and ``/metrics`` on ``health_port``."""
-    from celery import bootsteps
-
-    heartbeat = Heartbeat("worker", stale_after=60)
-
-    class Beat(bootsteps.StartStopStep):  # type: ignore[misc]
-        requires = {"celery.worker.components:Timer"}
-
-        def start(self, worker: Any) -> None:
-            heartbeat.beat()
-            worker.timer.call_repeatedly(10.0, heartbeat.beat)
-
-    app.steps["worker"].add(Beat)
-    serve_health(settings.health_port, [heartbeat])
-    return heartbeat

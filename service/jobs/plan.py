@@ -22,6 +22,7 @@ from service.jobs.model import JobFile
 from service.jobs.plan_types import (
     LABEL_PREFIX,
     MANAGED_BY,
+    RUN_LABEL,
     GroupPlan,
     Pairs,
     PlanOptions,
@@ -36,6 +37,7 @@ from service.jobs.units import build_units, step_title, task_name
 __all__ = [
     "LABEL_PREFIX",
     "MANAGED_BY",
+    "RUN_LABEL",
     "GroupPlan",
     "Pairs",
     "PlanOptions",
@@ -126,7 +128,6 @@ def source_clone_url(event: Event) -> str:
     return event.repository.clone_url
 
 
-RUN_LABEL = f"{LABEL_PREFIX}/run"
 RUN_URL_ANNOTATION = f"{LABEL_PREFIX}/run-url"
 UNBOUND = 0  # the run id of a plan not bound to a run yet
 

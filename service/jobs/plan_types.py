@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 LABEL_PREFIX = "forgeflow.dev"
 MANAGED_BY = ("app.kubernetes.io/managed-by", "forgeflow")
+RUN_LABEL = f"{LABEL_PREFIX}/run"  # the run id of a Workflow (the watcher reads it)
 Pairs = tuple[tuple[str, str], ...]
 
 

@@ -1,9 +1,11 @@
 """Post job states to the forge as commit statuses (or check runs): each change once, none lost.
 
-The job rows are an outbox. :func:`report_job` takes a short lease on a row (a conditional
-UPDATE, so several workers or watchers never post the same change twice; renewed while the post
-is in flight, see :mod:`service.store.leases`), posts the difference between what forgeflow
-knows and what the forge was last told, and records what it posted. After an attempt that failed
+The job rows are an outbox. :func:`report_jobs` takes short leases on a batch of rows (one
+conditional UPDATE, so several workers or watchers never post the same change twice; renewed
+while the posts are in flight, see :mod:`service.store.leases`), posts the difference between
+what forgeflow knows and what the forge was last told, one request per job, and records what
+it posted (one statement for the batch): a watch page's changes cost three transactions, not
+three per job. After an attempt that failed
 or died, the forge's statuses are read first: an identical status is never posted twice.
 A transient forge error releases the lease and is raised for the caller to retry; the periodic
 sweep picks up anything left behind. A rate limit's short ``Retry-After`` is waited out here and
@@ -19,12 +21,11 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import String, and_, bindparam, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 
 from service.clock import now
 from service.context import Context
@@ -38,7 +39,7 @@ from service.reporting.check_runs import JobLogs, JobView, build_check_run, exte
 from service.reporting.forge_states import for_forge
 from service.reporting.links import job_url
 from service.store.db import Database
-from service.store.models import JOBS, RUNS, Job, Run
+from service.store.models import Job, Run
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class Outcome:
 class _Leased:
     """A job row this process holds the report lease of, with what to post."""
 
+    job_id: int
     report: StatusReport
     event: Event
     instance: str
@@ -64,78 +66,122 @@ class _Leased:
     check_run_id: str = ""
     reported: tuple[str, str] = ("", "")
     troubled: bool = False  # an earlier attempt failed or died: its post may have gone through
-    job_id: int = 0
+    report_error: str = ""
 
 
 @dataclass(frozen=True)
 class _Done:
-    """What to record when a job's report lease is given back (see :func:`_release_all`)."""
+    """What became of one leased job's post: recorded when the leases are given back."""
 
-    job_id: int
-    posted: StatusReport | None  # what the forge shows now (None: nothing new)
+    shown: StatusReport | None = None  # what the forge shows now (posted, or found there)
     error: str = ""
-    hold: float | None = None  # keep the lease this many seconds more (a rate limit)
     check_run_id: str = ""
-    counted: bool = False  # a post went out (for the caller's count)
+    hold: float | None = None  # keep the lease this long (a rate limit's Retry-After)
+    posted: bool = False
+    transient: TransientForgeError | None = None
 
 
-def _view(job: Job) -> JobView:
+JOBS = cast(Table, Job.__table__)
+_JOB_COLUMNS = (
+    Job.id, Job.run_id, Job.name, Job.task, Job.context, Job.state, Job.description,
+    Job.started_at, Job.finished_at,
+)  # fmt: skip
+_RELEASE = (
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("b_id"))
+    .values(
+        report_lease_until=bindparam("b_until"),
+        reported_state=bindparam("b_state"),
+        reported_description=bindparam("b_description"),
+        check_run_id=bindparam("b_check_run"),
+        report_error=bindparam("b_error"),
+        report_attempts=JOBS.c.report_attempts + 1,
+    )
+)
+
+
+def _view(row: Any) -> JobView:
     return JobView(
-        job.name, job.task, job.context, job.state, job.description, job.started_at, job.finished_at
+        row.name, row.task, row.context, row.state, row.description, row.started_at, row.finished_at
     )
 
 
-def _lease(db: Database, public_url: str, job_id: int) -> _Leased | None:
-    """Take the job's report lease (a conditional UPDATE) and read what to post, in one
-    transaction. None, holding no lease, when another reporter has it or nothing is new."""
+def _lease_all(db: Database, public_url: str, job_ids: list[int]) -> list[_Leased]:
+    """Take the report leases of those jobs that have something new and that nobody holds (one
+    conditional UPDATE: several workers or watchers never post the same change twice) and read
+    what to post, in one transaction: three statements however many jobs."""
+    ids = list(dict.fromkeys(job_ids))
+    if not ids:
+        return []
     moment = now()
     with db.session() as session:
-        earlier = session.execute(
-            select(Job.report_lease_until, Job.report_error).where(Job.id == job_id)
-        ).first()
-        result = session.execute(
-            update(Job)
-            .where(
-                Job.id == job_id,
-                or_(Job.report_lease_until.is_(None), Job.report_lease_until < moment),
+        earlier = {
+            pk: (until is not None or bool(error), error or "")
+            for pk, until, error in session.execute(
+                select(Job.id, Job.report_lease_until, Job.report_error).where(Job.id.in_(ids))
             )
-            .values(report_lease_until=moment + db.leases.lease)
-            .execution_options(synchronize_session=False)
+        }
+        taken = set(
+            session.execute(
+                update(Job)
+                .where(
+                    Job.id.in_(ids),
+                    or_(Job.report_lease_until.is_(None), Job.report_lease_until < moment),
+                    or_(Job.state != Job.reported_state, Job.description != Job.reported_description),
+                )
+                .values(report_lease_until=moment + db.leases.lease)
+                .returning(Job.id)
+                .execution_options(synchronize_session=False)
+            ).scalars()
         )
-        if not result.rowcount:  # type: ignore[attr-defined]
-            return None
-        job = session.get(Job, job_id)
-        if job is None:
-            return None
-        if not job.unreported:
-            job.report_lease_until = None
-            return None
-        run = job.run
-        event = Event.from_json(run.event_json)
+        if not taken:
+            return []
+        rows = session.execute(
+            select(
+                *_JOB_COLUMNS, Job.check_run_id, Job.reported_state, Job.reported_description,
+                Run.event_json, Run.instance, Run.sha, Run.namespace, Run.workflow_name,
+            )
+            .join(Run, Run.id == Job.run_id)
+            .where(Job.id.in_(taken))
+        ).all()  # fmt: skip
+        siblings: dict[int, list[JobView]] = {}
+        for row in session.execute(
+            select(*_JOB_COLUMNS).where(Job.run_id.in_({row.run_id for row in rows})).order_by(Job.id)
+        ):
+            siblings.setdefault(row.run_id, []).append(_view(row))
+    events: dict[int, Event] = {}
+    by_id: dict[int, _Leased] = {}
+    for row in rows:
+        event = events.get(row.run_id)
+        if event is None:
+            event = events[row.run_id] = Event.from_json(row.event_json)
         pr = event.pull_request
         report = StatusReport(
-            context=job.context,
-            state=job.state,
-            description=job.description,
-            target_url=job_url(public_url, run.id, job.task),
+            context=row.context,
+            state=row.state,
+            description=row.description,
+            target_url=job_url(public_url, row.run_id, row.task),
             pull_request=pr.number if pr else None,
             source_repo=pr.source_repo if pr and pr.fork else None,
             ref=pr.source_branch if pr else (event.branch or event.tag),
         )
-        return _Leased(
+        troubled, error = earlier.get(row.id, (False, ""))
+        by_id[row.id] = _Leased(
+            row.id,
             report,
             event,
-            run.instance,
-            run.sha,
-            _view(job),
-            run.id,
-            (run.namespace, run.workflow_name),
-            tuple(_view(j) for j in run.jobs),
-            job.check_run_id,
-            (job.reported_state, job.reported_description),
-            troubled=earlier is not None and (earlier[0] is not None or bool(earlier[1])),
-            job_id=job_id,
+            row.instance,
+            row.sha,
+            _view(row),
+            row.run_id,
+            (row.namespace, row.workflow_name),
+            tuple(siblings.get(row.run_id, ())),
+            row.check_run_id,
+            (row.reported_state, row.reported_description),
+            troubled=troubled,
+            report_error=error,
         )
+    return [by_id[pk] for pk in ids if pk in by_id]
 
 
 def report_job(
@@ -143,33 +189,19 @@ def report_job(
 ) -> bool:
     """Post a job's state if the forge does not show it yet. True when something was posted.
     ``logs`` reads a failed job's log for its check run (where the forge shows check runs)."""
-    leased = _lease(db, public_url, job_id)
-    if leased is None:
-        return False
-    with db.leases.keep(Job, job_id):  # renewed however long the forge takes
-        done, raised = _attempt(forges, leased, logs)
-    _release_all(db, [done])
-    if raised is not None:
-        raise raised
-    return done.counted
+    return report_jobs(db, forges, public_url, [job_id], logs).posted > 0
 
 
-def _attempt(
-    forges: ForgeRegistry, leased: _Leased, logs: JobLogs | None
-) -> tuple[_Done, BaseException | None]:
-    """Post one leased job's state (the caller keeps its lease fresh meanwhile): what to record
-    when the lease is given back, and the error to raise after that (if any)."""
-    report, event, job_id = leased.report, leased.event, leased.job_id
+def _post(forges: ForgeRegistry, leased: _Leased, logs: JobLogs | None) -> _Done:
+    """Post one leased job's state (or find that the forge shows it already)."""
+    report, event = leased.report, leased.event
     check_run_id = leased.check_run_id
     try:
         forge = forges.get(event.forge, leased.instance)
         check_runs = getattr(forge, "reports_check_runs", False)
-        if (
-            not check_runs
-            and leased.troubled
-            and _already_shown(forge, leased, for_forge(forge.kind, report))
-        ):
-            return _Done(job_id, report), None  # the reporter that died had posted it
+        shown = for_forge(forge.kind, report)
+        if not check_runs and leased.troubled and _already_shown(forge, leased, shown):
+            return _Done(shown=report)  # the reporter that died had posted it
         for attempt in (1, 2):
             try:
                 if check_runs:
@@ -183,14 +215,12 @@ def _attempt(
                 log.info("%s: rate limited, posting again in %.1fs", report.context, exc.retry_after)
                 time.sleep(exc.retry_after)
     except TransientForgeError as exc:
-        return _Done(job_id, None, str(exc), hold=exc.retry_after), exc
+        return _Done(error=str(exc), hold=exc.retry_after, transient=exc)
     except ForgeError as exc:
         # Retrying will not help (no access, unknown repository): record it and move on.
         log.warning("could not report %s on %s: %s", report.context, leased.sha[:7], exc)
-        return _Done(job_id, report, str(exc), check_run_id=check_run_id), None
-    except BaseException as exc:
-        return _Done(job_id, None), exc
-    return _Done(job_id, report, check_run_id=check_run_id, counted=True), None
+        return _Done(shown=report, error=str(exc), check_run_id=check_run_id)
+    return _Done(shown=report, check_run_id=check_run_id, posted=True)
 
 
 def _already_shown(forge: Forge, leased: _Leased, report: StatusReport) -> bool:
@@ -227,44 +257,27 @@ def _post_check_run(forge: CheckRunForge, leased: _Leased, logs: JobLogs | None)
     return str(forge.check_run(repo, leased.sha, check))
 
 
-_JOBS = JOBS
-# one statement for every lease given back (executemany); a NULL keeps the column as it was
-_RELEASE = (
-    update(_JOBS)
-    .where(_JOBS.c.id == bindparam("b_id"))
-    .values(
-        report_lease_until=bindparam("b_until"),
-        reported_state=func.coalesce(bindparam("b_state", type_=String), _JOBS.c.reported_state),
-        reported_description=func.coalesce(
-            bindparam("b_description", type_=String), _JOBS.c.reported_description
-        ),
-        check_run_id=func.coalesce(bindparam("b_check_run", type_=String), _JOBS.c.check_run_id),
-        report_error=func.coalesce(bindparam("b_error", type_=String), _JOBS.c.report_error),
-        report_attempts=_JOBS.c.report_attempts + 1,
-    )
-)
-
-
-def _release_all(db: Database, done: list[_Done]) -> None:
-    """Give the leases back in one transaction (one statement), recording for each job what
-    was posted (if anything) and the error (if any); a ``hold`` keeps a lease that many seconds
-    more (a rate limit asked to wait that long)."""
-    if not done:
-        return
+def _release_all(db: Database, leased: list[_Leased], done: dict[int, _Done]) -> None:
+    """Give the leases back, recording for each job what was posted (if anything) and the error
+    (if any); a job with no outcome (cut short) is given back as it was. One statement, run
+    once per job (executemany). A rate limit that asked to wait keeps its lease that long."""
     moment = now()
-    rows = [
-        {
-            "b_id": item.job_id,
-            "b_until": moment + timedelta(seconds=item.hold) if item.hold else None,
-            "b_state": item.posted.state if item.posted is not None else None,
-            "b_description": item.posted.description if item.posted is not None else None,
-            "b_check_run": item.check_run_id or None,
-            "b_error": item.error[:2000] if item.error else None,
-        }
-        for item in done
-    ]
-    with db.transaction() as connection:
-        connection.execute(_RELEASE, rows)
+    params = []
+    for item in leased:
+        outcome = done.get(item.job_id, _Done())
+        shown = (outcome.shown.state, outcome.shown.description) if outcome.shown else item.reported
+        params.append(
+            {
+                "b_id": item.job_id,
+                "b_until": moment + timedelta(seconds=outcome.hold) if outcome.hold else None,
+                "b_state": shown[0],
+                "b_description": shown[1],
+                "b_check_run": outcome.check_run_id or item.check_run_id,
+                "b_error": outcome.error[:2000] if outcome.error else item.report_error,
+            }
+        )
+    with db.session() as session:
+        session.execute(_RELEASE, params)
 
 
 def status_repo(event: Event) -> Repository:
@@ -278,146 +291,39 @@ def status_repo(event: Event) -> Repository:
 def report_run(
     db: Database, forges: ForgeRegistry, public_url: str, run_id: int, logs: JobLogs | None = None
 ) -> Outcome:
-    """Post every unreported job state of a run: their leases taken in one transaction and
-    given back in one more, whatever the number of jobs. Raises the first transient error after
-    trying all."""
-    leased = _lease_run(db, public_url, run_id)
-    if not leased:
-        return Outcome()
-    posted = failed = 0
-    first_error: BaseException | None = None
-    done: list[_Done] = []
-    with ExitStack() as kept:
-        for item in leased:
-            kept.enter_context(db.leases.keep(Job, item.job_id))  # renewed however long it takes
-        try:
-            for item in leased:
-                result, raised = _attempt(forges, item, logs)
-                done.append(result)
-                posted += result.counted
-                if isinstance(raised, TransientForgeError):
-                    failed += 1
-                    first_error = first_error or raised
-                elif raised is not None:
-                    first_error = raised
-                    break
-        finally:
-            finished = {item.job_id for item in done}
-            done += [_Done(item.job_id, None) for item in leased if item.job_id not in finished]
-            _release_all(db, done)
-    if first_error is not None:
-        raise first_error
-    return Outcome(posted, failed)
-
-
-_UNREPORTED = or_(
-    _JOBS.c.state != _JOBS.c.reported_state, _JOBS.c.description != _JOBS.c.reported_description
-)
-_FREE = or_(_JOBS.c.report_lease_until.is_(None), _JOBS.c.report_lease_until < bindparam("moment"))
-_CANDIDATES = select(_JOBS.c.id, _JOBS.c.report_lease_until, _JOBS.c.report_error).where(
-    _JOBS.c.run_id == bindparam("run_id"), _UNREPORTED, _FREE
-)
-_TAKE = (
-    update(_JOBS)
-    .where(_JOBS.c.id.in_(bindparam("ids", expanding=True)), _UNREPORTED, _FREE)
-    .values(report_lease_until=bindparam("until"))
-    .returning(_JOBS.c.id)
-)
-_RUN_AND_JOBS = (
-    select(
-        RUNS.c.event_json, RUNS.c.instance, RUNS.c.sha, RUNS.c.namespace, RUNS.c.workflow_name,
-        _JOBS.c.id, _JOBS.c.name, _JOBS.c.task, _JOBS.c.context, _JOBS.c.state,
-        _JOBS.c.description, _JOBS.c.started_at, _JOBS.c.finished_at, _JOBS.c.check_run_id,
-        _JOBS.c.reported_state, _JOBS.c.reported_description,
-    )
-    .select_from(_JOBS.join(RUNS, RUNS.c.id == _JOBS.c.run_id))
-    .where(_JOBS.c.run_id == bindparam("run_id"))
-    .order_by(_JOBS.c.id)
-)  # fmt: skip
-_UNLEASE = (
-    update(_JOBS).where(_JOBS.c.id.in_(bindparam("ids", expanding=True))).values(report_lease_until=None)
-)
-
-
-def _lease_run(db: Database, public_url: str, run_id: int) -> list[_Leased]:
-    """Take the report lease of every unreported job of the run that nobody holds, and read
-    what to post, in one transaction (the batch form of :func:`_lease`)."""
-    moment = now()
-    with db.transaction() as connection:
-        earlier = {
-            row.id: row for row in connection.execute(_CANDIDATES, {"run_id": run_id, "moment": moment})
-        }
-        if not earlier:
-            return []
-        params = {"ids": sorted(earlier), "moment": moment, "until": moment + db.leases.lease}
-        taken = set(connection.execute(_TAKE, params).scalars())
-        if not taken:
-            return []
-        jobs = connection.execute(_RUN_AND_JOBS, {"run_id": run_id}).all()
-        settled = [
-            j.id
-            for j in jobs
-            if j.id in taken and (j.state, j.description) == (j.reported_state, j.reported_description)
-        ]
-        if settled:  # reported meanwhile: nothing new after all
-            connection.execute(_UNLEASE, {"ids": settled})
-    if not jobs:
-        return []
-    run = jobs[0]
-    event = Event.from_json(run.event_json)
-    pr = event.pull_request
-    siblings = tuple(
-        JobView(j.name, j.task, j.context, j.state, j.description, j.started_at, j.finished_at) for j in jobs
-    )
-    leased = []
-    for job, view in zip(jobs, siblings, strict=True):
-        if job.id not in taken or job.id in settled:
-            continue
-        report = StatusReport(
-            context=job.context,
-            state=job.state,
-            description=job.description,
-            target_url=job_url(public_url, run_id, job.task),
-            pull_request=pr.number if pr else None,
-            source_repo=pr.source_repo if pr and pr.fork else None,
-            ref=pr.source_branch if pr else (event.branch or event.tag),
-        )
-        before = earlier[job.id]
-        leased.append(
-            _Leased(
-                report,
-                event,
-                run.instance,
-                run.sha,
-                view,
-                run_id,
-                (run.namespace, run.workflow_name),
-                siblings,
-                job.check_run_id,
-                (job.reported_state, job.reported_description),
-                troubled=before.report_lease_until is not None or bool(before.report_error),
-                job_id=job.id,
+    """Post every unreported job state of a run. Raises the first transient error after trying all."""
+    with db.session() as session:
+        job_ids = list(
+            session.scalars(
+                select(Job.id)
+                .where(Job.run_id == run_id)
+                .where(or_(Job.state != Job.reported_state, Job.description != Job.reported_description))
+                .order_by(Job.id)
             )
         )
-    return leased
+    return report_jobs(db, forges, public_url, job_ids, logs)
 
 
 def report_jobs(
     db: Database, forges: ForgeRegistry, public_url: str, job_ids: list[int], logs: JobLogs | None = None
 ) -> Outcome:
-    """Post these jobs' states where the forge does not show them yet. Raises the first
-    transient error after trying all."""
-    posted = failed = 0
-    first_error: TransientForgeError | None = None
-    for job_id in job_ids:
-        try:
-            posted += report_job(db, forges, public_url, job_id, logs)
-        except TransientForgeError as exc:
-            failed += 1
-            first_error = first_error or exc
-    if first_error is not None:
-        raise first_error
-    return Outcome(posted, failed)
+    """Post these jobs' states where the forge does not show them yet: their leases taken and
+    given back in one transaction each, one request per state (renewed while they are in
+    flight). Raises the first transient error after trying all."""
+    leased = _lease_all(db, public_url, job_ids)
+    if not leased:
+        return Outcome()
+    done: dict[int, _Done] = {}
+    try:
+        with db.leases.keep_all(Job, [item.job_id for item in leased]):  # however long the forge takes
+            for item in leased:
+                done[item.job_id] = _post(forges, item, logs)
+    finally:
+        _release_all(db, leased, done)
+    failed = [outcome.transient for outcome in done.values() if outcome.transient is not None]
+    if failed:
+        raise failed[0]
+    return Outcome(sum(outcome.posted for outcome in done.values()), len(failed))
 
 
 def unreported_run_ids(db: Database, limit: int = 200) -> list[int]:

@@ -19,15 +19,18 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from cronsim import CronSim
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from service.events import Event, EventKind, Repository
-from service.jobs.model import JobFile
 from service.store.db import Database
 from service.store.models import Delivery, DeliveryState, Schedule
+
+if TYPE_CHECKING:  # the job language is the worker's: the watcher only fires schedules
+    from service.jobs.model import JobFile
 
 log = logging.getLogger(__name__)
 GRACE = timedelta(hours=1)

@@ -8,6 +8,9 @@ stopping a run ends it as ``error`` with the other unfinished jobs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 from service.store.models import Job, JobState, Run
 
 SUMMARY_TASK = "forgeflow-summary"
@@ -23,7 +26,17 @@ def summary_job(description: str = "queued") -> Job:
     return Job(name=SUMMARY_NAME, task=SUMMARY_TASK, context=SUMMARY_CONTEXT, description=description)
 
 
-def verdict(jobs: list[Job]) -> tuple[str, str]:
+class Counted(Protocol):
+    """What a verdict reads of a job (an ORM row, or the watcher's plain row)."""
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def context(self) -> str: ...
+
+
+def verdict(jobs: Sequence[Counted]) -> tuple[str, str]:
     """(state, description) of the summary of ``jobs`` (the run's other jobs)."""
     if not jobs:
         return JobState.SUCCESS, "no job runs for this event"

@@ -34,7 +34,6 @@ from service.logs import Trouble
 from service.relay import local_wakeup, resend
 from service.reporting.reporter import job_logs, report_run, unreported_run_ids
 from service.runs.schedules import fire_schedules
-from service.runs.start import resume_run
 from service.runs.stopping import concurrency_blocker, fail_run
 from service.store.models import Run, RunPhase
 from service.store.retention import Retention, expire_artifacts, forget, forget_replay_keys
@@ -105,6 +104,8 @@ def start_waiting_runs(ctx: Context) -> list[int]:
                 continue
             started.append(run_id)
             continue
+        from service.runs.start import resume_run  # planning and compiling: not the watcher's
+
         try:
             resume_run(ctx, run_id)
         except (TransientExecutorError, TransientForgeError) as exc:

@@ -15,8 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -92,6 +90,9 @@ class Database:
     def migrate(self) -> None:
         """Upgrade the schema to the newest revision (no time bound: another process may hold
         the lock while it migrates, and a migration may rewrite a large table)."""
+        from alembic import command  # only here: alembic and its templates cost every process MiBs
+        from alembic.config import Config
+
         with timeouts.deadline(None), self.engine.begin() as connection:
             if not self.is_sqlite:
                 connection.execute(text("SET LOCAL statement_timeout = 0"))

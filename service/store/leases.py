@@ -83,6 +83,12 @@ class LeaseKeeper:
     @contextmanager
     def keep(self, model: type[Any], pk: int) -> Iterator[None]:
         """Renew the lease on row ``pk`` of ``model`` while the block runs."""
+        with self.keep_all(model, [pk]):
+            yield
+
+    @contextmanager
+    def keep_all(self, model: type[Any], pks: list[int]) -> Iterator[None]:
+        """Renew the leases on rows ``pks`` of ``model`` while the block runs."""
         with self._lock:
             if self._thread is None or self._pid != os.getpid():
                 self._pid = os.getpid()
@@ -92,14 +98,16 @@ class LeaseKeeper:
                 )
                 self._thread.start()
             held = self._held[model]
-            held[pk] = held.get(pk, 0) + 1
+            for pk in pks:
+                held[pk] = held.get(pk, 0) + 1
         try:
             yield
         finally:
             with self._lock:
-                held[pk] -= 1
-                if not held[pk]:
-                    del held[pk]
+                for pk in pks:
+                    held[pk] -= 1
+                    if not held[pk]:
+                        del held[pk]
 
     def held(self, model: type[Any]) -> list[int]:
         with self._lock:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from service.web import memory
+from service import memory
 from service.web.read_deadlines import ReadDeadlines
 
 if TYPE_CHECKING:
