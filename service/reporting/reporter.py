@@ -39,6 +39,7 @@ from service.reporting.check_runs import JobLogs, JobView, build_check_run, exte
 from service.reporting.forge_states import for_forge
 from service.reporting.links import job_url
 from service.store.db import Database
+from service.store.leases import in_id_order
 from service.store.models import Job, Run
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ def _lease_all(db: Database, public_url: str, job_ids: list[int]) -> list[_Lease
             session.execute(
                 update(Job)
                 .where(
-                    Job.id.in_(ids),
+                    Job.id.in_(in_id_order(Job, ids)),
                     or_(Job.report_lease_until.is_(None), Job.report_lease_until < moment),
                     or_(Job.state != Job.reported_state, Job.description != Job.reported_description),
                 )
@@ -263,7 +264,7 @@ def _release_all(db: Database, leased: list[_Leased], done: dict[int, _Done]) ->
     once per job (executemany). A rate limit that asked to wait keeps its lease that long."""
     moment = now()
     params = []
-    for item in leased:
+    for item in sorted(leased, key=lambda item: item.job_id):  # in id order, as every batch: no deadlocks
         outcome = done.get(item.job_id, _Done())
         shown = (outcome.shown.state, outcome.shown.description) if outcome.shown else item.reported
         params.append(

@@ -147,7 +147,9 @@ def apply_workflows(ctx: Context, changes: Sequence[tuple[dict[str, Any], bool]]
             applied = _apply(run, workflow, deleted)
             if applied is not None:
                 merged[run.id] = merge(merged[run.id], applied) if run.id in merged else applied
-        jobs = [job for run in runs.values() for job in run.jobs if job.dirty]
+        # rows written in id order, as every batch of forgeflow's does: two batches over the
+        # same rows never wait for each other in a circle (a deadlock)
+        jobs = sorted((job for run in runs.values() for job in run.jobs if job.dirty), key=lambda job: job.id)
         if jobs:
             session.execute(
                 _WRITE_JOB,
@@ -162,7 +164,7 @@ def apply_workflows(ctx: Context, changes: Sequence[tuple[dict[str, Any], bool]]
                     for job in jobs
                 ],
             )
-        dirty = [run for run in runs.values() if run.dirty]
+        dirty = sorted((run for run in runs.values() if run.dirty), key=lambda run: run.id)
         if dirty:
             session.execute(
                 _WRITE_RUN,

@@ -66,6 +66,14 @@ def holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"[:255]
 
 
+def in_id_order(model: type[Any], pks: list[int]) -> Any:
+    """``pks`` as a subquery that locks their rows in id order (``FOR UPDATE``; nothing on
+    SQLite). A multi-row UPDATE otherwise locks rows in whatever order the plan meets them, and
+    two processes updating overlapping sets (the lease keeper renewing, another watcher taking
+    or giving back leases) can each hold a row the other waits for: PostgreSQL's deadlock."""
+    return select(model.id).where(model.id.in_(sorted(pks))).order_by(model.id).with_for_update()
+
+
 class LeaseKeeper:
     """Renews the leases this process holds until they are released; thread-safe."""
 
@@ -123,7 +131,7 @@ class LeaseKeeper:
             with self.db.session() as session:
                 session.execute(
                     update(model)
-                    .where(model.id.in_(pks), column.is_not(None))  # released meanwhile: stays free
+                    .where(model.id.in_(in_id_order(model, pks)), column.is_not(None))  # released: stays free
                     .values({column.key: until})
                     .execution_options(synchronize_session=False)
                 )
