@@ -27,8 +27,9 @@ BROKER = os.environ.get("BENCH_BROKER", "redis://127.0.0.1:6379/8")  # another R
 HEADER = f"""# Benchmark results
 
 Rerun with `make bench` (about 10 minutes on 2 cores; `--only` picks sections); it inserts a
-new section below and keeps the earlier ones. Absolute figures drift on shared machines: compare each figure with its ceiling
-or baseline from the same run. How to read them and where the time goes: `benchmarks/NOTES.md`.
+new section below and keeps the earlier ones. Absolute figures drift on shared machines: compare
+each figure with its ceiling or baseline from the same run. How to read them and where the time
+goes: `benchmarks/NOTES.md`.
 
 {MARKER}
 """
