@@ -45,6 +45,37 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}){memory}, {system}, Python {platform.python_version()}"
 
 
+def stack_env(
+    data_dir: Path,
+    database_url: str,
+    broker_url: str,
+    port: int,
+    github_api_url: str,
+    kubeconfig: Path,
+    namespace: str,
+    webhook_secret: str,
+) -> dict[str, str]:
+    """The environment of a benchmark's forgeflow processes: this one's, without any FORGEFLOW_*
+    setting, plus a web on ``port``, the fake GitHub and the argo executor on the emulator."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FORGEFLOW_")}
+    env.update(
+        FORGEFLOW_DATA_DIR=str(data_dir),
+        FORGEFLOW_DATABASE_URL=database_url,
+        FORGEFLOW_BROKER_URL=broker_url,
+        FORGEFLOW_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        FORGEFLOW_HOST="127.0.0.1",
+        FORGEFLOW_PORT=str(port),
+        FORGEFLOW_GITHUB_WEBHOOK_SECRET=webhook_secret,
+        FORGEFLOW_GITHUB_TOKEN="bench-token",  # noqa: S106 - the fake forge takes any
+        FORGEFLOW_GITHUB_API_URL=github_api_url,
+        FORGEFLOW_EXECUTOR="argo",
+        FORGEFLOW_KUBECONFIG=str(kubeconfig),
+        FORGEFLOW_NAMESPACE=namespace,
+        FORGEFLOW_LOG_LEVEL="WARNING",
+    )
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

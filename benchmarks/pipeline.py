@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import subprocess
 import threading
@@ -35,7 +34,7 @@ from typing import Any
 import requests
 from pytest_httpserver import HTTPServer
 
-from benchmarks.common import PYTHON, WORK, Memory, Proc, cpu_seconds, free_port, start, wait_http
+from benchmarks.common import PYTHON, WORK, Memory, Proc, cpu_seconds, free_port, stack_env, start, wait_http
 from service.cli.replay import signed_headers
 from tests.argo_executor.world import write_kubeconfig
 from tests.k8s_emulator import K8sEmulator
@@ -159,21 +158,15 @@ class PipelineBench:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.kubeconfig = write_kubeconfig(WORK / "kubeconfig", self.k8s.url)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FORGEFLOW_")}
-        self.env.update(
-            FORGEFLOW_DATA_DIR=str(WORK / "pipeline-data"),
-            FORGEFLOW_DATABASE_URL=database_url,
-            FORGEFLOW_BROKER_URL=broker_url,
-            FORGEFLOW_PUBLIC_URL=self.url,
-            FORGEFLOW_HOST="127.0.0.1",
-            FORGEFLOW_PORT=str(port),
-            FORGEFLOW_GITHUB_WEBHOOK_SECRET=SECRET,
-            FORGEFLOW_GITHUB_TOKEN="bench-token",  # noqa: S106 - the fake forge takes any
-            FORGEFLOW_GITHUB_API_URL=self.github.api_url,
-            FORGEFLOW_EXECUTOR="argo",
-            FORGEFLOW_KUBECONFIG=str(self.kubeconfig),
-            FORGEFLOW_NAMESPACE=NAMESPACE,
-            FORGEFLOW_LOG_LEVEL="WARNING",
+        self.env = stack_env(
+            WORK / "pipeline-data",
+            database_url,
+            broker_url,
+            port,
+            self.github.api_url,
+            self.kubeconfig,
+            NAMESPACE,
+            SECRET,
         )
         self.broker_url = broker_url
         self.http = requests.Session()
