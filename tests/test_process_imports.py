@@ -3,7 +3,9 @@
 A fresh interpreter builds one process's parts the way its command does, then lists what is in
 ``sys.modules``. The web tier never imports hera, a Kubernetes client, ogr or the forges' client
 libraries, Celery, the job language or the compiler; the watcher (GitHub configured, the argo
-executor) imports no hera models, no job language, no compiler and no Flask. An import added at
+executor) imports no hera models, no job language, no compiler, no Flask or web server, no ogr
+or forge client library (it posts GitHub statuses with forgeflow's own REST client) and, on a
+database at the newest revision, no Alembic. An import added at
 the top of a module these processes load fails here, with the module that pulled it in named.
 """
 
@@ -58,6 +60,7 @@ FORBIDDEN = {
         "hera", "flask", "service.web.app", "service.jobs.model", "service.jobs.loader", "service.jobs.plan",
         "service.compiler", "service.argo.models", "service.argo.validation", "service.runs.recipe",
         "service.runs.start", "service.worker", "service.commands",
+        "werkzeug", "ogr", "github", "gitlab", "pyforgejo", "httpx", "alembic", "mako",
     ],
 }  # fmt: skip
 
@@ -73,6 +76,8 @@ def imported(process: str, tmp_path: Path, kubeconfig: Path) -> dict[str, str]:
         FORGEFLOW_KUBECONFIG=str(kubeconfig),
         FORGEFLOW_NAMESPACE="ci",
     )
+    migrate = [sys.executable, "-m", "service.cli", "migrate"]  # as a deployment's first start did
+    subprocess.run(migrate, env=env, capture_output=True, timeout=120, check=True)
     result = subprocess.run(
         [sys.executable, "-c", PROBE % BUILD[process]],
         env=env,

@@ -36,3 +36,37 @@ def test_postgres_schema_matches_models():
             assert schema_differences(db) == []
         finally:
             db.dispose()
+
+
+def test_the_newest_revisions_are_alembics_heads():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from service.store.db import MIGRATIONS, head_revisions
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert head_revisions() == frozenset(ScriptDirectory.from_config(config).get_heads())
+
+
+def test_a_database_behind_is_upgraded_and_one_at_the_newest_revision_is_left_alone(tmp_path: Path):
+    from alembic import command
+    from alembic.config import Config
+
+    from service.store.db import MIGRATIONS, head_revisions
+
+    db = Database(f"sqlite:///{tmp_path / 'f.sqlite'}")
+    try:
+        assert db.schema_revisions() == frozenset()
+        db.migrate()
+        assert db.schema_revisions() == head_revisions()
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with db.engine.begin() as connection:  # as if the newest migration had not run yet
+            config.attributes["connection"] = connection
+            command.downgrade(config, "-1")
+        assert db.schema_revisions() and db.schema_revisions() != head_revisions()
+        db.migrate()
+        assert db.schema_revisions() == head_revisions()
+    finally:
+        db.dispose()

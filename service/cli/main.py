@@ -26,7 +26,12 @@ import sys
 from pathlib import Path
 
 from service.settings import Settings, SettingsError, load_settings
-from service.web.server import DEFAULT_THREADS, DEFAULT_WORKERS
+
+# `forgeflow web`, per replica: a process per core, and threads enough to keep the processes busy
+# while requests wait for their commit (each delivery is stored before its 202); threads that
+# wait cost little memory and no CPU. (Here, not in service.web.server: the worker's and the
+# watcher's commands would import the web server's libraries with it.)
+DEFAULT_WORKERS, DEFAULT_THREADS = 2, 16
 
 
 def _settings(args: argparse.Namespace) -> Settings:

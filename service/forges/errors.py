@@ -5,16 +5,19 @@ python-gitlab ``GitlabError`` (``.response_code``), pyforgejo ``ApiError`` (``.s
 ``httpx`` transport errors, Pagure's ``requests``-based client ``PagureAPIException``
 (``.response_code``), ``GitForgeInternalError`` for any 5xx (with the status only in its message)
 and ``OgrNetworkError`` when it cannot connect. ogr often wraps these again, so the whole cause
-chain is searched.
+chain is searched. forgeflow's own GitHub client raises ``GithubHttpError`` (``.status``) and
+the built-in ``ConnectionError``/``TimeoutError``.
+
+The libraries' exception classes are looked up in ``sys.modules``, never imported here: an
+exception of a library that was never imported cannot be raised, and a process that does not
+use ogr (the watcher) should not load it just to sort errors.
 """
 
 from __future__ import annotations
 
 import re
-
-import httpx
-import requests
-from ogr.exceptions import GitForgeInternalError, OgrNetworkError
+import sys
+from typing import Any
 
 from service.forges.base import ForgeError, TransientForgeError
 from service.forges.ratelimits import SECONDARY_DEFAULT_WAIT, retry_after
@@ -22,6 +25,13 @@ from service.forges.ratelimits import SECONDARY_DEFAULT_WAIT, retry_after
 STATUS_ATTRIBUTES = ("status", "response_code", "status_code")
 # ogr's GitForgeInternalError: "Pagure API returned 502 status for `...`"
 STATUS_IN_MESSAGE = re.compile(r"returned (\d{3}) status")
+
+
+def _loaded(module: str, *names: str) -> tuple[type[BaseException], ...]:
+    """Those of ``module``'s exception classes that exist in this process (none when the
+    module was never imported)."""
+    loaded: Any = sys.modules.get(module)
+    return tuple(getattr(loaded, name) for name in names if hasattr(loaded, name)) if loaded else ()
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -47,7 +57,8 @@ def _status_attribute(exc: BaseException) -> int | None:
     status = getattr(response, "status_code", None)
     if isinstance(status, int) and 100 <= status < 600:
         return status
-    if isinstance(exc, GitForgeInternalError) and (match := STATUS_IN_MESSAGE.search(str(exc))):
+    internal = _loaded("ogr.exceptions", "GitForgeInternalError")
+    if internal and isinstance(exc, internal) and (match := STATUS_IN_MESSAGE.search(str(exc))):
         return int(match.group(1))
     return None
 
@@ -61,18 +72,20 @@ def http_status_of(exc: BaseException) -> int | None:
     return None
 
 
-NETWORK_ERRORS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    httpx.TransportError,  # pyforgejo: connect/read timeouts, refused connections
-    ConnectionError,
-    TimeoutError,
-    OgrNetworkError,  # Pagure: cannot connect, and GitForgeInternalError (5xx)
-)
+def network_errors() -> tuple[type[BaseException], ...]:
+    """The exception classes that say the forge could not be reached or did not answer."""
+    return (
+        ConnectionError,  # forgeflow's GitHub client, and the standard library
+        TimeoutError,
+        *_loaded("requests", "ConnectionError", "Timeout"),
+        *_loaded("httpx", "TransportError"),  # pyforgejo: timeouts, refused connections
+        *_loaded("ogr.exceptions", "OgrNetworkError"),  # Pagure: cannot connect, and 5xx
+    )
 
 
 def is_network_error(exc: BaseException) -> bool:
-    return any(isinstance(current, NETWORK_ERRORS) for current in _chain(exc))
+    errors = network_errors()
+    return any(isinstance(current, errors) for current in _chain(exc))
 
 
 def headers_of(exc: BaseException) -> dict[str, str] | None:

@@ -13,24 +13,21 @@ reported as check runs (:meth:`GithubForge.check_run`, see :mod:`service.forges.
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-import github
-from ogr.abstract import CommitStatus
-from ogr.services.github import GithubService
-from ogr.services.github.auth_providers.token import TokenAuthentication
-
 from service.events import Repository
-from service.forges.base import ForgeError, PullRequestInfo, StatusReport
+from service.forges.base import ForgeError, PullRequestInfo, ReportedStatus, StatusReport
 from service.forges.checkout import CheckoutCredential, configured_credential, same_forge
 from service.forges.checks import CheckRunReport, check_run_body
 from service.forges.errors import http_status_of
-from service.forges.github_app import GithubApp, InstallationToken
 from service.forges.github_rest import RestClient
-from service.forges.installations import InstallationStore
 from service.forges.ogr_forge import OgrForge
+
+if TYPE_CHECKING:
+    from service.forges.github_app import GithubApp, InstallationToken
 
 T = TypeVar("T")
 
@@ -39,64 +36,10 @@ GITHUB_COMPARE_FILE_CAP = 300
 GITHUB_PR_FILE_CAP = 3000
 
 
-class _ApiRootToken(TokenAuthentication):  # type: ignore[misc]
-    """ogr's token authentication, but against a chosen API root (Enterprise, tests)."""
-
-    def __init__(self, token: str, api_url: str, timeout: float) -> None:
-        self._token = token
-        self._pygithub_instance = _pygithub(token, api_url, timeout)
-
-
-class InstallationAuth(github.Auth.Auth):  # type: ignore[misc]
-    """PyGithub authentication with the current installation token of one repository: asked
-    for at every request, so a token is replaced before it expires even in long-lived clients."""
-
-    def __init__(self, app: GithubApp, full_name: str) -> None:
-        self.app = app
-        self.full_name = full_name
-
-    @property
-    def token_type(self) -> str:
-        return "token"
-
-    @property
-    def token(self) -> str:
-        return self.app.token(self.full_name)
-
-
-def _pygithub(token: str | github.Auth.Auth, api_url: str, timeout: float) -> github.Github:
-    """PyGithub without its built-in pacing (0.25 s between requests, 1 s between writes): a
-    run's statuses would queue behind each other for seconds. Rate limits are handled by
-    forgeflow's retries instead (403/429 with Retry-After are transient)."""
-    auth = github.Auth.Token(token) if isinstance(token, str) and token else (token or None)
-    return github.Github(
-        auth=auth,
-        base_url=api_url,
-        retry=None,
-        timeout=int(timeout),
-        per_page=100,
-        seconds_between_requests=None,
-        seconds_between_writes=None,
-    )
-
-
-class GithubApiService(GithubService):  # type: ignore[misc]
-    """ogr's GithubService with a custom API root, which GitHub Enterprise users need."""
-
-    def __init__(self, token: str, api_url: str, timeout: float = 15, app: GithubApp | None = None) -> None:
-        self.api_url = api_url.rstrip("/")
-        self.timeout = timeout
-        super().__init__(github_authentication=_ApiRootToken(token, self.api_url, timeout))
-        self._token = token
-        self.app = app
-
-    def get_pygithub_instance(self, namespace: str, repo: str) -> github.Github:
-        if self.app is not None:
-            return _pygithub(InstallationAuth(self.app, f"{namespace}/{repo}"), self.api_url, self.timeout)
-        return _pygithub(self._token, self.api_url, self.timeout)
-
-
 GITHUB_WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
+GITHUB_STATES = frozenset({"pending", "success", "failure", "error"})  # what a commit status may say
+STATUS_PAGE_SIZE = 100
+STATUS_PAGES = 10  # GitHub keeps at most 1,000 statuses per commit and context
 
 
 class GithubForge(OgrForge):
@@ -105,8 +48,12 @@ class GithubForge(OgrForge):
     app: GithubApp | None = None
     rest: RestClient
 
-    def make_service(self) -> Any:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         if self.instance.app_mode:
+            from service.forges.github_app import GithubApp
+            from service.forges.installations import InstallationStore
+
             self.app = GithubApp(
                 self.instance.app_id,
                 self.instance.app_key(),
@@ -117,6 +64,13 @@ class GithubForge(OgrForge):
                 timeout=self.timeout,
             )
         self.rest = RestClient(self.instance.api_url, self.timeout)
+        self._through_rest = threading.local()  # whether this thread's call noted its own headers
+
+    def make_service(self) -> Any:
+        """ogr's service, for the calls forgeflow's own REST client does not make (imported
+        here, at the first of them)."""
+        from service.forges.github_ogr import GithubApiService
+
         return GithubApiService(self.instance.token, self.instance.api_url, self.timeout, self.app)
 
     # -- App mode ----------------------------------------------------------------------------
@@ -148,7 +102,9 @@ class GithubForge(OgrForge):
 
     def _call(self, what: str, fn: Callable[[], T], repo: Repository | None = None) -> T:
         """As the generic call, plus: in App mode a token GitHub refuses (401) is replaced and
-        the call made once more; the budget GitHub reports is noted for the installation."""
+        the call made once more; the budget GitHub reports is noted for the installation (by
+        :meth:`_api` from the answer's headers, else from what PyGithub saw)."""
+        self._through_rest.noted = False
         try:
             result = super()._call(what, fn, repo)
         except ForgeError as exc:
@@ -156,7 +112,7 @@ class GithubForge(OgrForge):
                 raise
             self.app.invalidate(repo.full_name)
             result = super()._call(what, fn, repo)
-        if repo is not None:
+        if repo is not None and not self._through_rest.noted and self._ogr_service is not None:
             self._observe(repo)
         return result
 
@@ -181,6 +137,7 @@ class GithubForge(OgrForge):
         token = self.app.token(repo.full_name) if self.app is not None else self.instance.token
         headers, data = self.rest.request(verb, f"/repos/{owner}/{name}{path}", token, body)
         self.limits.observe(self.kind, self.name, self.budget_key(repo), headers)
+        self._through_rest.noted = True
         return data
 
     def fetch_file(self, repo: Repository, path: str, ref: str) -> str | None:
@@ -245,19 +202,47 @@ class GithubForge(OgrForge):
             "x-access-token", token.token, token.expires_at, source="GitHub App installation token"
         )
 
-    def post_status(
-        self, repo: Repository, sha: str, report: StatusReport, state: CommitStatus, description: str
-    ) -> None:
+    def set_status(self, repo: Repository, sha: str, status: StatusReport) -> None:
         """One ``POST /repos/{owner}/{repo}/statuses/{sha}``: ogr's commit flag first GETs the
         commit (and the repository), a request or two per status that tells us nothing.
         GitHub keeps at most 140 characters of a description."""
+        if status.state not in GITHUB_STATES:
+            raise ForgeError(f"{self.name} has no commit state {status.state!r}")
         body = {
-            "state": state.name,
-            "target_url": report.target_url,
-            "description": description[:140],
-            "context": report.context,
+            "state": status.state,
+            "target_url": status.target_url,
+            "description": status.description[:140],
+            "context": status.context,
         }
-        self._api(repo, "POST", f"/statuses/{quote(sha, safe='')}", body)
+        self._call(
+            f"setting {status.context} on {repo.full_name}@{sha[:7]}",
+            lambda: self._api(repo, "POST", f"/statuses/{quote(sha, safe='')}", body),
+            repo,
+        )
+
+    def statuses(self, repo: Repository, sha: str) -> list[ReportedStatus]:
+        """The latest status of each context on the commit: ``GET .../commits/{sha}/statuses``
+        lists them newest first, a page of 100 at a time (at most :data:`STATUS_PAGES` pages)."""
+
+        def read() -> list[ReportedStatus]:
+            latest: dict[str, ReportedStatus] = {}
+            for page in range(1, STATUS_PAGES + 1):
+                query = f"?per_page={STATUS_PAGE_SIZE}&page={page}"
+                rows = self._api(repo, "GET", f"/commits/{quote(sha, safe='')}/statuses{query}") or []
+                for row in rows:
+                    context = str(row.get("context") or "")
+                    if context not in latest:
+                        latest[context] = ReportedStatus(
+                            context=context,
+                            state=str(row.get("state") or ""),
+                            description=str(row.get("description") or ""),
+                            target_url=str(row.get("target_url") or ""),
+                        )
+                if len(rows) < STATUS_PAGE_SIZE:
+                    break
+            return list(latest.values())
+
+        return self._call(f"reading statuses of {repo.full_name}@{sha[:7]}", read, repo)
 
     def changed_files(self, repo: Repository, base: str, head: str) -> list[str] | None:
         def compare() -> list[str] | None:
@@ -278,10 +263,12 @@ class GithubForge(OgrForge):
     def has_write_access(self, repo: Repository, user: str) -> bool:
         """admin, maintain or write on the repository (one request, not the collaborator list)."""
 
+        from service.forges.github_ogr import UnknownObjectException
+
         def permission() -> bool:
             try:
                 level = self.project(repo).github_repo.get_collaborator_permission(user)
-            except github.UnknownObjectException:
+            except UnknownObjectException:
                 return False  # no such user
             return level in GITHUB_WRITE_PERMISSIONS
 

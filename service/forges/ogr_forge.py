@@ -16,9 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-from ogr.abstract import CommitStatus
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from service.events import Repository
 from service.forges.base import (
@@ -36,6 +34,9 @@ from service.forges.reads import ReadCache, is_commit
 from service.metrics import FORGE_REQUESTS
 from service.settings import ForgeInstance
 from service.store.db import Database
+
+if TYPE_CHECKING:
+    from ogr.abstract import CommitStatus
 
 __all__ = ["OgrForge", "classify", "http_status_of"]
 
@@ -77,7 +78,8 @@ class OgrForge:
         self.timeout = timeout
         self.limits = limits or RateLimits()
         self.db = db
-        self._service = self.make_service()
+        self._ogr_service: Any = None
+        self._service_lock = threading.Lock()
         self._projects: dict[str, tuple[float, Any]] = {}
         self._projects_lock = threading.Lock()
         self.reads = ReadCache()  # files at a commit, read once (see :mod:`service.forges.reads`)
@@ -91,6 +93,16 @@ class OgrForge:
     def make_service(self) -> Any:
         """ogr's service object for this instance."""
         raise NotImplementedError
+
+    @property
+    def _service(self) -> Any:
+        """ogr's service, made at its first use: a process that only posts statuses through a
+        forge's own REST calls (GitHub's watcher) never imports ogr and the libraries under it."""
+        if self._ogr_service is None:
+            with self._service_lock:
+                if self._ogr_service is None:
+                    self._ogr_service = self.make_service()
+        return self._ogr_service
 
     def get_project(self, repo: Repository) -> Any:
         """ogr's project object for ``repo`` (not cached; see :meth:`project`)."""
@@ -176,6 +188,8 @@ class OgrForge:
             raise
 
     def set_status(self, repo: Repository, sha: str, status: StatusReport) -> None:
+        from ogr.abstract import CommitStatus
+
         try:
             state = CommitStatus[status.state]
         except KeyError:

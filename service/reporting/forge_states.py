@@ -24,41 +24,40 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ogr.abstract import CommitStatus
-
 from service.forges.base import ReportedStatus, StatusReport
 
-# forgeflow state -> the CommitStatus each forge accepts
-STATE_MAPS: dict[str, dict[str, CommitStatus]] = {
+# forgeflow state -> the state each forge accepts, by the name of ogr's ``CommitStatus`` member
+# (names, so that a process that only posts statuses need not import ogr)
+STATE_MAPS: dict[str, dict[str, str]] = {
     "github": {
-        "pending": CommitStatus.pending,
-        "running": CommitStatus.pending,
-        "success": CommitStatus.success,
-        "failure": CommitStatus.failure,
-        "error": CommitStatus.error,
+        "pending": "pending",
+        "running": "pending",
+        "success": "success",
+        "failure": "failure",
+        "error": "error",
     },
     "gitlab": {
-        "pending": CommitStatus.pending,
-        "running": CommitStatus.running,
-        "success": CommitStatus.success,
-        "failure": CommitStatus.failure,
-        "error": CommitStatus.failure,
-        "canceled": CommitStatus.canceled,
+        "pending": "pending",
+        "running": "running",
+        "success": "success",
+        "failure": "failure",
+        "error": "failure",
+        "canceled": "canceled",
     },
     "forgejo": {
-        "pending": CommitStatus.pending,
-        "running": CommitStatus.pending,
-        "success": CommitStatus.success,
-        "failure": CommitStatus.failure,
-        "error": CommitStatus.failure,
+        "pending": "pending",
+        "running": "pending",
+        "success": "success",
+        "failure": "failure",
+        "error": "failure",
     },
     "pagure": {
-        "pending": CommitStatus.pending,
-        "running": CommitStatus.pending,
-        "success": CommitStatus.success,
-        "failure": CommitStatus.failure,
-        "error": CommitStatus.error,
-        "canceled": CommitStatus.canceled,
+        "pending": "pending",
+        "running": "pending",
+        "success": "success",
+        "failure": "failure",
+        "error": "error",
+        "canceled": "canceled",
     },
 }
 
@@ -75,7 +74,7 @@ COMMON_WORDS = {"canceled": "error", "warning": "failure"}  # ogr's words, on an
 CANCEL_WORDS = ("superseded", "cancelled", "canceled", "stopped")
 
 
-def forge_state(kind: str, state: str, description: str) -> CommitStatus:
+def forge_state(kind: str, state: str, description: str) -> str:
     """The state to post on ``kind`` for forgeflow's ``state``."""
     states = STATE_MAPS[kind]
     if state == "error" and "canceled" in states and description.lower().startswith(CANCEL_WORDS):
@@ -85,7 +84,7 @@ def forge_state(kind: str, state: str, description: str) -> CommitStatus:
 
 def forge_description(kind: str, state: str, description: str) -> str:
     """Where a forge lacks a state, the description says it (e.g. "running" on GitHub)."""
-    mapped = forge_state(kind, state, description).name
+    mapped = forge_state(kind, state, description)
     text = description
     if mapped != state and state in ("running", "error") and not text.lower().startswith(state):
         text = f"{state}: {text}" if text else state
@@ -112,7 +111,7 @@ def for_forge(kind: str, report: StatusReport) -> StatusReport:
         return report
     return replace(
         report,
-        state=forge_state(kind, report.state, report.description).name,
+        state=forge_state(kind, report.state, report.description),
         description=forge_description(kind, report.state, report.description),
     )
 

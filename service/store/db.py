@@ -1,13 +1,16 @@
 """The database seam: PostgreSQL in production, a SQLite file by default.
 
 ``Database(url)`` owns the engine and session factory; ``migrate()`` brings the schema to the
-newest Alembic revision (under an advisory lock on PostgreSQL, so concurrent starts are safe).
+newest Alembic revision (under an advisory lock on PostgreSQL, so concurrent starts are safe);
+a schema that is at the newest revision already is left alone without importing Alembic (every
+process migrates at its start, and Alembic with its templates costs each of them ~30 MiB).
 On PostgreSQL every wait is bounded (``bounds``; see :mod:`service.store.timeouts`): a database
 that is unreachable or stops answering is an error within seconds, never a hang.
 """
 
 from __future__ import annotations
 
+import ast
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +29,25 @@ from service.store.timeouts import Bounds
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK_ID = 7_406_531  # pg_advisory_lock key for schema upgrades
+
+
+def head_revisions(versions: Path = MIGRATIONS / "versions") -> frozenset[str]:
+    """The newest revisions of the migrations (those no other revision follows), read from the
+    ``revision``/``down_revision`` assignments of the revision files as Alembic does."""
+    revisions: set[str] = set()
+    followed: set[str] = set()
+    for path in versions.glob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if not isinstance(node, ast.Assign | ast.AnnAssign) or node.value is None:
+                continue
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = {t.id for t in targets if isinstance(t, ast.Name)}
+            value = ast.literal_eval(node.value) if "revision" in names or "down_revision" in names else None
+            if "revision" in names and isinstance(value, str):
+                revisions.add(value)
+            if "down_revision" in names and value:
+                followed.update([value] if isinstance(value, str) else value)
+    return frozenset(revisions - followed)
 
 
 class Database:
@@ -87,9 +109,21 @@ class Database:
         with self.engine.begin() as connection:
             yield connection
 
+    def schema_revisions(self) -> frozenset[str]:
+        """The revisions the schema is at (none for an empty database)."""
+        try:
+            with self.engine.connect() as connection:
+                versions = connection.execute(text("SELECT version_num FROM alembic_version"))
+                return frozenset(versions.scalars())
+        except DBAPIError:  # no alembic_version table yet
+            return frozenset()
+
     def migrate(self) -> None:
         """Upgrade the schema to the newest revision (no time bound: another process may hold
-        the lock while it migrates, and a migration may rewrite a large table)."""
+        the lock while it migrates, and a migration may rewrite a large table). Nothing to do,
+        and Alembic not imported, when the schema is at the newest revision already."""
+        if self.schema_revisions() == head_revisions():
+            return
         from alembic import command  # only here: alembic and its templates cost every process MiBs
         from alembic.config import Config
 

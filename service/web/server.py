@@ -20,11 +20,6 @@ from service.web.read_deadlines import ReadDeadlines
 if TYPE_CHECKING:
     from service.context import Context
 
-# Per web replica: a process per core, and threads enough to keep the processes busy while
-# requests wait for their commit (each delivery is stored before its 202); threads that wait
-# cost little memory and no CPU.
-DEFAULT_WORKERS, DEFAULT_THREADS = 2, 16
-
 
 def prepare_metrics_dir() -> str:
     """Make the web workers count metrics in shared files (prometheus_client's multiprocess

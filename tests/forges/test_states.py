@@ -35,8 +35,8 @@ ACCEPTED = {
 @pytest.mark.parametrize("kind", sorted(STATE_MAPS))
 @pytest.mark.parametrize("state", ["pending", "running", "success", "failure", "error"])
 def test_every_state_maps_to_one_the_forge_accepts(kind: str, state: str):
-    assert forge_state(kind, state, "") in ACCEPTED[kind]
-    assert forge_state(kind, state, "superseded by abc") in ACCEPTED[kind]
+    assert CommitStatus[forge_state(kind, state, "")] in ACCEPTED[kind]
+    assert CommitStatus[forge_state(kind, state, "superseded by abc")] in ACCEPTED[kind]
 
 
 def test_where_a_state_is_missing_the_description_says_it():
@@ -49,10 +49,10 @@ def test_where_a_state_is_missing_the_description_says_it():
 
 
 def test_stopped_jobs_are_canceled_where_the_forge_has_it():
-    assert forge_state("gitlab", "error", "superseded by abc") is CommitStatus.canceled
-    assert forge_state("pagure", "error", "cancelled by alice") is CommitStatus.canceled
-    assert forge_state("github", "error", "superseded by abc") is CommitStatus.error
-    assert forge_state("forgejo", "error", "superseded by abc") is CommitStatus.failure
+    assert forge_state("gitlab", "error", "superseded by abc") == CommitStatus.canceled.name
+    assert forge_state("pagure", "error", "cancelled by alice") == CommitStatus.canceled.name
+    assert forge_state("github", "error", "superseded by abc") == CommitStatus.error.name
+    assert forge_state("forgejo", "error", "superseded by abc") == CommitStatus.failure.name
 
 
 @pytest.mark.parametrize(
