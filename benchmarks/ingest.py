@@ -27,7 +27,7 @@ from benchmarks.common import (
     wait_http,
 )
 from service.cli.replay import signed_headers
-from service.web.server import DEFAULT_THREADS, DEFAULT_WORKERS
+from service.cli.main import DEFAULT_THREADS, DEFAULT_WORKERS
 from tests.support import payloads
 
 SECRET = "bench-secret"  # noqa: S105 - the benchmark's own webhook secret
