@@ -26,8 +26,8 @@ from benchmarks.common import (
     start,
     wait_http,
 )
-from service.cli.replay import signed_headers
 from service.cli.main import DEFAULT_THREADS, DEFAULT_WORKERS
+from service.cli.replay import signed_headers
 from tests.support import payloads
 
 SECRET = "bench-secret"  # noqa: S105 - the benchmark's own webhook secret
