@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from service.clock import now
 from service.context import Context
@@ -39,8 +40,7 @@ from service.reporting.check_runs import JobLogs, JobView, build_check_run, exte
 from service.reporting.forge_states import for_forge
 from service.reporting.links import job_url
 from service.store.db import Database
-from service.store.leases import in_id_order
-from service.store.models import Job, Run
+from service.store.models import JOBS, RUNS, Job, Run
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +82,39 @@ class _Done:
     transient: TransientForgeError | None = None
 
 
-JOBS = cast(Table, Job.__table__)
 _JOB_COLUMNS = (
-    Job.id, Job.run_id, Job.name, Job.task, Job.context, Job.state, Job.description,
-    Job.started_at, Job.finished_at,
+    JOBS.c.id, JOBS.c.run_id, JOBS.c.name, JOBS.c.task, JOBS.c.context, JOBS.c.state,
+    JOBS.c.description, JOBS.c.started_at, JOBS.c.finished_at,
 )  # fmt: skip
+_UNREPORTED = or_(JOBS.c.state != JOBS.c.reported_state, JOBS.c.description != JOBS.c.reported_description)
+_FREE = or_(JOBS.c.report_lease_until.is_(None), JOBS.c.report_lease_until < bindparam("moment"))
+# The jobs that have something new and that nobody holds, with their runs: their rows locked in id
+# order (the ORDER BY comes before the locking, as in service.store.leases.in_id_order), so two
+# reporters, or a reporter and the lease keeper, never wait for each other in a circle.
+_CANDIDATES = (
+    select(
+        *_JOB_COLUMNS, JOBS.c.check_run_id, JOBS.c.reported_state, JOBS.c.reported_description,
+        JOBS.c.report_lease_until, JOBS.c.report_error,
+        RUNS.c.event_json, RUNS.c.instance, RUNS.c.sha, RUNS.c.namespace, RUNS.c.workflow_name,
+    )
+    .select_from(JOBS.join(RUNS, RUNS.c.id == JOBS.c.run_id))
+    .where(_UNREPORTED, _FREE)
+    .order_by(JOBS.c.id)
+    .with_for_update(of=JOBS)
+)  # fmt: skip
+_CANDIDATES_BY_ID = _CANDIDATES.where(JOBS.c.id.in_(bindparam("ids", expanding=True)))
+_CANDIDATES_OF_RUN = _CANDIDATES.where(JOBS.c.run_id == bindparam("run_id"))
+# Only rows locked by the statement above (nothing new to wait for); the same conditions once
+# more for SQLite, which has no row locks.
+_TAKE = (
+    update(JOBS)
+    .where(JOBS.c.id.in_(bindparam("ids", expanding=True)), _UNREPORTED, _FREE)
+    .values(report_lease_until=bindparam("until"))
+    .returning(JOBS.c.id)
+)
+_SIBLINGS = (
+    select(*_JOB_COLUMNS).where(JOBS.c.run_id.in_(bindparam("run_ids", expanding=True))).order_by(JOBS.c.id)
+)
 _RELEASE = (
     update(JOBS)
     .where(JOBS.c.id == bindparam("b_id"))
@@ -100,6 +128,8 @@ _RELEASE = (
     )
 )
 
+ShowsCheckRuns = Callable[[Event, str], bool]  # (event, forge instance): jobs shown as check runs
+
 
 def _view(row: Any) -> JobView:
     return JobView(
@@ -107,55 +137,38 @@ def _view(row: Any) -> JobView:
     )
 
 
-def _lease_all(db: Database, public_url: str, job_ids: list[int]) -> list[_Leased]:
-    """Take the report leases of those jobs that have something new and that nobody holds (one
-    conditional UPDATE: several workers or watchers never post the same change twice) and read
-    what to post, in one transaction: three statements however many jobs."""
-    ids = list(dict.fromkeys(job_ids))
-    if not ids:
-        return []
+def _lease_all(
+    db: Database, public_url: str, candidates: Any, params: dict[str, Any], check_runs: ShowsCheckRuns
+) -> list[_Leased]:
+    """Take the report leases of the ``candidates`` (a statement above, with ``params``) that
+    have something new and that nobody holds, and read what to post, in one transaction: their
+    rows locked (in id order) and read, then leased with one conditional UPDATE (several workers
+    or watchers never post the same change twice). Two statements however many jobs; a third
+    reads the runs' other jobs where the forge shows check runs (each check run lists them).
+    The leased jobs in id order."""
     moment = now()
-    with db.session() as session:
-        earlier = {
-            pk: (until is not None or bool(error), error or "")
-            for pk, until, error in session.execute(
-                select(Job.id, Job.report_lease_until, Job.report_error).where(Job.id.in_(ids))
-            )
-        }
+    with db.transaction() as connection:
+        rows = connection.execute(candidates, {**params, "moment": moment}).all()
+        if not rows:
+            return []
         taken = set(
-            session.execute(
-                update(Job)
-                .where(
-                    Job.id.in_(in_id_order(Job, ids)),
-                    or_(Job.report_lease_until.is_(None), Job.report_lease_until < moment),
-                    or_(Job.state != Job.reported_state, Job.description != Job.reported_description),
-                )
-                .values(report_lease_until=moment + db.leases.lease)
-                .returning(Job.id)
-                .execution_options(synchronize_session=False)
+            connection.execute(
+                _TAKE, {"ids": [row.id for row in rows], "moment": moment, "until": moment + db.leases.lease}
             ).scalars()
         )
-        if not taken:
-            return []
-        rows = session.execute(
-            select(
-                *_JOB_COLUMNS, Job.check_run_id, Job.reported_state, Job.reported_description,
-                Run.event_json, Run.instance, Run.sha, Run.namespace, Run.workflow_name,
-            )
-            .join(Run, Run.id == Job.run_id)
-            .where(Job.id.in_(taken))
-        ).all()  # fmt: skip
+        rows = [row for row in rows if row.id in taken]
+        events: dict[int, Event] = {}
+        for row in rows:
+            if row.run_id not in events:
+                events[row.run_id] = Event.from_json(row.event_json)
+        listed = sorted({row.run_id for row in rows if check_runs(events[row.run_id], row.instance)})
         siblings: dict[int, list[JobView]] = {}
-        for row in session.execute(
-            select(*_JOB_COLUMNS).where(Job.run_id.in_({row.run_id for row in rows})).order_by(Job.id)
-        ):
-            siblings.setdefault(row.run_id, []).append(_view(row))
-    events: dict[int, Event] = {}
-    by_id: dict[int, _Leased] = {}
+        if listed:
+            for row in connection.execute(_SIBLINGS, {"run_ids": listed}):
+                siblings.setdefault(row.run_id, []).append(_view(row))
+    leased = []
     for row in rows:
-        event = events.get(row.run_id)
-        if event is None:
-            event = events[row.run_id] = Event.from_json(row.event_json)
+        event = events[row.run_id]
         pr = event.pull_request
         report = StatusReport(
             context=row.context,
@@ -166,23 +179,35 @@ def _lease_all(db: Database, public_url: str, job_ids: list[int]) -> list[_Lease
             source_repo=pr.source_repo if pr and pr.fork else None,
             ref=pr.source_branch if pr else (event.branch or event.tag),
         )
-        troubled, error = earlier.get(row.id, (False, ""))
-        by_id[row.id] = _Leased(
-            row.id,
-            report,
-            event,
-            row.instance,
-            row.sha,
-            _view(row),
-            row.run_id,
-            (row.namespace, row.workflow_name),
-            tuple(siblings.get(row.run_id, ())),
-            row.check_run_id,
-            (row.reported_state, row.reported_description),
-            troubled=troubled,
-            report_error=error,
+        leased.append(
+            _Leased(
+                row.id,
+                report,
+                event,
+                row.instance,
+                row.sha,
+                _view(row),
+                row.run_id,
+                (row.namespace, row.workflow_name),
+                tuple(siblings.get(row.run_id, ())),
+                row.check_run_id,
+                (row.reported_state, row.reported_description),
+                troubled=row.report_lease_until is not None or bool(row.report_error),
+                report_error=row.report_error or "",
+            )
         )
-    return [by_id[pk] for pk in ids if pk in by_id]
+    return leased
+
+
+def _shows_check_runs(forges: ForgeRegistry) -> ShowsCheckRuns:
+    def shows(event: Event, instance: str) -> bool:
+        try:
+            forge = forges.get(event.forge, instance)
+        except Exception:  # posting finds (and records) the same error
+            return False
+        return bool(getattr(forge, "reports_check_runs", False))
+
+    return shows
 
 
 def report_job(
@@ -277,8 +302,8 @@ def _release_all(db: Database, leased: list[_Leased], done: dict[int, _Done]) ->
                 "b_error": outcome.error[:2000] if outcome.error else item.report_error,
             }
         )
-    with db.session() as session:
-        session.execute(_RELEASE, params)
+    with db.transaction() as connection:
+        connection.execute(_RELEASE, params)
 
 
 def status_repo(event: Event) -> Repository:
@@ -293,16 +318,8 @@ def report_run(
     db: Database, forges: ForgeRegistry, public_url: str, run_id: int, logs: JobLogs | None = None
 ) -> Outcome:
     """Post every unreported job state of a run. Raises the first transient error after trying all."""
-    with db.session() as session:
-        job_ids = list(
-            session.scalars(
-                select(Job.id)
-                .where(Job.run_id == run_id)
-                .where(or_(Job.state != Job.reported_state, Job.description != Job.reported_description))
-                .order_by(Job.id)
-            )
-        )
-    return report_jobs(db, forges, public_url, job_ids, logs)
+    leased = _lease_all(db, public_url, _CANDIDATES_OF_RUN, {"run_id": run_id}, _shows_check_runs(forges))
+    return _report(db, forges, leased, logs)
 
 
 def report_jobs(
@@ -311,7 +328,17 @@ def report_jobs(
     """Post these jobs' states where the forge does not show them yet: their leases taken and
     given back in one transaction each, one request per state (renewed while they are in
     flight). Raises the first transient error after trying all."""
-    leased = _lease_all(db, public_url, job_ids)
+    ids = list(dict.fromkeys(job_ids))
+    if not ids:
+        return Outcome()
+    shows = _shows_check_runs(forges)
+    leased = _lease_all(db, public_url, _CANDIDATES_BY_ID, {"ids": sorted(ids)}, shows)
+    by_id = {item.job_id: item for item in leased}
+    return _report(db, forges, [by_id[pk] for pk in ids if pk in by_id], logs)
+
+
+def _report(db: Database, forges: ForgeRegistry, leased: list[_Leased], logs: JobLogs | None) -> Outcome:
+    """Post the leased jobs' states (their leases renewed meanwhile) and give the leases back."""
     if not leased:
         return Outcome()
     done: dict[int, _Done] = {}
