@@ -58,14 +58,11 @@ class DeliveryRelay:
         self.listening = Trouble("relay: cannot LISTEN for new deliveries, polling", log)
 
     def relay_once(self) -> int:
-        """Queue every received delivery (in batches, each claimed by one statement); returns
-        how many were queued."""
+        """Queue every received delivery (in batches, each claimed by one statement; a batch
+        that is not full was the last); returns how many were queued."""
         queued = 0
         while True:
             pks = claim_received(self.db, BATCH)
-            if not pks:
-                self.broker.ok()
-                return queued
             for i, pk in enumerate(pks):
                 try:
                     self.enqueue(pk)
@@ -75,6 +72,12 @@ class DeliveryRelay:
                     self.broker.failed(exc)
                     return queued
                 queued += 1
+            if len(pks) < BATCH:
+                # the table had no more: one stored since announces itself (NOTIFY, or the
+                # in-process signal), so the table is not asked again for nothing (rows another
+                # relay's claim kept from this batch wait at most for the next poll)
+                self.broker.ok()
+                return queued
 
     # -- waiting for work ------------------------------------------------------------------
 
