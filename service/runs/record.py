@@ -219,21 +219,21 @@ def record_run(
             rows = [{**_values(job), "run_id": run.id} for job in run.jobs]
             keys = {key for row in rows for key in row}
             connection.execute(
-                insert(Job), [{k: row.get(k, _JOB_DEFAULTS.get(k)) for k in keys} for row in rows]
+                _INSERT_JOBS, [{k: row.get(k, _JOB_DEFAULTS.get(k)) for k in keys} for row in rows]
             )
         connection.execute(
-            update(Run)
-            .where(Run.id == run.id)
-            .values(
-                phase=run.phase or RunPhase.CREATED,
-                message=run.message or "",
-                finished_at=run.finished_at,
-                concurrency_group=run.concurrency_group,
-                cancel_in_progress=run.cancel_in_progress,
-                manifest_json=run.manifest_json,
-                namespace=run.namespace,
-                workflow_name=run.workflow_name,
-            )
+            _UPDATE_RUN,
+            {
+                "run_pk": run.id,
+                "phase": run.phase or RunPhase.CREATED,
+                "message": run.message or "",
+                "finished_at": run.finished_at,
+                "concurrency_group": run.concurrency_group,
+                "cancel_in_progress": run.cancel_in_progress,
+                "manifest_json": run.manifest_json,
+                "namespace": run.namespace,
+                "workflow_name": run.workflow_name,
+            },
         )
     return Recorded(run.id, run.phase or RunPhase.CREATED, manifest, run.concurrency_group or "")
 
