@@ -131,14 +131,32 @@ def record_skipped(
 
 
 @dataclass(frozen=True)
+class NewRun:
+    """A run's columns as just written that decide which runs it supersedes (see
+    :func:`service.runs.stopping.stop_superseded_runs`)."""
+
+    id: int
+    forge: str
+    instance: str
+    repo: str
+    sha: str
+    pr_number: int | None
+    delivery_pk: int | None
+    concurrency_group: str | None
+    cancel_in_progress: bool | None
+
+
+@dataclass(frozen=True)
 class Recorded:
     """A run just recorded, as :func:`resume_run <service.runs.start.resume_run>` needs it
-    (so it is not read back): its phase, its Workflow and its concurrency group."""
+    (so it is not read back): its phase, its Workflow and its concurrency group; ``row`` what
+    decides which runs it supersedes."""
 
     run_id: int
     phase: str
     manifest: dict[str, Any]
     concurrency_group: str = ""
+    row: NewRun | None = None
 
 
 # what a job's column holds when a new row does not say (the model's scalar defaults)
@@ -235,7 +253,11 @@ def record_run(
                 "workflow_name": run.workflow_name,
             },
         )
-    return Recorded(run.id, run.phase or RunPhase.CREATED, manifest, run.concurrency_group or "")
+    row = NewRun(
+        run.id, run.forge, run.instance, run.repo, run.sha, run.pr_number, run.delivery_pk,
+        run.concurrency_group, run.cancel_in_progress,
+    )  # fmt: skip
+    return Recorded(run.id, run.phase or RunPhase.CREATED, manifest, run.concurrency_group or "", row)
 
 
 def waiting_description(settings: Settings) -> str:

@@ -125,7 +125,7 @@ def _start_new_run(
     recorded = record_run(
         ctx, event, instance, trigger_key, delivery_pk, planned.plan, trust, planned.skipped
     )
-    stopped = stop_superseded_runs(ctx, event, recorded.run_id)
+    stopped = stop_superseded_runs(ctx, event, recorded.run_id, recorded.row)
     return resume_run(ctx, recorded.run_id, None if recorded.run_id in stopped else recorded)
 
 

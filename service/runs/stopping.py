@@ -106,6 +106,9 @@ _SAME_PULL_REQUEST = select(RUNS.c.id, RUNS.c.sha, RUNS.c.delivery_pk, RUNS.c.ph
 )
 
 
+_PULL_REQUEST_KEYS = ("forge", "instance", "repo", "pr_number", "sha", "delivery_pk")
+
+
 def _was_earlier(other: Any, run: Any) -> bool:
     """Whether ``other`` comes from a delivery received before ``run``'s ."""
     if run.delivery_pk is None:
@@ -115,11 +118,12 @@ def _was_earlier(other: Any, run: Any) -> bool:
     return bool(other.delivery_pk < run.delivery_pk)
 
 
-def stop_superseded_runs(ctx: Context, event: Event, run_id: int) -> list[int]:
+def stop_superseded_runs(ctx: Context, event: Event, run_id: int, new_run: Any = None) -> list[int]:
     """Stop the still-running runs the new run ``run_id`` replaces; their ids. Finding them is
-    one transaction of plain statements (none at all for a run that supersedes nothing)."""
+    one transaction of plain statements. ``new_run``: the new run's columns that matter here
+    (``_NEW_RUN``'s, as attributes), when the caller just wrote them: they are not read back."""
     with ctx.db.transaction() as connection:
-        run = connection.execute(_NEW_RUN, {"run_pk": run_id}).first()
+        run = new_run if new_run is not None else connection.execute(_NEW_RUN, {"run_pk": run_id}).first()
         if run is None:
             return []
         older: list[int] = []
@@ -130,7 +134,7 @@ def stop_superseded_runs(ctx: Context, event: Event, run_id: int) -> list[int]:
             and event.action not in ("closed", "merged")
         ):
             params = {
-                k: run._mapping[k] for k in ("forge", "instance", "repo", "pr_number", "sha", "delivery_pk")
+                k: getattr(run, k) for k in ("forge", "instance", "repo", "pr_number", "sha", "delivery_pk")
             }
             others = connection.execute(_SAME_PULL_REQUEST, params).all()
             mine = run.delivery_pk
