@@ -49,14 +49,18 @@ def load_configuration(kubeconfig: str = "") -> Configuration:
             kube_config.load_kube_config(
                 config_file=kubeconfig, client_configuration=configuration, persist_config=False
             )
-            return configuration
-        try:
-            kube_config.load_incluster_config(client_configuration=configuration)
-        except kube_config.ConfigException:
-            kube_config.load_kube_config(client_configuration=configuration, persist_config=False)
+        else:
+            try:
+                kube_config.load_incluster_config(client_configuration=configuration)
+            except kube_config.ConfigException:
+                kube_config.load_kube_config(client_configuration=configuration, persist_config=False)
     except (kube_config.ConfigException, OSError) as exc:
         where = kubeconfig or "in-cluster, $KUBECONFIG or ~/.kube/config"
         raise ExecutorError(f"no usable Kubernetes configuration ({where}): {exc}") from exc
+    # The proxy the environment gives for the API server, pinned now: a kubeconfig's token
+    # refresh hook sets the host again before every request, and the client then reads the
+    # proxy variables from the whole process environment again (a large part of its CPU).
+    configuration.proxy = configuration.proxy
     return configuration
 
 
