@@ -167,14 +167,15 @@ _JOB_DEFAULTS: dict[str, Any] = {
 }
 
 
+_COLUMN_KEYS = {model: frozenset(column.key for column in model.__table__.columns) for model in (Run, Job)}
+
+
 def _values(row: Run | Job) -> dict[str, Any]:
-    """The columns set on a new (transient) row; unset ones get their defaults on insert."""
-    found = {}
-    for column in row.__table__.columns:
-        value = getattr(row, column.key, None)
-        if value is not None:
-            found[column.key] = value
-    return found
+    """The columns set on a new (transient) row; unset ones get their defaults on insert. (A
+    transient row holds what was set in its ``__dict__``: read there, not through the ORM's
+    attribute machinery for every column.)"""
+    keys = _COLUMN_KEYS[type(row)]
+    return {key: value for key, value in row.__dict__.items() if key in keys and value is not None}
 
 
 def record_run(
