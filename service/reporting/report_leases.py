@@ -177,20 +177,10 @@ def lease_all(
     leased = []
     for row in rows:
         event = events[row.run_id]
-        pr = event.pull_request
-        report = StatusReport(
-            context=row.context,
-            state=row.state,
-            description=row.description,
-            target_url=job_url(public_url, row.run_id, row.task),
-            pull_request=pr.number if pr else None,
-            source_repo=pr.source_repo if pr and pr.fork else None,
-            ref=pr.source_branch if pr else (event.branch or event.tag),
-        )
         leased.append(
             Leased(
                 row.id,
-                report,
+                _report(public_url, row.run_id, row, event),
                 event,
                 row.instance,
                 row.sha,
@@ -205,6 +195,53 @@ def lease_all(
             )
         )
     return leased
+
+
+def _report(public_url: str, run_id: int, job: Any, event: Event) -> StatusReport:
+    """What to post for a job (a row or a :class:`JobView`) of run ``run_id``."""
+    pr = event.pull_request
+    return StatusReport(
+        context=job.context,
+        state=job.state,
+        description=job.description,
+        target_url=job_url(public_url, run_id, job.task),
+        pull_request=pr.number if pr else None,
+        source_repo=pr.source_repo if pr and pr.fork else None,
+        ref=pr.source_branch if pr else (event.branch or event.tag),
+    )
+
+
+@dataclass(frozen=True)
+class HeldJobs:
+    """New jobs of a run, written with their report leases taken by the process that wrote
+    them (their first states are posted next, by it: nobody takes them meanwhile, and they
+    need not be taken and read back). As written."""
+
+    run_id: int
+    event: Event
+    instance: str
+    sha: str
+    workflow: tuple[str, str]  # (namespace, name)
+    jobs: tuple[tuple[int, JobView], ...]  # (id, the job), in id order
+
+
+def held_leases(public_url: str, held: HeldJobs) -> list[Leased]:
+    """The held jobs as leased ones (new rows: nothing reported, no earlier attempt)."""
+    siblings = tuple(view for _, view in held.jobs)
+    return [
+        Leased(
+            job_id,
+            _report(public_url, held.run_id, view, held.event),
+            held.event,
+            held.instance,
+            held.sha,
+            view,
+            held.run_id,
+            held.workflow,
+            siblings,
+        )
+        for job_id, view in held.jobs
+    ]
 
 
 def shows_check_runs(forges: ForgeRegistry) -> ShowsCheckRuns:

@@ -41,7 +41,9 @@ from service.reporting.report_leases import (
     CANDIDATES_BY_ID,
     CANDIDATES_OF_RUN,
     Done,
+    HeldJobs,
     Leased,
+    held_leases,
     lease_all,
     release_all,
     shows_check_runs,
@@ -145,6 +147,20 @@ def report_run(
     """Post every unreported job state of a run. Raises the first transient error after trying all."""
     leased = lease_all(db, public_url, CANDIDATES_OF_RUN, {"run_id": run_id}, shows_check_runs(forges))
     return _report(db, forges, leased, logs)
+
+
+def report_held(
+    db: Database, forges: ForgeRegistry, public_url: str, held: HeldJobs, logs: JobLogs | None = None
+) -> Outcome:
+    """Post the first states of new jobs whose leases their writer holds (see
+    :class:`~service.reporting.report_leases.HeldJobs`). Raises as :func:`report_run`."""
+    return _report(db, forges, held_leases(public_url, held), logs)
+
+
+def give_back(db: Database, public_url: str, held: HeldJobs) -> None:
+    """Give back the leases of held jobs without posting anything (whoever reports the run
+    next takes them, as after a report that was cut short)."""
+    release_all(db, held_leases(public_url, held), {})
 
 
 def report_jobs(

@@ -20,6 +20,8 @@ from service.events import Event
 from service.jobs.loader import JobFileError
 from service.jobs.plan import WorkflowPlan
 from service.jobs.required import SkippedJob
+from service.reporting.check_runs import JobView
+from service.reporting.report_leases import HeldJobs
 from service.runs.recipe import InvalidWorkflow, workflow
 from service.runs.summary import settle, summary_job
 from service.runs.trust import Trust
@@ -32,7 +34,7 @@ CONFIG_CONTEXT = "forgeflow/config"
 
 _RUN_BY_KEY = select(RUNS.c.id).where(RUNS.c.trigger_key == bindparam("key"))
 _INSERT_RUN = insert(RUNS).returning(RUNS.c.id)
-_INSERT_JOBS = insert(JOBS)
+_INSERT_JOBS = insert(JOBS).returning(JOBS.c.id, sort_by_parameter_order=True)
 _UPDATE_RUN = update(RUNS).where(RUNS.c.id == bindparam("run_pk"))  # SET: the columns given
 
 
@@ -157,6 +159,7 @@ class Recorded:
     manifest: dict[str, Any]
     concurrency_group: str = ""
     row: NewRun | None = None
+    held: HeldJobs | None = None  # its jobs, their report leases held by the recorder
 
 
 # what a job's column holds when a new row does not say (the model's scalar defaults)
@@ -190,7 +193,9 @@ def record_run(
 ) -> Recorded:
     """Record the run, its jobs (pending) and its Workflow (the plan bound to the run's id) in
     one transaction of three statements (the run, every job at once, the Workflow). An
-    unapproved run waits, its jobs pending with a description saying how to approve it."""
+    unapproved run waits, its jobs pending with a description saying how to approve it. The
+    jobs' report leases are taken as they are written (``Recorded.held``): the caller posts
+    their first states next, or gives the leases back."""
     run = _new_run(event, instance, trigger_key, delivery_pk, ctx.settings.executor)
     with ctx.db.transaction() as connection:
         run.id = connection.execute(_INSERT_RUN, _values(run)).scalar_one()
@@ -234,12 +239,16 @@ def record_run(
         run.manifest_json = json.dumps(manifest, sort_keys=True)
         run.namespace = plan.namespace
         run.workflow_name = manifest["metadata"]["name"]
+        held = None
         if run.jobs:  # one statement, however many jobs (executemany: the same keys in every row)
-            rows = [{**_values(job), "run_id": run.id} for job in run.jobs]
+            # with their report leases: this worker posts their first states next (resume_run)
+            until = now() + ctx.db.leases.lease
+            rows = [{**_values(job), "run_id": run.id, "report_lease_until": until} for job in run.jobs]
             keys = {key for row in rows for key in row}
-            connection.execute(
-                _INSERT_JOBS, [{k: row.get(k, _JOB_DEFAULTS.get(k)) for k in keys} for row in rows]
-            )
+            rows = [{k: row.get(k, _JOB_DEFAULTS.get(k)) for k in keys} for row in rows]
+            ids = connection.execute(_INSERT_JOBS, rows).scalars().all()
+            jobs = sorted(zip(ids, map(_view, rows), strict=True), key=lambda pair: pair[0])
+            held = HeldJobs(run.id, event, instance, run.sha, (run.namespace, run.workflow_name), tuple(jobs))
         connection.execute(
             _UPDATE_RUN,
             {
@@ -258,7 +267,15 @@ def record_run(
         run.id, run.forge, run.instance, run.repo, run.sha, run.pr_number, run.delivery_pk,
         run.concurrency_group, run.cancel_in_progress,
     )  # fmt: skip
-    return Recorded(run.id, run.phase or RunPhase.CREATED, manifest, run.concurrency_group or "", row)
+    return Recorded(run.id, run.phase or RunPhase.CREATED, manifest, run.concurrency_group or "", row, held)
+
+
+def _view(row: dict[str, Any]) -> JobView:
+    """A job as just written (every row has every column the insert sets; the rest are null)."""
+    return JobView(
+        row["name"], row["task"], row["context"], row.get("state", JobState.PENDING),
+        row.get("description", ""), row.get("started_at"), row.get("finished_at"),
+    )  # fmt: skip
 
 
 def waiting_description(settings: Settings) -> str:

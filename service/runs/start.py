@@ -24,7 +24,7 @@ from service.jobs.loader import JobFileError
 from service.jobs.matcher import missing_requested
 from service.jobs.plan import checkout_secret_name
 from service.logs import set_run
-from service.reporting.reporter import job_logs, report_run
+from service.reporting.reporter import give_back, job_logs, report_held, report_run
 from service.runs.approvals import approved_at
 from service.runs.recipe import Selector, plan_event
 from service.runs.record import Recorded, record_config_error, record_run, record_skipped, run_by_key
@@ -125,8 +125,20 @@ def _start_new_run(
     recorded = record_run(
         ctx, event, instance, trigger_key, delivery_pk, planned.plan, trust, planned.skipped
     )
-    stopped = stop_superseded_runs(ctx, event, recorded.run_id, recorded.row)
-    return resume_run(ctx, recorded.run_id, None if recorded.run_id in stopped else recorded)
+    try:
+        stopped = stop_superseded_runs(ctx, event, recorded.run_id, recorded.row)
+    except BaseException:
+        _give_back(ctx, recorded)  # whoever resumes the run reports it
+        raise
+    if recorded.run_id in stopped:  # a late delivery: its run ended at once, read it back
+        _give_back(ctx, recorded)
+        return resume_run(ctx, recorded.run_id)
+    return resume_run(ctx, recorded.run_id, recorded)
+
+
+def _give_back(ctx: Context, recorded: Recorded) -> None:
+    if recorded.held is not None:
+        give_back(ctx.db, ctx.settings.public_url, recorded.held)
 
 
 def summary_awaited(ctx: Context, event: Event) -> bool:
@@ -149,9 +161,13 @@ _SUBMITTED = (
 
 def resume_run(ctx: Context, run_id: int, recorded: Recorded | None = None) -> Result:
     """Post pending statuses and submit the run's Workflow, unless that already happened.
-    ``recorded``: the run as this worker just recorded it (not read back)."""
+    ``recorded``: the run as this worker just recorded it (not read back; its jobs' report
+    leases held since they were written)."""
     set_run(run_id)  # this thread's log lines name the run from here on
-    report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id, job_logs(ctx))
+    if recorded is not None and recorded.held is not None:  # leased as they were written
+        report_held(ctx.db, ctx.forges, ctx.settings.public_url, recorded.held, job_logs(ctx))
+    else:
+        report_run(ctx.db, ctx.forges, ctx.settings.public_url, run_id, job_logs(ctx))
     if recorded is None:
         with ctx.db.transaction() as connection:
             row = connection.execute(_TO_SUBMIT, {"run_pk": run_id}).one()
