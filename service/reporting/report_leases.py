@@ -4,8 +4,9 @@
 one transaction of prebuilt statements: the candidate rows (unreported, nobody holding them)
 locked in id order and read with their runs, then leased by one conditional UPDATE, so several
 workers or watchers never post the same change twice; the runs' other jobs are read too where
-the forge shows check runs (a check run lists them). Giving them back records what the forge
-shows now, one statement for the batch.
+the forge shows check runs (a check run lists them). A new run's jobs are written with their
+leases taken (:class:`HeldJobs`): their writer posts their first states next. Giving leases back
+records what the forge shows now, one statement for the batch.
 """
 
 from __future__ import annotations

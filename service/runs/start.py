@@ -128,7 +128,10 @@ def _start_new_run(
     try:
         stopped = stop_superseded_runs(ctx, event, recorded.run_id, recorded.row)
     except BaseException:
-        _give_back(ctx, recorded)  # whoever resumes the run reports it
+        try:
+            _give_back(ctx, recorded)  # whoever resumes the run reports it
+        except Exception as exc:  # the leases lapse by themselves
+            log.warning("run %s: could not give back its report leases: %s", recorded.run_id, exc)
         raise
     if recorded.run_id in stopped:  # a late delivery: its run ended at once, read it back
         _give_back(ctx, recorded)
