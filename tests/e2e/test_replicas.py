@@ -27,7 +27,7 @@ SETTINGS = {
     "FORGEFLOW_LEASE_SECONDS": "3",
     "FORGEFLOW_WATCH_TIMEOUT_SECONDS": "10",
 }
-
+MORE_EVENTS = 90  # pull requests posted at most after the burst, until the victim holds one
 
 # Eight processes start at once: about 30 s of CPU (mostly imports) before the first delivery,
 # 20-40 s of wall time on 2 idle cores, longer on a busy machine.
@@ -60,6 +60,12 @@ def test_replicas_submit_and_report_once(tmp_path: Path, broker: str, events: in
         killer = threading.Thread(target=kill_when_busy, daemon=True)
         killer.start()
         cluster.burst(range(half, events), threads=2)
+        # a fast worker may have finished each of its deliveries between two looks: more
+        # pull requests, a few at a time, until the victim is caught holding one
+        more = iter(range(events, events + MORE_EVENTS))
+        while not killed.is_set() and (batch := [i for _, i in zip(range(3), more, strict=False)]):
+            cluster.burst(batch, threads=3)
+        events = len(cluster.posted)
         assert killed.wait(40), "the worker was not killed"
         killed_at = time.monotonic()
 
