@@ -29,6 +29,7 @@ SETTINGS = {
 }
 MORE_EVENTS = 90  # pull requests posted at most after the burst, until the victim holds one
 
+
 # Eight processes start at once: about 30 s of CPU (mostly imports) before the first delivery,
 # 20-40 s of wall time on 2 idle cores, longer on a busy machine.
 @pytest.mark.timeout(300)
