@@ -229,7 +229,11 @@ class GithubForge(OgrForge):
             for page in range(1, STATUS_PAGES + 1):
                 query = f"?per_page={STATUS_PAGE_SIZE}&page={page}"
                 rows = self._api(repo, "GET", f"/commits/{quote(sha, safe='')}/statuses{query}") or []
+                if not isinstance(rows, list):
+                    raise ForgeError(f"GitHub listed the statuses of {sha[:7]} as {type(rows).__name__}")
                 for row in rows:
+                    if not isinstance(row, dict):
+                        continue
                     context = str(row.get("context") or "")
                     if context not in latest:
                         latest[context] = ReportedStatus(

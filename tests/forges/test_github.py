@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from service.events import Repository
-from service.forges.base import StatusReport
+from service.forges.base import ForgeError, StatusReport
 from service.forges.github import GithubForge
 from service.settings import ForgeInstance
 from tests.forges.conftest import post
@@ -53,3 +54,22 @@ def test_an_enterprise_api_root_prefixes_the_status_path(httpserver: HTTPServer)
     assert body["state"] == "failure" and body["context"] == "forgeflow/unit"
     assert len(body["description"]) <= 140  # GitHub refuses longer descriptions
     assert auth.endswith("t0ken")
+
+
+def test_statuses_are_read_back_newest_per_context_without_ogr(fake_github: FakeGitHub):
+    forge = GithubForge(ForgeInstance(kind="github", api_url=fake_github.api_url, token="t0ken"))
+    post(forge, REPO, SHA, REPORT)
+    post(forge, REPO, SHA, StatusReport("forgeflow/unit", "failure", "failed in 2s", REPORT.target_url))
+    post(forge, REPO, SHA, StatusReport("forgeflow/lint", "success", "passed", REPORT.target_url))
+    shown = {s.context: (s.state, s.description) for s in forge.statuses(REPO, SHA)}
+    assert shown == {"forgeflow/unit": ("failure", "failed in 2s"), "forgeflow/lint": ("success", "passed")}
+    verb, path = fake_github.requests[-1]
+    assert (verb, path.split("?")[0]) == ("GET", f"/repos/octo/hello/commits/{SHA}/statuses")
+    assert forge._ogr_service is None  # statuses, posted and read, never built ogr's service
+
+
+def test_statuses_in_an_unexpected_shape_are_a_forge_error(httpserver: HTTPServer):
+    httpserver.expect_request(f"/repos/octo/hello/commits/{SHA}/statuses").respond_with_json({"message": "?"})
+    forge = GithubForge(ForgeInstance(kind="github", api_url=httpserver.url_for("/"), token="t0ken"))
+    with pytest.raises(ForgeError, match="listed the statuses of 0123456 as dict"):
+        forge.statuses(REPO, SHA)
