@@ -87,6 +87,24 @@ def iso_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def unit_status(name: str, phase: str) -> dict[str, Any]:
+    """A Workflow status as Argo's controller writes it, its one ``unit`` pod in ``phase``
+    (and the Workflow with it; finished when Succeeded)."""
+    node: dict[str, Any] = {
+        "id": f"{name}-1",
+        "name": f"{name}.unit",
+        "displayName": "unit",
+        "type": "Pod",
+        "templateName": "unit",
+        "phase": phase,
+        "startedAt": iso_now(),
+    }
+    status: dict[str, Any] = {"phase": phase, "startedAt": node["startedAt"], "nodes": {node["id"]: node}}
+    if phase == "Succeeded":
+        node["finishedAt"] = status["finishedAt"] = iso_now()
+    return status
+
+
 def database() -> AbstractContextManager[str]:
     """A fresh PostgreSQL database, dropped afterwards (the test suite's own helper)."""
     return postgres_database()
@@ -271,20 +289,7 @@ class PipelineBench:
 
         def move(i: int) -> None:
             name, sha, phase = steps[i]
-            node = {
-                "id": f"{name}-1",
-                "name": f"{name}.unit",
-                "displayName": "unit",
-                "type": "Pod",
-                "templateName": "unit",
-                "phase": phase,
-                "startedAt": iso_now(),
-            }
-            status: dict[str, Any] = {"phase": phase, "startedAt": node["startedAt"]}
-            status["nodes"] = {node["id"]: node}
-            if phase == "Succeeded":
-                node["finishedAt"] = status["finishedAt"] = iso_now()
-            self.k8s.patch_status(NAMESPACE, name, status)
+            self.k8s.patch_status(NAMESPACE, name, unit_status(name, phase))
             changed[(sha, phase)] = (time.monotonic(), time.time())
 
         at_steady_rate(len(steps), TRANSITION_RATE, move)

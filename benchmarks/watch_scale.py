@@ -23,7 +23,6 @@ import time
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
 
 from pytest_httpserver import HTTPServer
 from sqlalchemy import insert, select
@@ -39,8 +38,8 @@ from benchmarks.pipeline import (
     Sampler,
     at_steady_rate,
     database,
-    iso_now,
     sha_of,
+    unit_status,
 )
 from service.events import Event, EventKind, Repository
 from service.store.db import Database
@@ -134,19 +133,7 @@ def fill(database_url: str, k8s: K8sEmulator) -> list[tuple[str, str]]:
 
 
 def move(k8s: K8sEmulator, name: str, phase: str) -> None:
-    node: dict[str, Any] = {
-        "id": f"{name}-1",
-        "name": f"{name}.unit",
-        "displayName": "unit",
-        "type": "Pod",
-        "templateName": "unit",
-        "phase": phase,
-        "startedAt": iso_now(),
-    }
-    status: dict[str, Any] = {"phase": phase, "startedAt": node["startedAt"], "nodes": {node["id"]: node}}
-    if phase == "Succeeded":
-        node["finishedAt"] = status["finishedAt"] = iso_now()
-    k8s.patch_status(NAMESPACE, name, status)
+    k8s.patch_status(NAMESPACE, name, unit_status(name, phase))
 
 
 def reported(github: FakeGitHub) -> tuple[dict[tuple[str, str], float], Counter[tuple[str, str, str]]]:
